@@ -1,0 +1,224 @@
+"""What the ``nxcog`` env.py runs: select the cog, point Alembic at its history, migrate.
+
+env.py stays a few lines long and calls :func:`run_migrations`; the logic lives here, in the
+installed package, so a bug fix reaches users without re-running ``alembic init``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionMap
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import locking
+from .discovery import BotSchema, discover
+from .errors import NXAlembicError, hide_password
+from .scope import CogScope
+from .settings import find_config_file, load_settings
+
+#: ``config.attributes`` keys the ``nxalembic`` command uses to hand over what it already has.
+SCHEMA_KEY = "nxalembic.schema"
+COG_KEY = "nxalembic.cog"
+CONNECTION_KEY = "connection"  # the name Alembic's cookbook uses for a shared connection
+
+T = TypeVar("T")
+
+#: The placeholder Alembic's own templates write; it means "no URL configured".
+PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
+
+
+def load_schema(config: Config) -> BotSchema:
+    """Discover the bot once per process and cache it on the Alembic config."""
+    schema = config.attributes.get(SCHEMA_KEY)
+    if schema is None:
+        ini_dir = Path(config.config_file_name).resolve().parent if config.config_file_name else None
+        schema = discover(load_settings(find_config_file(ini_dir)))
+        config.attributes[SCHEMA_KEY] = schema
+    return schema
+
+
+def selected_cog(config: Config) -> str | None:
+    """The cog from the ``nxalembic`` command, or from ``alembic -x cog=NAME``."""
+    name = config.attributes.get(COG_KEY)
+    if name:
+        return str(name)
+    return x_arguments(config).get("cog")
+
+
+def x_arguments(config: Config) -> dict[str, str]:
+    """The ``-x key=value`` arguments of the command line (``-x`` may be repeated)."""
+    pairs = getattr(config.cmd_opts, "x", None) or []
+    return dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in pairs)
+
+
+def database_url(config: Config, schema: BotSchema) -> str:
+    """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's."""
+    candidates = (
+        x_arguments(config).get("url"),
+        schema.settings.url,
+        config.get_main_option("sqlalchemy.url"),
+        schema.default_url(),
+    )
+    for url in candidates:
+        if url and url.strip() != PLACEHOLDER_URL:
+            return url.strip()
+    raise NXAlembicError(
+        "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
+        "pass -x url=..., or give your ormar models a database"
+    )
+
+
+def use_cog_history(script: ScriptDirectory, location: Path) -> None:
+    """Point an already-built :class:`ScriptDirectory` at one cog's revisions folder.
+
+    Alembic builds the script directory from alembic.ini *before* env.py runs, and the
+    command functions keep a reference to it, so it is retargeted in place: the version
+    location is replaced and the lazily built revision map (plus its memoized paths) reset.
+    """
+    script.version_locations = [str(location)]
+    script.recursive_version_locations = False
+    for memoized in ("_version_locations", "_singular_version_location"):
+        script.__dict__.pop(memoized, None)
+    script.revision_map = RevisionMap(script._load_revisions)
+
+
+def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:
+    schema = load_schema(config)
+    return CogScope.for_cog(schema, selected_cog(config), Path(script.dir).resolve())
+
+
+def run_migrations(context: EnvironmentContext | None = None, **configure_options: Any) -> None:
+    """Run the current Alembic command for the selected cog, offline or online.
+
+    *configure_options* are passed on to :meth:`EnvironmentContext.configure` (for example
+    ``compare_server_default=True``); the per-cog hooks and version table are always ours.
+    """
+    if context is None:
+        from alembic import context as alembic_context
+
+        context = alembic_context  # type: ignore[assignment]
+    assert context is not None
+    config = context.config
+    scope = cog_scope(config, context.script)
+    use_cog_history(context.script, scope.version_location)
+    options: dict[str, Any] = {
+        "target_metadata": list(scope.schema.metadata),
+        "version_table": scope.version_table,
+        "include_name": scope.include_name,
+        "include_object": scope.include_object,
+        "process_revision_directives": scope.process_revision_directives,
+        "compare_type": True,
+        **configure_options,
+    }
+    connection = config.attributes.get(CONNECTION_KEY)
+    if connection is not None:
+        _run_on_connection(context, scope, connection, options)
+        return
+    url = database_url(config, scope.schema)
+    if context.is_offline_mode():
+        dialect = make_url(url).get_backend_name()
+        context.configure(
+            url=url,
+            literal_binds=True,
+            dialect_opts={"paramstyle": "named"},
+            render_as_batch=dialect == "sqlite",
+            **options,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    with_connection(url, lambda connection: _run_on_connection(context, scope, connection, options))
+
+
+def with_connection(url: str, work: Callable[[Connection], T]) -> T:
+    """Open one migration connection to *url* (sync or async driver) and run *work* on it.
+
+    Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*
+    runs through ``run_sync``, so Alembic itself always sees a plain sync connection.
+    """
+    engine = locking.create_engine(url)
+    if isinstance(engine, AsyncEngine):
+        return asyncio.run(_with_async_connection(engine, url, work))
+    try:
+        try:
+            connection = engine.connect()
+        except Exception as exc:
+            raise _connect_error(url, exc) from exc
+        with connection:
+            return work(connection)
+    finally:
+        engine.dispose()
+
+
+async def _with_async_connection(engine: AsyncEngine, url: str, work: Callable[[Connection], T]) -> T:
+    try:
+        try:
+            connection = await engine.connect()
+        except Exception as exc:
+            raise _connect_error(url, exc) from exc
+        try:
+            return await connection.run_sync(work)
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+
+
+def _connect_error(url: str, exc: BaseException) -> NXAlembicError:
+    return NXAlembicError(
+        hide_password(
+            url,
+            f"cannot connect to database {hide_password(url)}: {_first_line(exc)}; check the URL "
+            "(nxalembic.ini url, alembic.ini sqlalchemy.url or -x url=) and that the server is running",
+        )
+    )
+
+
+def _run_on_connection(
+    context: EnvironmentContext, scope: CogScope, connection: Connection, options: dict
+) -> None:
+    context.configure(
+        connection=connection,
+        render_as_batch=connection.dialect.name == "sqlite",
+        **{**locking.configure_options(connection), **options},
+    )
+    try:
+        with context.begin_transaction():
+            locking.acquire(connection)
+            context.run_migrations()
+    except CommandError:
+        raise
+    except Exception as exc:
+        revision = failing_revision(exc)
+        step = f"revision {revision}" if revision else "migration"
+        raise NXAlembicError(
+            hide_password(
+                connection.engine.url,
+                f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {_first_line(exc)}",
+            )
+        ) from exc
+
+
+def failing_revision(exc: BaseException) -> str | None:
+    """The ``revision`` id of the innermost revision script in *exc*'s traceback."""
+    found = None
+    for frame, _lineno in traceback.walk_tb(exc.__traceback__):
+        names = frame.f_globals
+        if "revision" in names and "down_revision" in names and callable(names.get("upgrade")):
+            found = str(names["revision"])
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
