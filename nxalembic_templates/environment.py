@@ -30,6 +30,7 @@ from .settings import find_config_file, load_settings
 SCHEMA_KEY = "nxalembic.schema"
 COG_KEY = "nxalembic.cog"
 CONNECTION_KEY = "connection"  # the name Alembic's cookbook uses for a shared connection
+CONFIGURE_KEY = "nxalembic.configure"  # extra context.configure() options (e.g. on_version_apply)
 
 T = TypeVar("T")
 
@@ -118,6 +119,7 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
         "include_object": scope.include_object,
         "process_revision_directives": scope.process_revision_directives,
         "compare_type": True,
+        **config.attributes.get(CONFIGURE_KEY, {}),
         **configure_options,
     }
     connection = config.attributes.get(CONNECTION_KEY)

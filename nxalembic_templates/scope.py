@@ -96,8 +96,13 @@ class CogScope:
         if autogenerate and _command(context) == "revision":
             if all(ops_.is_empty() for script in directives for ops_ in script.upgrade_ops_list):
                 directives[:] = []
-                print(f"No changes in schema detected for cog {self.cog.name!r}; no revision written.")
+                context.config.print_stdout(
+                    f"No changes in schema detected for cog {self.cog.name!r}; no revision written."
+                )
                 return
+        for script in directives:
+            if autogenerate and not script.message:
+                script.message = revision_message(script.upgrade_ops_list)
         if directives and _command(context) != "check":
             self.version_location.mkdir(parents=True, exist_ok=True)
 
@@ -136,3 +141,45 @@ def _is_autogenerate(context: Any) -> bool:
     if isinstance(args, dict) and "autogenerate" in args:
         return bool(args["autogenerate"])
     return bool(getattr(context.config.cmd_opts, "autogenerate", False))
+
+
+def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps]) -> str:
+    """A message derived from the operations, for revisions made without ``-m``.
+
+    ``create_song``-style names: ``create_music_songs``, ``add_music_songs_artist``...
+    """
+    names: list[str] = []
+    for upgrade_ops in upgrade_ops_list:
+        for op in upgrade_ops.ops:
+            names.extend(_op_names(op))
+    names = list(dict.fromkeys(names))
+    if not names:
+        return "no_changes"
+    if len(names) > 3:
+        return f"{names[0]}_and_{len(names) - 1}_more"
+    return "_and_".join(names)
+
+
+def _op_names(op: Any) -> list[str]:
+    if isinstance(op, ops.ModifyTableOps):
+        return [name for sub in op.ops for name in _op_names(sub)]
+    table = getattr(op, "table_name", None)
+    if isinstance(op, ops.CreateTableOp):
+        return [f"create_{table}"]
+    if isinstance(op, ops.DropTableOp):
+        return [f"drop_{table}"]
+    if isinstance(op, ops.AddColumnOp):
+        return [f"add_{table}_{op.column.name}"]
+    if isinstance(op, ops.DropColumnOp):
+        return [f"drop_{table}_{op.column_name}"]
+    if isinstance(op, ops.AlterColumnOp):
+        new = op.kw.get("modify_name")
+        return [f"rename_{table}_{op.column_name}_to_{new}" if new else f"alter_{table}_{op.column_name}"]
+    if isinstance(op, ops.CreateIndexOp):
+        return [f"index_{table}_{'_'.join(str(c) for c in op.columns if isinstance(c, str)) or op.index_name}"]
+    if isinstance(op, ops.DropIndexOp):
+        return [f"drop_index_{op.index_name}"]
+    if isinstance(op, ops.RenameTableOp):
+        return [f"rename_{table}_to_{op.new_table_name}"]
+    kind = type(op).__name__.removesuffix("Op")
+    return [f"{kind.lower()}_{table}" if table else kind.lower()]

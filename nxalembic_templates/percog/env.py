@@ -17,7 +17,8 @@ from alembic import context
 
 from nxalembic_templates.environment import run_migrations
 
-if context.config.config_file_name is not None:
+# The nxalembic command runs many cogs in one process and sets configure_logger=False.
+if context.config.config_file_name and context.config.attributes.get("configure_logger", True):
     fileConfig(context.config.config_file_name)
 
 # Keyword arguments are passed on to context.configure(), e.g. compare_server_default=True.

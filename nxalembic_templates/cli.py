@@ -1,0 +1,244 @@
+"""The ``nxalembic`` command: every cog at once, status and check, on top of Alembic.
+
+``parser`` is importable (``nxalembic_templates.cli.parser``) so the documentation renders
+it with sphinx-argparse.  Every subcommand goes through :class:`~.runner.Project`, which runs
+the project's own env.py per cog, exactly as ``alembic -x cog=NAME`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+
+from . import TEMPLATE_DIR, __version__
+from .runner import Project, UpgradeResult
+from .settings import CONFIG_FILE
+
+NXALEMBIC_INI_SKELETON = """\
+[nxalembic]
+# the module that creates your bot, and the variable that holds it: from {module} import {bot}
+module = {module}
+bot = {bot}
+# Optional (defaults shown):
+# url = the URL of your ormar database
+# version_table = alembic_version_{{cog}}
+# version_location = {{script_location}}/versions/{{cog}}
+# core_cog = core
+"""
+
+
+def _cog_option(sub: argparse.ArgumentParser, help_text: str) -> None:
+    sub.add_argument("--app", "--cog", dest="app", metavar="NAME", help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nxalembic",
+        description="Per-cog Alembic migrations for a nextcord bot: all cogs at once, status and check.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-c", "--config", default=os.environ.get("ALEMBIC_CONFIG", "alembic.ini"),
+        help="Alembic config file (default: alembic.ini, or $ALEMBIC_CONFIG)",
+    )
+    parser.add_argument(
+        "-x", action="append", default=[], metavar="KEY=VALUE",
+        help="passed to env.py like alembic -x, e.g. -x url=sqlite:///other.db",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--raiseerr", action="store_true", help="show the full traceback on errors")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub = subs.add_parser("migrate", help="autogenerate the next revision of every cog (or one)")
+    _cog_option(sub, "only this cog")
+    sub.add_argument("--empty", action="store_true", help="write a blank revision instead of autogenerating")
+    sub.add_argument("-m", "--message", help="revision message")
+
+    sub = subs.add_parser("upgrade", help="upgrade every cog to head (or one cog to REVISION)")
+    _cog_option(sub, "only this cog")
+    sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+
+    sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
+    sub.add_argument("app", metavar="APP", help="the cog to downgrade")
+    sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    sub.add_argument("revision", nargs="?", default="-1", help="target revision (default: -1)")
+
+    sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
+    sub.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    subs.add_parser("check", help="exit 1 when any cog has model changes without a revision")
+
+    sub = subs.add_parser("init", help="alembic init -t nxcog DIR, plus an nxalembic.ini skeleton")
+    sub.add_argument("directory", nargs="?", default="migrations", help="scripts folder (default: migrations)")
+    sub.add_argument("--module", default="yourbot.main", help="bot module for the nxalembic.ini skeleton")
+    sub.add_argument("--bot", default="bot", help="bot variable for the nxalembic.ini skeleton")
+    return parser
+
+
+parser = build_parser()
+
+
+class Output:
+    """Progress lines on stdout unless ``-q``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+
+def _short(revisions: Sequence[str]) -> str:
+    return ", ".join(r[:12] for r in revisions) or "base"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _progress(out: Output, verb: str) -> Any:
+    def report(result: UpgradeResult) -> None:
+        n = len(result.applied)
+        if n:
+            out(f"{result.cog}: {_count(n, 'revision')} {verb}, now at {_short(result.now)}")
+        else:
+            out(f"{result.cog}: nothing to do, at {_short(result.now)}")
+
+    return report
+
+
+def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    config = Config(args.config)
+    config.cmd_opts = argparse.Namespace(quiet=args.quiet)
+    command.init(config, args.directory, template=str(TEMPLATE_DIR))
+    ini = Path(args.config).resolve().parent / CONFIG_FILE
+    if ini.exists():
+        out(f"{ini} exists, left as it is")
+    else:
+        ini.write_text(NXALEMBIC_INI_SKELETON.format(module=args.module, bot=args.bot), encoding="utf-8")
+        out(f"wrote {ini}: check 'module' and 'bot'")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Output(args.quiet)
+    if args.command == "init":
+        return cmd_init(args, out)
+    project = Project(Path(args.config).resolve(), args.x)
+
+    if args.command == "upgrade":
+        if args.revision != "head" and not args.app:
+            raise CommandError("a REVISION other than head needs --app NAME (revisions are per cog)")
+        if args.sql:
+            project.sql("upgrade", args.app, args.revision, out=print)
+            return 0
+        results = _until_failure(project.upgrade, out, args.app, args.revision, report=_progress(out, "applied"))
+        total = sum(len(r.applied) for r in results)
+        out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
+        return 0
+
+    if args.command == "downgrade":
+        if args.sql:
+            project.sql("downgrade", args.app, args.revision, out=print)
+            return 0
+        project.downgrade(args.app, args.revision, report=_progress(out, "undone"))
+        return 0
+
+    if args.command == "migrate":
+
+        def report(cog: str, script: Any) -> None:
+            if script is None:
+                out(f"{cog}: no changes")
+            else:
+                out(f"{cog}: wrote {os.path.relpath(script.path)}")
+
+        written = project.migrate(args.app, args.message, args.empty, report)
+        out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
+        return 0
+
+    if args.command == "status":
+        status = project.status()
+        if args.json:
+            print(json.dumps({**asdict(status), "cogs": [{**asdict(c), "differs": c.differs} for c in status.cogs]}, indent=2))
+            return 0
+        rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
+        for c in status.cogs:
+            rows.append((c.cog, c.version_table, _short(c.current), _short(c.head), str(c.pending),
+                         f"{len(c.model_changes)} change(s)" if c.differs else "in sync"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        if status.extensions_without_models:
+            print("extensions without models: " + ", ".join(status.extensions_without_models))
+        if status.unowned_tables:
+            print("tables owned by no loaded cog: " + ", ".join(status.unowned_tables))
+        return 0
+
+    if args.command == "check":
+        changed = {c.cog: c.model_changes for c in project.status().cogs if c.differs}
+        for cog, changes in changed.items():
+            print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
+        if changed:
+            print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}")
+            return 1
+        out("all cogs: models match their migrations")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _until_failure(fn: Any, out: Output, *args: Any, **kwargs: Any) -> Any:
+    """Run an all-cogs operation; on failure, name the cogs that were not touched."""
+    done: list[UpgradeResult] = []
+    report = kwargs.pop("report")
+
+    def track(result: UpgradeResult) -> None:
+        done.append(result)
+        report(result)
+
+    try:
+        return fn(*args, report=track, **kwargs)
+    except CommandError as exc:
+        project = getattr(fn, "__self__", None)
+        if project is not None and args[0] is None:
+            finished = {r.cog for r in done}
+            order = project.cogs()
+            failed_at = next((c for c in order if c not in finished), None)
+            untouched = [c for c in order if c not in finished and c != failed_at]
+            if untouched:
+                raise CommandError(f"{exc}; not touched: {', '.join(untouched)}") from exc
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except CommandError as exc:
+        if args.raiseerr:
+            raise
+        print(f"FAILED: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an unexpected error: still one line unless --raiseerr
+        if args.raiseerr:
+            raise
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"FAILED: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno}); "
+              "rerun with --raiseerr for the traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
