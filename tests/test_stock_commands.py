@@ -1,0 +1,153 @@
+"""The stock command matrix: every row through the real ``alembic -x cog=NAME`` executable.
+
+Each test runs on plain SQLite, SQLite through aiosqlite, and PostgreSQL through asyncpg and
+psycopg (see the ``backend`` fixture).
+"""
+
+from __future__ import annotations
+
+import re
+
+from conftest import BotProject
+
+MUSIC_TABLES = {"music_songs", "music_playlists", "playlists_songs"}
+
+
+def revision_id(path) -> str:
+    return re.search(r"^revision: str = '(\w+)'", path.read_text(), re.M).group(1)
+
+
+def core_at_head(project: BotProject) -> None:
+    """Music's playlists reference core users; PostgreSQL needs that table first."""
+    project.cog("core", "revision", "--autogenerate", "-m", "users")
+    project.cog("core", "upgrade", "head")
+
+
+def music_with_two_revisions(project: BotProject) -> tuple[str, str]:
+    core_at_head(project)
+    project.cog("music", "revision", "--autogenerate", "-m", "create music")
+    project.cog("music", "upgrade", "head")
+    project.edit("demobot/cogs/music/models.py", "    title: str = ormar.String(max_length=200)\n",
+                 "    title: str = ormar.String(max_length=200)\n"
+                 "    plays: int | None = ormar.Integer(nullable=True)\n")
+    project.cog("music", "revision", "--autogenerate", "-m", "add plays")
+    first, second = project.revisions("music")[0], project.revisions("music")[1]
+    ids = {revision_id(p): p for p in project.revisions("music")}
+    down = {rid: re.search(r"^down_revision: .* = (.*)$", p.read_text(), re.M).group(1) for rid, p in ids.items()}
+    base = next(r for r, d in down.items() if d == "None")
+    top = next(r for r in ids if r != base)
+    return base, top
+
+
+def test_revision_autogenerate_writes_only_the_cogs_tables(project: BotProject) -> None:
+    core_at_head(project)
+    out = project.cog("music", "revision", "--autogenerate", "-m", "create music")
+    [path] = project.revisions("music")
+    body = project.revision_ops(path)
+    for table in MUSIC_TABLES:
+        assert f"op.create_table('{table}'" in body
+    assert "core_users'" not in body.replace("['core_users.id']", "") and "economy" not in body
+    assert "drop_table" not in body
+    assert "Generating" in out.output and "/versions/music/" in out.output
+    assert project.revisions("economy") == []
+
+
+def test_autogenerate_with_no_change_writes_no_file(project: BotProject) -> None:
+    core_at_head(project)
+    result = project.cog("core", "revision", "--autogenerate", "-m", "nothing")
+    assert result.returncode == 0
+    assert "No changes in schema detected for cog 'core'; no revision written." in result.output
+    assert len(project.revisions("core")) == 1
+
+
+def test_blank_revision_lands_in_the_cogs_folder_on_top_of_its_head(project: BotProject) -> None:
+    core_at_head(project)
+    [first] = project.revisions("core")
+    project.cog("core", "revision", "-m", "by hand")
+    [second] = [p for p in project.revisions("core") if p != first]
+    text = second.read_text()
+    assert f"down_revision: str | Sequence[str] | None = '{revision_id(first)}'" in text
+    assert "    pass" in project.revision_ops(second)
+
+
+def test_upgrade_head_creates_tables_and_the_cogs_version_table(project: BotProject) -> None:
+    base, top = music_with_two_revisions(project)
+    project.cog("music", "upgrade", "head")
+    db = project.db
+    assert MUSIC_TABLES <= db.tables()
+    assert db.versions("alembic_version_music") == [top]
+    assert "plays" in {c[0] for c in db.snapshot({"music_songs"})["music_songs"]["columns"]}
+    assert "alembic_version" not in db.tables()
+
+
+def test_upgrade_plus_one_and_downgrade_minus_one(project: BotProject) -> None:
+    base, top = music_with_two_revisions(project)
+    project.cog("music", "upgrade", "+1")
+    assert project.db.versions("alembic_version_music") == [top]
+    project.cog("music", "downgrade", "-1")
+    assert project.db.versions("alembic_version_music") == [base]
+    assert "plays" not in {c[0] for c in project.db.snapshot({"music_songs"})["music_songs"]["columns"]}
+
+
+def test_downgrade_base_removes_only_the_cogs_tables(project: BotProject) -> None:
+    music_with_two_revisions(project)
+    project.cog("music", "upgrade", "head")
+    before = project.db.snapshot({"core_users", "alembic_version_core"})
+    project.cog("music", "downgrade", "base")
+    assert not (MUSIC_TABLES & project.db.tables())
+    assert project.db.versions("alembic_version_music") == []
+    assert project.db.snapshot({"core_users", "alembic_version_core"}) == before
+
+
+def test_current_and_history_are_per_cog(project: BotProject) -> None:
+    base, top = music_with_two_revisions(project)
+    assert base in project.cog("music", "current").stdout
+    history = project.cog("music", "history").stdout
+    assert base in history and top in history
+    [core_rev] = [revision_id(p) for p in project.revisions("core")]
+    assert core_rev not in history
+    assert core_rev in project.cog("core", "current").stdout
+
+
+def test_stamp_head_writes_the_version_table_only(project: BotProject) -> None:
+    project.cog("core", "revision", "--autogenerate", "-m", "users")
+    [rev] = [revision_id(p) for p in project.revisions("core")]
+    project.cog("core", "stamp", "head")
+    assert project.db.versions("alembic_version_core") == [rev]
+    assert "core_users" not in project.db.tables()
+
+
+def test_check_passes_in_sync_and_fails_on_a_model_change(project: BotProject) -> None:
+    core_at_head(project)
+    ok = project.cog("core", "check")
+    assert "No new upgrade operations detected" in ok.output
+    project.edit("demobot/models.py", "    name: str = ormar.String(max_length=100)\n",
+                 "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n")
+    failed = project.cog("core", "check", check=False)
+    assert failed.returncode != 0
+    assert "New upgrade operations detected" in failed.output and "locale" in failed.output
+
+
+def test_upgrade_sql_emits_the_cogs_ddl_and_version_table(project: BotProject) -> None:
+    music_with_two_revisions(project)
+    sql = project.cog("music", "upgrade", "head", "--sql").stdout
+    assert "CREATE TABLE music_songs" in sql and "CREATE TABLE playlists_songs" in sql
+    assert "alembic_version_music" in sql
+    assert "CREATE TABLE core_users" not in sql and "alembic_version_core" not in sql
+
+
+def test_commands_without_a_known_cog_fail_with_one_line(project: BotProject) -> None:
+    for args in (("current",), ("-x", "cog=nope", "upgrade", "head")):
+        result = project.alembic(*args, check=False)
+        assert result.returncode != 0
+        assert "known cogs: core, economy, music" in result.output
+        assert "-x cog=NAME" in result.output
+        assert "Traceback" not in result.output
+        assert len([l for l in result.output.splitlines() if l.strip()]) == 1, result.output
+
+
+def test_heads_lists_one_head_per_cog(project: BotProject) -> None:
+    core_at_head(project)
+    project.cog("music", "revision", "--autogenerate", "-m", "create music")
+    heads = project.alembic("heads").stdout
+    assert heads.count("(head)") == 2
