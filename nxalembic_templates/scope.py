@@ -155,7 +155,7 @@ def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps]) -> str:
     names = list(dict.fromkeys(names))
     if not names:
         return "no_changes"
-    if len(names) > 3:
+    if len(names) > 2:
         return f"{names[0]}_and_{len(names) - 1}_more"
     return "_and_".join(names)
 
@@ -176,7 +176,8 @@ def _op_names(op: Any) -> list[str]:
         new = op.kw.get("modify_name")
         return [f"rename_{table}_{op.column_name}_to_{new}" if new else f"alter_{table}_{op.column_name}"]
     if isinstance(op, ops.CreateIndexOp):
-        return [f"index_{table}_{'_'.join(str(c) for c in op.columns if isinstance(c, str)) or op.index_name}"]
+        columns = [getattr(c, "name", c) for c in op.columns]
+        return [f"index_{table}_{'_'.join(c for c in columns if isinstance(c, str)) or op.index_name}"]
     if isinstance(op, ops.DropIndexOp):
         return [f"drop_index_{op.index_name}"]
     if isinstance(op, ops.RenameTableOp):
