@@ -89,6 +89,10 @@ class BotSchema:
             )
         return self.cogs[name]
 
+    def all_table_keys(self) -> set[TableKey]:
+        """Tables modelled by any loaded cog."""
+        return set(self._owners)
+
     def owner_of(self, key: TableKey) -> str | None:
         return self._owners.get(key)
 

@@ -7,6 +7,9 @@ installed package, so a bug fix reaches users without re-running ``alembic init`
 from __future__ import annotations
 
 import asyncio
+import configparser
+import contextlib
+import logging
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +20,12 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import locking
+from .autogen import AutogenOptions, history_tables, is_autogenerate_run, portable_compare_type, scratch_database
 from .discovery import BotSchema, discover
 from .errors import NXAlembicError, hide_password
 from .scope import CogScope
@@ -33,6 +38,7 @@ CONNECTION_KEY = "connection"  # the name Alembic's cookbook uses for a shared c
 CONFIGURE_KEY = "nxalembic.configure"  # extra context.configure() options (e.g. on_version_apply)
 
 T = TypeVar("T")
+log = logging.getLogger("nxalembic_templates")
 
 #: The placeholder Alembic's own templates write; it means "no URL configured".
 PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
@@ -65,12 +71,13 @@ def x_arguments(config: Config) -> dict[str, str]:
 def database_url(config: Config, schema: BotSchema) -> str:
     """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's."""
     candidates = (
-        x_arguments(config).get("url"),
-        schema.settings.url,
-        config.get_main_option("sqlalchemy.url"),
-        schema.default_url(),
+        lambda: x_arguments(config).get("url"),
+        lambda: schema.settings.url,
+        lambda: _alembic_ini_url(config),
+        schema.default_url,
     )
-    for url in candidates:
+    for candidate in candidates:
+        url = candidate()
         if url and url.strip() != PLACEHOLDER_URL:
             return url.strip()
     raise NXAlembicError(
@@ -122,13 +129,77 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
         **config.attributes.get(CONFIGURE_KEY, {}),
         **configure_options,
     }
+    scope.options = AutogenOptions.from_config(config)
+    with contextlib.ExitStack() as stack:
+        if is_autogenerate_run(config):
+            scratch = _replay_history(stack, context.script, scope)
+            if scope.options.offline:
+                # No live database: autogenerate against the replayed history instead.
+                url = _target_url(config, scope)
+                target = make_url(url).get_backend_name() if url else scratch.dialect.name
+                options["compare_type"] = portable_compare_type(scratch.dialect.name)
+                _run_on_connection(context, scope, scratch, {**options, "render_as_batch": target == "sqlite"})
+                return
+        _run_online_or_sql(context, scope, options)
+
+
+def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope: CogScope) -> Connection:
+    """Replay the cog's revisions into a scratch database; learn which tables they own."""
+    try:
+        scratch = stack.enter_context(
+            scratch_database(script, scope.version_table, scope.cog.name, scope.options.scratch_url)
+        )
+    except NXAlembicError:
+        if scope.options.offline:
+            raise
+        log.warning("cog %r: history replay failed, so dropped tables are not detected", scope.cog.name)
+        return None  # type: ignore[return-value]
+    scope.history = history_tables(scratch, scope.version_table)
+    return scratch
+
+
+def _target_url(config: Config, scope: CogScope) -> str | None:
+    try:
+        return database_url(config, scope.schema)
+    except NXAlembicError:
+        return None
+
+
+def _alembic_ini_url(config: Config) -> str | None:
+    """``sqlalchemy.url`` from alembic.ini, whose ``%`` must be doubled (configparser interpolation).
+
+    configparser's own error quotes the value from the first ``%`` on, which for a URL-quoted
+    password is the password itself; this error names the fix instead.
+    """
+    try:
+        return config.get_main_option("sqlalchemy.url")
+    except configparser.InterpolationError:
+        raise NXAlembicError(
+            "sqlalchemy.url in alembic.ini contains a '%' that is not doubled: alembic.ini is read with "
+            "interpolation, so write each '%' of the URL (e.g. %40 in a password) as '%%'"
+        ) from None
+
+
+def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: dict[str, Any]) -> None:
+    config = context.config
     connection = config.attributes.get(CONNECTION_KEY)
+    if isinstance(connection, Engine):
+        # pytest-alembic hands over its engine here; the engine is the caller's, so it is
+        # neither wrapped nor disposed, only borrowed for one connection.
+        with connection.connect() as borrowed:
+            _run_on_connection(context, scope, borrowed, options)
+        return
+    if isinstance(connection, AsyncEngine):
+        raise NXAlembicError(
+            "config.attributes['connection'] holds an async engine; hand over a sync Engine or "
+            "Connection (e.g. sqlalchemy.create_engine with a sync driver such as psycopg)"
+        )
     if connection is not None:
         _run_on_connection(context, scope, connection, options)
         return
     url = database_url(config, scope.schema)
     if context.is_offline_mode():
-        dialect = make_url(url).get_backend_name()
+        dialect = locking.parse_url(url).get_backend_name()
         context.configure(
             url=url,
             literal_binds=True,
@@ -191,8 +262,7 @@ def _run_on_connection(
 ) -> None:
     context.configure(
         connection=connection,
-        render_as_batch=connection.dialect.name == "sqlite",
-        **{**locking.configure_options(connection), **options},
+        **{"render_as_batch": connection.dialect.name == "sqlite", **locking.configure_options(connection), **options},
     )
     try:
         with context.begin_transaction():
@@ -202,6 +272,10 @@ def _run_on_connection(
         raise
     except Exception as exc:
         revision = failing_revision(exc)
+        if revision is None and not isinstance(exc, SQLAlchemyError):
+            # Neither a revision script nor the database failed: the exception belongs to a
+            # caller's hook (pytest-alembic signals results this way) and must reach it as is.
+            raise
         step = f"revision {revision}" if revision else "migration"
         raise NXAlembicError(
             hide_password(

@@ -8,20 +8,25 @@ revision).  Three layers enforce it, each cheap:
   and version tables are not even read (thousands of them cost one name listing);
 * ``include_object`` drops the "table was removed" comparison that would become a drop;
 * ``process_revision_directives`` strips whatever is left that touches a foreign table and,
-  when autogenerate found nothing, writes no file.
+  when autogenerate found nothing, writes no file.  Drops of the cog's *own* tables (those
+  its revisions created) are added back only on explicit opt-in, see :mod:`.autogen`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic.operations import ops
 
+from .autogen import AutogenOptions, Rewriter, revision_message
 from .discovery import BotSchema, Cog, TableKey
 from .errors import NXAlembicError
+
+log = logging.getLogger("nxalembic_templates")
 
 
 @dataclass
@@ -32,6 +37,9 @@ class CogScope:
     cog: Cog
     version_table: str
     version_location: Path
+    options: AutogenOptions = field(default_factory=AutogenOptions)
+    #: Tables this cog's own revisions created (from a scratch replay); None when unknown.
+    history: set[str] | None = None
 
     @classmethod
     def for_cog(cls, schema: BotSchema, name: str | None, script_location: Path) -> CogScope:
@@ -84,37 +92,52 @@ class CogScope:
         return True
 
     def process_revision_directives(self, context: Any, revision: Any, directives: list) -> None:
-        """Keep only operations on own tables; skip writing a file for an empty autogenerate."""
+        """Keep only operations on own tables, then apply renames, drops, guard and naming.
+
+        An autogenerate that finds nothing writes no file (``revision`` only: ``check`` needs
+        the empty script to report "no changes").
+        """
         autogenerate = _is_autogenerate(context)
+        command = _command(context)
         for script in directives:
             script.version_path = str(self.version_location)
-            if autogenerate:
-                for upgrade_ops in script.upgrade_ops_list:
-                    upgrade_ops.ops[:] = list(self._allowed(upgrade_ops.ops))
-                for downgrade_ops in script.downgrade_ops_list:
-                    downgrade_ops.ops[:] = list(self._allowed(downgrade_ops.ops, downgrade=True))
-        if autogenerate and _command(context) == "revision":
+            if not autogenerate:
+                continue
+            rewriter = Rewriter(
+                cog=self.cog.name,
+                own_tables={name for _schema, name in self.own_tables},
+                history=self.history,
+                modelled={name for _schema, name in self.schema.all_table_keys()},
+                options=self.options,
+                include_drops=command == "check",
+            )
+            for upgrade_ops, downgrade_ops in zip(script.upgrade_ops_list, script.downgrade_ops_list):
+                upgrade_ops.ops[:] = list(self._allowed(upgrade_ops.ops))
+                downgrade_ops.ops[:] = rewriter.rewrite(context.connection, upgrade_ops).ops
+            for note in rewriter.notes:
+                log.warning(note)
+            if not script.message:
+                script.message = revision_message(script.upgrade_ops_list)
+        if autogenerate and command == "revision":
             if all(ops_.is_empty() for script in directives for ops_ in script.upgrade_ops_list):
                 directives[:] = []
                 context.config.print_stdout(
                     f"No changes in schema detected for cog {self.cog.name!r}; no revision written."
                 )
                 return
-        for script in directives:
-            if autogenerate and not script.message:
-                script.message = revision_message(script.upgrade_ops_list)
-        if directives and _command(context) != "check":
+        if directives and command != "check":
             self.version_location.mkdir(parents=True, exist_ok=True)
 
-    def _allowed(self, operations: Iterable[Any], downgrade: bool = False) -> Iterable[Any]:
+    def _allowed(self, operations: Iterable[Any]) -> Iterable[Any]:
+        """Drop every proposed operation on a table this cog's models do not define."""
         for op in operations:
             if isinstance(op, ops.ModifyTableOps):
                 if self.owns(op.table_name, op.schema):
-                    op.ops[:] = list(self._allowed(op.ops, downgrade))
+                    op.ops[:] = list(self._allowed(op.ops))
                     if op.ops:
                         yield op
                 continue
-            if isinstance(op, ops.DropTableOp) and not downgrade:
+            if isinstance(op, ops.DropTableOp):
                 continue
             table_name = getattr(op, "table_name", None)
             if table_name is not None and not self.owns(table_name, getattr(op, "schema", None)):
@@ -142,45 +165,3 @@ def _is_autogenerate(context: Any) -> bool:
         return bool(args["autogenerate"])
     return bool(getattr(context.config.cmd_opts, "autogenerate", False))
 
-
-def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps]) -> str:
-    """A message derived from the operations, for revisions made without ``-m``.
-
-    ``create_song``-style names: ``create_music_songs``, ``add_music_songs_artist``...
-    """
-    names: list[str] = []
-    for upgrade_ops in upgrade_ops_list:
-        for op in upgrade_ops.ops:
-            names.extend(_op_names(op))
-    names = list(dict.fromkeys(names))
-    if not names:
-        return "no_changes"
-    if len(names) > 2:
-        return f"{names[0]}_and_{len(names) - 1}_more"
-    return "_and_".join(names)
-
-
-def _op_names(op: Any) -> list[str]:
-    if isinstance(op, ops.ModifyTableOps):
-        return [name for sub in op.ops for name in _op_names(sub)]
-    table = getattr(op, "table_name", None)
-    if isinstance(op, ops.CreateTableOp):
-        return [f"create_{table}"]
-    if isinstance(op, ops.DropTableOp):
-        return [f"drop_{table}"]
-    if isinstance(op, ops.AddColumnOp):
-        return [f"add_{table}_{op.column.name}"]
-    if isinstance(op, ops.DropColumnOp):
-        return [f"drop_{table}_{op.column_name}"]
-    if isinstance(op, ops.AlterColumnOp):
-        new = op.kw.get("modify_name")
-        return [f"rename_{table}_{op.column_name}_to_{new}" if new else f"alter_{table}_{op.column_name}"]
-    if isinstance(op, ops.CreateIndexOp):
-        columns = [getattr(c, "name", c) for c in op.columns]
-        return [f"index_{table}_{'_'.join(c for c in columns if isinstance(c, str)) or op.index_name}"]
-    if isinstance(op, ops.DropIndexOp):
-        return [f"drop_index_{op.index_name}"]
-    if isinstance(op, ops.RenameTableOp):
-        return [f"rename_{table}_to_{op.new_table_name}"]
-    kind = type(op).__name__.removesuffix("Op")
-    return [f"{kind.lower()}_{table}" if table else kind.lower()]

@@ -19,7 +19,7 @@ from nxalembic_templates.environment import run_migrations
 
 # The nxalembic command runs many cogs in one process and sets configure_logger=False.
 if context.config.config_file_name and context.config.attributes.get("configure_logger", True):
-    fileConfig(context.config.config_file_name)
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 # Keyword arguments are passed on to context.configure(), e.g. compare_server_default=True.
 run_migrations(context)
