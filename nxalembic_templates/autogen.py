@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import produce_migrations
+from alembic.autogenerate import produce_migrations, renderers
 from alembic.config import Config
 from alembic.operations import Operations, ops
 from alembic.runtime.migration import MigrationContext
@@ -148,16 +148,24 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
 
 @contextlib.contextmanager
 def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
-                     url: str = DEFAULT_SCRATCH_URL) -> Iterator[Connection]:
-    """A scratch database holding exactly what the cog's revisions create, at head.
+                     url: str = DEFAULT_SCRATCH_URL, referenced: Iterable[sa.Table] = ()) -> Iterator[Connection]:
+    """A scratch database holding what the cog's revisions create, at head.
 
     The replay runs the cog's own revision scripts (``upgrade()`` functions) through a
-    private migration context; the live database is never opened.
+    private migration context; the live database is never opened.  Tables of other cogs
+    that the cog's foreign keys reference are created first as bare stubs (columns only),
+    because batch mode reflects foreign keys; :func:`history_tables` leaves them out.
     """
     memory = make_url(url).get_backend_name() == "sqlite" and make_url(url).database in (None, "", ":memory:")
     engine = sa.create_engine(url, poolclass=sa.pool.StaticPool if memory else sa.pool.NullPool)
     try:
         with engine.connect() as connection:
+            stubs = sa.MetaData()
+            for table in referenced:
+                columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
+                sa.Table(table.name, stubs, *columns, schema=table.schema)
+            stubs.create_all(connection)
+            connection.info["nxalembic.stubs"] = {t.name for t in stubs.tables.values()}
             context = MigrationContext.configure(
                 connection,
                 opts={"version_table": version_table, "fn": lambda rev, _ctx: script._upgrade_revs("heads", rev)},
@@ -193,7 +201,8 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
 
 def history_tables(connection: Connection, version_table: str) -> set[str]:
     """Tables in a scratch database: the tables the cog's own revisions created."""
-    return set(sa.inspect(connection).get_table_names()) - {version_table}
+    stubs = connection.info.get("nxalembic.stubs", set())
+    return set(sa.inspect(connection).get_table_names()) - {version_table} - stubs
 
 
 def portable_compare_type(scratch_dialect: str) -> Callable[..., bool | None]:
@@ -215,6 +224,14 @@ def portable_compare_type(scratch_dialect: str) -> Callable[..., bool | None]:
         return None
 
     return compare_type
+
+
+# Alembic's autogenerate never proposes a table rename itself, so it ships no renderer for one.
+@renderers.dispatch_for(ops.RenameTableOp)
+def _render_rename_table(autogen_context: Any, op: ops.RenameTableOp) -> str:
+    prefix = autogen_context.opts.get("alembic_module_prefix", "op.")
+    schema = f", schema={op.schema!r}" if op.schema else ""
+    return f"{prefix}rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
 
 
 # -- rewriting the proposed operations --------------------------------------------------------------
@@ -348,7 +365,7 @@ class Rewriter:
         for name in sorted(tables & existing):
             # resolve_fks=False: tables it references may belong to cogs that are not loaded
             sa.Table(name, reflected, autoload_with=connection, resolve_fks=False)
-        for table in reversed(reflected.sorted_tables):  # referencing tables first
+        for table in _referencing_first(list(reflected.tables.values())):
             upgrade_ops.ops.append(ops.DropTableOp.from_table(table))
 
     # guard ------------------------------------------------------------------------------
@@ -371,6 +388,22 @@ class Rewriter:
                             "a server default fails on any non-empty table; make it nullable (nullable=True) or "
                             f"give it a server default (server_default=...) in the model{hint}"
                         )
+
+
+def _referencing_first(tables: list[sa.Table]) -> list[sa.Table]:
+    """Order tables so that each comes before the tables (of this list) it references."""
+    names = {t.name for t in tables}
+    refs = {t.name: {fk.target_fullname.rsplit(".", 1)[0].rsplit(".", 1)[-1] for fk in t.foreign_keys} & names - {t.name}
+            for t in tables}
+    ordered: list[sa.Table] = []
+    remaining = sorted(tables, key=lambda t: t.name)
+    while remaining:
+        # a table can go once no remaining table references it
+        ready = [t for t in remaining if not any(t.name in refs[o.name] for o in remaining if o is not t)]
+        chosen = ready[0] if ready else remaining[0]  # a cycle: any order, the database will say
+        ordered.append(chosen)
+        remaining.remove(chosen)
+    return ordered
 
 
 def _same_type(a: Any, b: Any, dialect: Any) -> bool:

@@ -98,6 +98,44 @@ def use_cog_history(script: ScriptDirectory, location: Path) -> None:
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
     script.revision_map = RevisionMap(script._load_revisions)
+    try:
+        script.revision_map.heads  # load the revision files now: a broken one is named below
+    except CommandError:
+        raise
+    except Exception as exc:
+        raise NXAlembicError(_broken_revision_file(exc, location)) from exc
+
+
+def _broken_revision_file(exc: BaseException, location: Path) -> str:
+    """One line naming the revision file that cannot be imported, and where."""
+    filename, lineno = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    if not isinstance(exc, SyntaxError) or not filename:
+        filename = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename).resolve().parent == location:
+                filename, lineno = frame.filename, frame.lineno
+    where = f"{filename}:{lineno}" if filename else f"in {location}"
+    detail = exc.msg if isinstance(exc, SyntaxError) else _first_line(exc)
+    return f"cannot load revision file {where}: {type(exc).__name__}: {detail}; fix or remove that file"
+
+
+#: ``-x`` keys that would let one cog use another cog's history; nxalembic.ini decides those.
+PER_COG_KEYS = ("version_table", "version_location", "version_locations", "version_path")
+
+
+def _refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) -> None:
+    for key in PER_COG_KEYS:
+        if key in x_arguments(config):
+            raise NXAlembicError(
+                f"-x {key}= is not accepted: each cog's version table and revisions folder come from "
+                "version_table / version_location in nxalembic.ini (both contain {cog}); change them there"
+            )
+    if "version_table" in configure_options:
+        raise NXAlembicError(
+            f"env.py passes version_table={configure_options['version_table']!r} to run_migrations(), "
+            "which would give every cog one version table; remove it and set "
+            "version_table = ..._{cog} in nxalembic.ini instead"
+        )
 
 
 def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:
@@ -117,6 +155,7 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
         context = alembic_context  # type: ignore[assignment]
     assert context is not None
     config = context.config
+    _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
     use_cog_history(context.script, scope.version_location)
     options: dict[str, Any] = {
@@ -147,7 +186,8 @@ def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope:
     """Replay the cog's revisions into a scratch database; learn which tables they own."""
     try:
         scratch = stack.enter_context(
-            scratch_database(script, scope.version_table, scope.cog.name, scope.options.scratch_url)
+            scratch_database(script, scope.version_table, scope.cog.name, scope.options.scratch_url,
+                             referenced=scope.referenced_tables())
         )
     except NXAlembicError:
         if scope.options.offline:
@@ -252,7 +292,8 @@ def _connect_error(url: str, exc: BaseException) -> NXAlembicError:
         hide_password(
             url,
             f"cannot connect to database {hide_password(url)}: {_first_line(exc)}; check the URL "
-            "(nxalembic.ini url, alembic.ini sqlalchemy.url or -x url=) and that the server is running",
+            "(-x url=, nxalembic.ini url, alembic.ini sqlalchemy.url or your ormar database) "
+            "and that the server is running",
         )
     )
 
@@ -268,8 +309,8 @@ def _run_on_connection(
         with context.begin_transaction():
             locking.acquire(connection)
             context.run_migrations()
-    except CommandError:
-        raise
+    except CommandError as exc:
+        raise _explain_command_error(exc, context, scope) from exc
     except Exception as exc:
         revision = failing_revision(exc)
         if revision is None and not isinstance(exc, SQLAlchemyError):
@@ -283,6 +324,36 @@ def _run_on_connection(
                 f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {_first_line(exc)}",
             )
         ) from exc
+
+
+def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope: CogScope) -> CommandError:
+    """Alembic's message, or one that names the cog and the fix when we can tell the cause."""
+    script, cog = context.script, scope.cog.name
+    if str(exc).startswith("Multiple head revisions are present"):
+        heads = sorted(script.get_heads())
+        return NXAlembicError(
+            f"cog {cog!r} has {len(heads)} heads ({', '.join(heads)}): its history forked; merge them with "
+            f"'alembic -x cog={cog} merge heads -m \"merge\"' and run the command again"
+        )
+    try:
+        current = context.get_context().get_current_heads()
+    except Exception:  # the database cannot tell: keep Alembic's message
+        return exc
+    unknown = [rev for rev in current if not _has_revision(script, rev)]
+    if unknown:
+        return NXAlembicError(
+            f"cog {cog!r}: the database ({scope.version_table}) is at revision {', '.join(unknown)}, which is "
+            f"not in {scope.version_location}; restore that revision file, or if it is gone for good, "
+            f"'alembic -x cog={cog} stamp --purge REVISION' records where the database really is"
+        )
+    return exc
+
+
+def _has_revision(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.revision_map.get_revision(revision) is not None
+    except Exception:
+        return False
 
 
 def failing_revision(exc: BaseException) -> str | None:

@@ -70,6 +70,19 @@ class CogScope:
     def owns(self, name: str | None, schema: str | None = None) -> bool:
         return (schema, name) in self.own_tables
 
+    def referenced_tables(self) -> list[Any]:
+        """Other cogs' tables that this cog's foreign keys point at."""
+        found: dict[Any, Any] = {}
+        for table in self.cog.tables:
+            for fk in table.foreign_keys:
+                try:
+                    target = fk.column.table
+                except Exception:  # unresolvable reference: nothing to stand in for
+                    continue
+                if not self.owns(target.name, target.schema):
+                    found[(target.schema, target.name)] = target
+        return list(found.values())
+
     # -- Alembic hooks ---------------------------------------------------------------------------
 
     def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:

@@ -1,0 +1,181 @@
+"""Beyond Alembic's limits: offline autogenerate, owned-table drops, renames, guard, naming."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import BotProject
+
+SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
+
+
+def upgrade_body(path) -> str:
+    text = path.read_text()
+    return re.search(r"def upgrade\(\) -> None:\n(.*?)\n\ndef downgrade", text, re.S).group(1)
+
+
+def downgrade_body(path) -> str:
+    return path.read_text().split("def downgrade() -> None:\n", 1)[1]
+
+
+def autogenerate_both(project: BotProject, cog: str, step: int, *extra: str) -> tuple[str, str]:
+    """Autogenerate offline (no database) and live (database at head); keep the live file."""
+    project.cog(cog, "-x", "offline=true", *extra, "revision", "--autogenerate", "-m", f"step {step}",
+                "--rev-id", f"off{step}")
+    [offline] = [p for p in project.revisions(cog) if p.name.startswith(f"off{step}_")]
+    offline_text = offline.read_text()
+    offline.unlink()
+    project.cog(cog, *extra, "revision", "--autogenerate", "-m", f"step {step}", "--rev-id", f"live{step}")
+    [live] = [p for p in project.revisions(cog) if p.name.startswith(f"live{step}_")]
+    normalise = lambda text, rid: text.replace(rid, "REV")  # noqa: E731
+    return normalise(offline_text, f"off{step}"), normalise(live.read_text(), f"live{step}")
+
+
+MUSIC = "demobot/cogs/music/models.py"
+CORE = "demobot/models.py"
+
+# (cog, file, old, new, extra -x options): nine model evolutions of the example bot
+EVOLUTIONS = [
+    ("core", None, None, None, ()),  # create core_users
+    ("music", None, None, None, ()),  # create music tables, FK to core and m2m through table
+    ("music", MUSIC, SONG_TITLE, SONG_TITLE + "    plays: Optional[int] = ormar.Integer(nullable=True)\n", ()),
+    ("music", MUSIC, "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n",
+     "    artist: Optional[str] = ormar.String(max_length=200, nullable=True, index=True)\n", ()),
+    ("music", MUSIC, SONG_TITLE, SONG_TITLE + "    added_by: Optional[User] = ormar.ForeignKey(User, nullable=True, related_name=\"added_songs\")\n", ()),
+    ("core", CORE, "max_length=100)", "max_length=150)", ()),
+    ("music", MUSIC, "    plays: Optional[int] = ormar.Integer(nullable=True)\n",
+     "    play_count: Optional[int] = ormar.Integer(nullable=True)\n", ("-x", "rename=music_songs.plays:play_count")),
+    ("music", MUSIC, "class Playlist(ormar.Model):",
+     "class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename=\"music_albums\")\n\n"
+     "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n"
+     "class Playlist(ormar.Model):", ()),
+    ("music", MUSIC, "class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename=\"music_albums\")\n\n"
+     "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n", "",
+     ("-x", "allow_drops=true")),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
+def test_offline_autogenerate_equals_live_at_every_step(make_project, backend: str) -> None:
+    project = make_project(backend)
+    for step, (cog, path, old, new, extra) in enumerate(EVOLUTIONS):
+        if path:
+            project.edit(path, old, new)
+        offline, live = autogenerate_both(project, cog, step, *extra)
+        assert upgrade_body_text(offline) == upgrade_body_text(live), f"step {step} ({cog}): upgrade differs"
+        assert "pass" not in upgrade_body_text(live).split("###")[1], f"step {step} produced no operation"
+        project.cog(cog, "upgrade", "head")
+    tables = project.db.tables()
+    assert "music_albums" not in tables and "music_songs" in tables
+    columns = {c[0] for c in project.db.snapshot({"music_songs"})["music_songs"]["columns"]}
+    assert {"play_count", "added_by"} <= columns and "plays" not in columns
+
+
+def upgrade_body_text(text: str) -> str:
+    return re.search(r"def upgrade\(\) -> None:\n(.*?)\n\ndef downgrade", text, re.S).group(1)
+
+
+def music_and_core_at_head(project: BotProject) -> None:
+    for cog in ("core", "music"):
+        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
+        project.cog(cog, "upgrade", "head")
+
+
+def remove_playlists(project: BotProject) -> None:
+    text = (project.path / MUSIC).read_text()
+    (project.path / MUSIC).write_text(text[: text.index("class Playlist")])
+    project.edit("demobot/cogs/music/__init__.py", "from .models import Playlist, Song", "from .models import Song")
+    project.edit("demobot/cogs/music/__init__.py",
+                 "count = await Playlist.objects.filter(owner__id=ctx.author.id).count()", "count = 0")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql+psycopg"])
+def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, backend: str) -> None:
+    project = make_project(backend)
+    music_and_core_at_head(project)
+    project.db.execute("CREATE TABLE hand_made (id INTEGER PRIMARY KEY)")
+    remove_playlists(project)
+    project.unload("demobot.cogs.economy")
+    plain = project.cog("music", "revision", "--autogenerate", "-m", "without opt-in")
+    assert "music_playlists, playlists_songs created by this cog's revisions are no longer modelled" in plain.output
+    assert "no revision written" in plain.output and len(project.revisions("music")) == 1
+    check = project.cog("music", "check", check=False)
+    assert check.returncode != 0 and "music_playlists" in check.output
+    project.cog("music", "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "drop playlists")
+    [drop] = [p for p in project.revisions("music") if "drop_playlists" in p.name]
+    body = upgrade_body(drop)
+    assert body.count("op.drop_table(") == 2
+    assert body.index("'playlists_songs'") < body.index("'music_playlists'")  # referencing table first
+    assert "core_users" not in body and "hand_made" not in body and "economy" not in body
+    project.cog("music", "upgrade", "head")
+    assert not ({"music_playlists", "playlists_songs"} & project.db.tables())
+    assert {"core_users", "hand_made", "music_songs"} <= project.db.tables()
+    project.cog("music", "downgrade", "-1")
+    assert {"music_playlists", "playlists_songs"} <= project.db.tables()
+
+
+def test_tables_of_other_cogs_are_never_proposed_for_drops(make_project) -> None:
+    project = make_project("sqlite+aiosqlite")
+    for cog in ("core", "music", "economy"):
+        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
+        project.cog(cog, "upgrade", "head")
+    project.unload("demobot.cogs.economy")
+    for cog in ("core", "music"):
+        result = project.cog(cog, "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "again")
+        assert "no revision written" in result.output and "no longer modelled" not in result.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
+def test_renamed_column_keeps_its_data(make_project, backend: str) -> None:
+    project = make_project(backend)
+    music_and_core_at_head(project)
+    project.db.execute("INSERT INTO music_songs (id, title, artist) VALUES (1, 'Blue', 'Joni')")
+    project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
+    refused = project.cog("music", "revision", "--autogenerate", "-m", "rename", check=False)
+    assert refused.returncode != 0 and "-x rename=music_songs.title:name" in refused.output
+    project.cog("music", "-x", "rename=music_songs.title:name", "revision", "--autogenerate")
+    [rename] = [p for p in project.revisions("music") if "rename_music_songs_title_to_name" in p.name]
+    assert "new_column_name='name'" in upgrade_body(rename) and "drop_column" not in rename.read_text()
+    project.cog("music", "upgrade", "head")
+    assert project.db.scalar("SELECT name FROM music_songs WHERE id = 1") == "Blue"
+    project.cog("music", "downgrade", "-1")
+    assert project.db.scalar("SELECT title FROM music_songs WHERE id = 1") == "Blue"
+    project.cog("music", "upgrade", "head")
+    assert project.db.scalar("SELECT name FROM music_songs WHERE id = 1") == "Blue"
+
+
+def test_renamed_table_keeps_its_data(make_project) -> None:
+    project = make_project("sqlite")
+    music_and_core_at_head(project)
+    project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
+    project.edit(MUSIC, 'tablename="music_songs"', 'tablename="music_tracks"')
+    project.cog("music", "-x", "rename=music_songs:music_tracks", "revision", "--autogenerate")
+    [rename] = [p for p in project.revisions("music") if "rename_music_songs_to_music_tracks" in p.name]
+    assert "op.rename_table('music_songs', 'music_tracks')" in upgrade_body(rename)
+    assert "op.rename_table('music_tracks', 'music_songs')" in downgrade_body(rename)
+    project.cog("music", "upgrade", "head")
+    assert project.db.scalar("SELECT title FROM music_tracks WHERE id = 1") == "Blue"
+    project.cog("music", "downgrade", "-1")
+    assert project.db.scalar("SELECT title FROM music_songs WHERE id = 1") == "Blue"
+
+
+def test_not_null_column_without_default_is_refused(make_project) -> None:
+    project = make_project("sqlite+aiosqlite")
+    music_and_core_at_head(project)
+    project.edit(CORE, "    name: str = ormar.String(max_length=100)\n",
+                 "    name: str = ormar.String(max_length=100)\n    locale: str = ormar.String(max_length=10)\n")
+    result = project.cog("core", "revision", "--autogenerate", "-m", "locale", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.output
+    assert "core_users.locale" in result.output and "nullable=True" in result.output and "server_default" in result.output
+    assert len(project.revisions("core")) == 1
+    project.edit(CORE, "locale: str = ormar.String(max_length=10)", "locale: str = ormar.String(max_length=10, server_default='en')")
+    project.cog("core", "revision", "--autogenerate")
+    assert any("add_core_users_locale" in p.name for p in project.revisions("core"))
+
+
+def test_revision_message_is_derived_from_operations(make_project) -> None:
+    project = make_project("sqlite")
+    project.cog("core", "revision", "--autogenerate")
+    assert [p.name.split("_", 1)[1] for p in project.revisions("core")] == ["create_core_users.py"]
