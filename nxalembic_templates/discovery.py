@@ -4,7 +4,8 @@ A *cog*, for migration purposes, is a loaded extension (``bot.extensions``) that
 least one ormar model: in the extension module itself (single-file cog) or anywhere inside its
 package (package cog), including the many-to-many *through* tables ormar creates for it.
 Models the bot imports from outside every extension belong to a pseudo-cog (``core`` unless
-``core_cog`` says otherwise).  Both the stock ``alembic -x cog=`` route and the ``nxalembic``
+``core_cog`` says otherwise), except models of extensions that are not loaded (modules with a
+``setup()`` function that a loaded cog happens to import): those belong to no cog.  Both the stock ``alembic -x cog=`` route and the ``nxalembic``
 command get their cogs from :func:`discover`, so they can never disagree.
 """
 
@@ -172,7 +173,7 @@ def import_bot(settings: Settings) -> Any:
         ) from None
     if not isinstance(getattr(bot, "extensions", None), Mapping):
         raise NXAlembicError(
-            f"{settings.module}.{settings.bot} is a {type(bot).__name__}, not a nextcord bot "
+            f"{settings.module}.{settings.bot} is of type {type(bot).__name__}, not a nextcord bot "
             f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
             "commands.Bot instance"
         )
@@ -208,6 +209,21 @@ def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str
     return best
 
 
+def _inside_unloaded_extension(module_name: str) -> bool:
+    """Whether *module_name* is, or is inside, a module with a ``setup()`` function.
+
+    nextcord loads an extension by calling its module's ``setup(bot)``; a model defined in
+    such a module (or package) that is not in ``bot.extensions`` belongs to a cog that is not
+    loaded right now, so it must not fall into the pseudo-cog.
+    """
+    parts = module_name.split(".")
+    for end in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and callable(getattr(module, "setup", None)):
+            return True
+    return False
+
+
 def _module_dir(module: ModuleType | None) -> Path:
     filename = getattr(module, "__file__", None)
     return Path(filename).resolve().parent if filename else Path.cwd()
@@ -239,13 +255,15 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         ext = _extension_of(model.__module__, extensions)
         (by_extension[ext] if ext else outside).append(model)
 
-    # Models outside every extension belong to the bot when they live in the bot's own package
-    # or share a MetaData with the cogs; other libraries' models in the process are not ours.
+    # Models outside every loaded extension belong to the bot when they live in the bot's own
+    # package or share a MetaData with the cogs (other libraries' models are not ours), unless
+    # they are defined inside an extension that is not loaded (imported by a loaded cog).
     cog_metadata = {id(m.ormar_config.metadata) for ms in by_extension.values() for m in ms}
     core_models = [
         m
         for m in outside
-        if m.__module__.split(".", 1)[0] == top_package or id(m.ormar_config.metadata) in cog_metadata
+        if (m.__module__.split(".", 1)[0] == top_package or id(m.ormar_config.metadata) in cog_metadata)
+        and not _inside_unloaded_extension(m.__module__)
     ]
 
     cogs: dict[str, Cog] = {}

@@ -100,3 +100,14 @@ def test_cross_cog_foreign_key_on_sqlite(make_project) -> None:
         project.cog(cog, "upgrade", "head")
     fks = project.db.snapshot({"music_playlists"})["music_playlists"]["fks"]
     assert (("owner",), "core_users") in fks
+
+
+def test_models_of_an_unloaded_cog_imported_by_a_loaded_one_are_left_alone(make_project) -> None:
+    """economy imports music's models; with music unloaded they must not become core's."""
+    project = make_project("sqlite+aiosqlite")
+    project.unload("demobot.cogs.music")
+    result = project.cog("music", "current", check=False)
+    assert "unknown cog 'music'; known cogs: core, economy" in result.output
+    project.cog("core", "revision", "--autogenerate", "-m", "users")
+    body = project.revision_ops(project.revisions("core")[0])
+    assert "music" not in body and "playlists" not in body
