@@ -23,5 +23,13 @@ test: install
 	bash .ci/install-postgres.sh
 	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
 
+# Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md).
+bench: install
+	set -e; for script in benchmarks/bench_*.py; do $(BIN)/python -P $$script; done
+
+# HTML documentation; warnings are errors (tests/test_docs.py builds it too).
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) dist build docs/_build .pytest_cache

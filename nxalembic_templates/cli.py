@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from alembic import command
 from alembic.config import Config
@@ -38,12 +38,28 @@ bot = {bot}
 """
 
 
-def _cog_option(sub: argparse.ArgumentParser, help_text: str) -> None:
-    sub.add_argument("--app", "--cog", dest="app", metavar="NAME", help=help_text)
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``FAILED:`` line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"FAILED: {message}; see '{self.prog} --help'\n")
+
+
+def _cog_option(sub: argparse.ArgumentParser, help_text: str, dest: str = "app") -> None:
+    sub.add_argument("--app", "--cog", dest=dest, metavar="NAME", help=help_text)
+
+
+def _common_options(sub: argparse.ArgumentParser) -> None:
+    """``-q`` and ``--raiseerr`` also after the command (``nxalembic upgrade -q``).
+
+    SUPPRESS keeps the value given before the command when the option is not repeated.
+    """
+    sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub.add_argument("--raiseerr", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nxalembic",
         description="Per-cog Alembic migrations for a nextcord bot: all cogs at once, status and check.",
     )
@@ -71,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
 
     sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
-    sub.add_argument("app", metavar="APP", help="the cog to downgrade")
+    sub.add_argument("app", metavar="APP", nargs="?", help="the cog to downgrade (or --app NAME)")
+    sub.add_argument("revision", nargs="?", help="target revision (default: -1, one step down)")
+    _cog_option(sub, "the cog to downgrade, instead of APP", dest="app_option")
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
-    sub.add_argument("revision", nargs="?", default="-1", help="target revision (default: -1)")
 
     sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
     sub.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -84,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("directory", nargs="?", default="migrations", help="scripts folder (default: migrations)")
     sub.add_argument("--module", default="yourbot.main", help="bot module for the nxalembic.ini skeleton")
     sub.add_argument("--bot", default="bot", help="bot variable for the nxalembic.ini skeleton")
+    for sub in subs.choices.values():
+        _common_options(sub)
     return parser
 
 
@@ -133,93 +152,101 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _downgrade_target(args: argparse.Namespace) -> tuple[str, str]:
+    """``downgrade APP [REV]`` or ``downgrade --app APP [REV]``: the cog and the revision."""
+    app, revision = args.app, args.revision
+    if args.app_option:
+        if app is not None and revision is not None:
+            raise CommandError(
+                f"downgrade takes the cog once, as APP or as --app, not both ({app}, {args.app_option})"
+            )
+        app, revision = args.app_option, app if revision is None else revision
+    if app is None:
+        raise CommandError("downgrade needs a cog: nxalembic downgrade APP [REVISION]")
+    return app, revision or "-1"
+
+
+def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
+    if args.revision != "head" and not args.app:
+        raise CommandError("a REVISION other than head needs --app NAME (revisions are per cog)")
+    if args.sql:
+        project.sql("upgrade", args.app, args.revision, out=print)
+        return 0
+    results = project.upgrade(args.app, args.revision, report=_progress(out, "applied"))
+    total = sum(len(r.applied) for r in results)
+    out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
+    return 0
+
+
+def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
+    app, revision = _downgrade_target(args)
+    if args.sql:
+        project.sql("downgrade", app, revision, out=print)
+    else:
+        project.downgrade(app, revision, report=_progress(out, "undone"))
+    return 0
+
+
+def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
+    def report(cog: str, script: Any) -> None:
+        out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
+
+    written = project.migrate(args.app, args.message, args.empty, report)
+    out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
+    return 0
+
+
+def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
+    status = project.status()
+    if args.json:
+        cogs = [{**asdict(c), "differs": c.differs} for c in status.cogs]
+        print(json.dumps({**asdict(status), "cogs": cogs}, indent=2))
+        return 0
+    rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
+    for c in status.cogs:
+        rows.append((c.cog, c.version_table, _short(c.current), _short(c.head), str(c.pending),
+                     f"{_count(len(c.model_changes), 'change')}" if c.differs else "in sync"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    if status.extensions_without_models:
+        print("extensions without models: " + ", ".join(status.extensions_without_models))
+    if status.unowned_tables:
+        print("tables owned by no loaded cog: " + ", ".join(status.unowned_tables))
+    return 0
+
+
+def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:
+    changed = {c.cog: c.model_changes for c in project.status().cogs if c.differs}
+    for cog, changes in changed.items():
+        print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
+    if changed:
+        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}")
+        return 1
+    out("all cogs: models match their migrations")
+    return 0
+
+
+COMMANDS = {
+    "upgrade": cmd_upgrade,
+    "downgrade": cmd_downgrade,
+    "migrate": cmd_migrate,
+    "status": cmd_status,
+    "check": cmd_check,
+}
+
+
 def run(args: argparse.Namespace) -> int:
     out = Output(args.quiet)
     if args.command == "init":
         return cmd_init(args, out)
     project = Project(Path(args.config).resolve(), args.x)
-
-    if args.command == "upgrade":
-        if args.revision != "head" and not args.app:
-            raise CommandError("a REVISION other than head needs --app NAME (revisions are per cog)")
-        if args.sql:
-            project.sql("upgrade", args.app, args.revision, out=print)
-            return 0
-        results = _until_failure(project.upgrade, out, args.app, args.revision, report=_progress(out, "applied"))
-        total = sum(len(r.applied) for r in results)
-        out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
-        return 0
-
-    if args.command == "downgrade":
-        if args.sql:
-            project.sql("downgrade", args.app, args.revision, out=print)
-            return 0
-        project.downgrade(args.app, args.revision, report=_progress(out, "undone"))
-        return 0
-
-    if args.command == "migrate":
-
-        def report(cog: str, script: Any) -> None:
-            if script is None:
-                out(f"{cog}: no changes")
-            else:
-                out(f"{cog}: wrote {os.path.relpath(script.path)}")
-
-        written = project.migrate(args.app, args.message, args.empty, report)
-        out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
-        return 0
-
-    if args.command == "status":
-        status = project.status()
-        if args.json:
-            print(json.dumps({**asdict(status), "cogs": [{**asdict(c), "differs": c.differs} for c in status.cogs]}, indent=2))
-            return 0
-        rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
-        for c in status.cogs:
-            rows.append((c.cog, c.version_table, _short(c.current), _short(c.head), str(c.pending),
-                         f"{len(c.model_changes)} change(s)" if c.differs else "in sync"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-        if status.extensions_without_models:
-            print("extensions without models: " + ", ".join(status.extensions_without_models))
-        if status.unowned_tables:
-            print("tables owned by no loaded cog: " + ", ".join(status.unowned_tables))
-        return 0
-
-    if args.command == "check":
-        changed = {c.cog: c.model_changes for c in project.status().cogs if c.differs}
-        for cog, changes in changed.items():
-            print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
-        if changed:
-            print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}")
-            return 1
-        out("all cogs: models match their migrations")
-        return 0
-    raise AssertionError(args.command)
+    return COMMANDS[args.command](project, args, out)
 
 
-def _until_failure(fn: Any, out: Output, *args: Any, **kwargs: Any) -> Any:
-    """Run an all-cogs operation; on failure, name the cogs that were not touched."""
-    done: list[UpgradeResult] = []
-    report = kwargs.pop("report")
-
-    def track(result: UpgradeResult) -> None:
-        done.append(result)
-        report(result)
-
-    try:
-        return fn(*args, report=track, **kwargs)
-    except CommandError as exc:
-        project = getattr(fn, "__self__", None)
-        if project is not None and args[0] is None:
-            finished = {r.cog for r in done}
-            order = project.cogs()
-            failed_at = next((c for c in order if c not in finished), None)
-            untouched = [c for c in order if c not in finished and c != failed_at]
-            if untouched:
-                raise CommandError(f"{exc}; not touched: {', '.join(untouched)}") from exc
-        raise
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,14 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         if args.raiseerr:
             raise
-        print(f"FAILED: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", file=sys.stderr)
+        print(f"FAILED: {_first_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 1
     except Exception as exc:  # an unexpected error: still one line unless --raiseerr
         if args.raiseerr:
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(f"FAILED: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno}); "
-              "rerun with --raiseerr for the traceback", file=sys.stderr)
+        print(f"FAILED: {type(exc).__name__}: {_first_line(str(exc))} ({Path(where.filename).name}:"
+              f"{where.lineno}); rerun with --raiseerr for the traceback", file=sys.stderr)
         return 1
 
 

@@ -142,9 +142,9 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
 
 
-def _database_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+def _database_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest, db_name: str = "bot") -> Database:
     if backend.startswith("sqlite"):
-        return Database(f"{backend}:///{tmp_path / 'bot.db'}")
+        return Database(f"{backend}:///{tmp_path / (db_name + '.db')}")
     server: PostgresServer = request.getfixturevalue("pg_server")
     name = "t_" + uuid.uuid4().hex[:12]
     server.create_database(name)
@@ -203,15 +203,18 @@ class BotProject:
 
 @pytest.fixture
 def make_project(tmp_path: Path, initialised_template: Path, request: pytest.FixtureRequest) -> Any:
-    """Factory: ``make_project(backend)`` gives a fresh example bot on a fresh database."""
+    """Factory: ``make_project(backend)`` gives a fresh example bot on a fresh database.
+
+    SQLite projects share ``bot.db`` unless *db_name* differs; PostgreSQL always gets a new database.
+    """
     made: list[Database] = []
 
-    def make(backend: str = "sqlite+aiosqlite", name: str = "bot") -> BotProject:
+    def make(backend: str = "sqlite+aiosqlite", name: str = "bot", db_name: str = "bot") -> BotProject:
         path = tmp_path / name
         shutil.copytree(initialised_template, path)
         shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
         shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
-        db = _database_for(backend, tmp_path, request)
+        db = _database_for(backend, tmp_path, request, db_name)
         made.append(db)
         return BotProject(path, db)
 
