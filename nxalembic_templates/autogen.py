@@ -268,7 +268,8 @@ class Rewriter:
     # table renames ------------------------------------------------------------------------
 
     def _rename_tables(self, connection: Connection | None, upgrade_ops: ops.UpgradeOps) -> set[str]:
-        pairs = {h.old: h.new for h in self.options.renames if h.table is None}
+        # hints about other cogs' tables are theirs (nxalembic migrate passes every hint to every cog)
+        pairs = {h.old: h.new for h in self.options.renames if h.table is None and h.new in self.own_tables}
         creates = {op.table_name: op for op in upgrade_ops.ops if isinstance(op, ops.CreateTableOp)}
         if self.options.ask:
             for old in sorted(self.droppable - set(pairs)):
@@ -300,7 +301,9 @@ class Rewriter:
     # column renames -----------------------------------------------------------------------
 
     def _rename_columns(self, upgrade_ops: ops.UpgradeOps) -> None:
-        hinted = {(h.table, h.old): h.new for h in self.options.renames if h.table is not None}
+        hinted = {
+            (h.table, h.old): h.new for h in self.options.renames if h.table is not None and h.table in self.own_tables
+        }
         for table_ops in [op for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)]:
             drops = {op.column_name: op for op in table_ops.ops if isinstance(op, ops.DropColumnOp)}
             adds = {op.column.name: op for op in table_ops.ops if isinstance(op, ops.AddColumnOp)}

@@ -79,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = subs.add_parser("migrate", help="autogenerate the next revision of every cog (or one)")
     _cog_option(sub, "only this cog")
     sub.add_argument("--empty", action="store_true", help="write a blank revision instead of autogenerating")
-    sub.add_argument("-m", "--message", help="revision message")
+    sub.add_argument("-m", "--message", help="revision message (default: derived from the operations)")
+    sub.add_argument("--offline", action="store_true",
+                     help="no database: replay each cog's revisions into a scratch SQLite database and compare with that")
+    sub.add_argument("--allow-drops", action="store_true",
+                     help="drop tables this cog's revisions created whose models are gone (never other tables)")
+    sub.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
+                     help="rename hint: old_table:new_table or table.old_column:new_column (repeatable)")
 
     sub = subs.add_parser("upgrade", help="upgrade every cog to head (or one cog to REVISION)")
     _cog_option(sub, "only this cog")
@@ -187,11 +193,22 @@ def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> in
     return 0
 
 
+def _ask(question: str) -> bool:
+    """Django-style question at the terminal; anything but y/yes is no."""
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
     def report(cog: str, script: Any) -> None:
         out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
 
-    written = project.migrate(args.app, args.message, args.empty, report)
+    written = project.migrate(
+        args.app, args.message, args.empty, report, offline=args.offline, allow_drops=args.allow_drops,
+        renames=args.rename, ask=_ask if sys.stdin.isatty() and not args.quiet else None,
+    )
     out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
     return 0
 

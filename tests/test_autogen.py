@@ -179,3 +179,66 @@ def test_revision_message_is_derived_from_operations(make_project) -> None:
     project = make_project("sqlite")
     project.cog("core", "revision", "--autogenerate")
     assert [p.name.split("_", 1)[1] for p in project.revisions("core")] == ["create_core_users.py"]
+
+
+def test_nxalembic_migrate_offline_needs_no_database(make_project) -> None:
+    project = make_project("sqlite+aiosqlite")
+    db_file = project.path.parent / "bot.db"
+    out = project.nxalembic("migrate", "--offline").stdout
+    assert "core: wrote" in out and "music: wrote" in out and "economy: wrote" in out
+    assert not db_file.exists()
+    assert "no changes" in project.nxalembic("migrate", "--offline").stdout
+    assert not db_file.exists()
+    project.nxalembic("upgrade")
+    assert {"core_users", "music_songs", "economy_wallets"} <= project.db.tables()
+
+
+def test_nxalembic_migrate_allow_drops_and_rename(make_project) -> None:
+    project = make_project("sqlite")
+    project.nxalembic("migrate")
+    project.nxalembic("upgrade")
+    project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
+    project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
+    project.nxalembic("migrate", "--cog", "music", "--rename", "music_songs.title:name")
+    remove_playlists(project)
+    project.unload("demobot.cogs.economy")
+    kept = project.nxalembic("migrate")
+    assert "no longer modelled" in kept.output and "music: no changes" in kept.stdout
+    project.nxalembic("migrate", "--allow-drops", "-m", "drop playlists")
+    [drop] = [p for p in project.revisions("music") if "drop_playlists" in p.name]
+    assert upgrade_body(drop).count("op.drop_table(") == 2
+    project.nxalembic("upgrade")
+    assert project.db.scalar("SELECT name FROM music_songs WHERE id = 1") == "Blue"
+    assert "music_playlists" not in project.db.tables() and "economy_wallets" in project.db.tables()
+
+
+def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> None:
+    import os
+    import pty
+    import subprocess
+
+    from conftest import NXALEMBIC
+
+    project = make_project("sqlite+aiosqlite")
+    project.nxalembic("migrate")
+    project.nxalembic("upgrade")
+    project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([NXALEMBIC, "migrate", "--cog", "music"], cwd=project.path, stdin=slave,
+                            stdout=slave, stderr=slave, env={**os.environ, **project.env})
+    os.close(slave)
+    seen = b""
+    while b"[y/N]" not in seen:
+        chunk = os.read(master, 1024)
+        assert chunk, f"no prompt; output so far: {seen!r}"
+        seen += chunk
+    assert b"Did you rename music_songs.title to name? [y/N]" in seen
+    os.write(master, b"y\n")
+    try:
+        while chunk := os.read(master, 1024):
+            seen += chunk
+    except OSError:  # the pty is closed when the process exits
+        pass
+    assert proc.wait(timeout=60) == 0, seen.decode()
+    [rename] = [p for p in project.revisions("music") if "rename_music_songs_title_to_name" in p.name]
+    assert "new_column_name='name'" in upgrade_body(rename)
