@@ -9,6 +9,7 @@ the ``nxalembic`` command.  Modules, one responsibility each:
 * :mod:`.locking`     migration engines: one process at a time, atomic where possible
 * :mod:`.environment` what the template's ``env.py`` runs
 * :mod:`.cli`         the ``nxalembic`` command
+* :mod:`.testing`     pytest-alembic's built-in tests once per cog
 """
 
 from pathlib import Path

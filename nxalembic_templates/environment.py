@@ -11,7 +11,7 @@ import configparser
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -330,11 +330,7 @@ def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope
     """Alembic's message, or one that names the cog and the fix when we can tell the cause."""
     script, cog = context.script, scope.cog.name
     if str(exc).startswith("Multiple head revisions are present"):
-        heads = sorted(script.get_heads())
-        return NXAlembicError(
-            f"cog {cog!r} has {len(heads)} heads ({', '.join(heads)}): its history forked; merge them with "
-            f"'alembic -x cog={cog} merge heads -m \"merge\"' and run the command again"
-        )
+        return forked_history(cog, script.get_heads())
     try:
         current = context.get_context().get_current_heads()
     except Exception:  # the database cannot tell: keep Alembic's message
@@ -347,6 +343,14 @@ def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope
             f"'alembic -x cog={cog} stamp --purge REVISION' records where the database really is"
         )
     return exc
+
+
+def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
+    heads = sorted(heads)
+    return NXAlembicError(
+        f"cog {cog!r} has {len(heads)} heads ({', '.join(heads)}): its history forked; merge them with "
+        f"'alembic -x cog={cog} merge heads -m \"merge\"' and run the command again"
+    )
 
 
 def _has_revision(script: ScriptDirectory, revision: str) -> bool:

@@ -31,6 +31,7 @@ from .environment import (
     CONFIGURE_KEY,
     CONNECTION_KEY,
     database_url,
+    forked_history,
     load_schema,
     use_cog_history,
     with_connection,
@@ -173,9 +174,13 @@ class Project:
     ) -> list[UpgradeResult]:
         """Upgrade cogs one by one (each committed on its own); stop at the first failure.
 
-        The error of a failed cog says which cogs after it were not touched.
+        The error of a failed cog says which cogs after it were not touched.  Every cog's
+        history is loaded and checked first, so a broken revision file or a forked history
+        stops the run before any cog is changed.
         """
         order = self.cogs(only)
+        for cog in order:
+            self.check_history(cog, single_head=revision == "head")
 
         def work(connection: Connection) -> list[UpgradeResult]:
             results = []
@@ -196,6 +201,15 @@ class Project:
             return results
 
         return self.connected(work)
+
+    def check_history(self, cog: str, single_head: bool = True) -> None:
+        """Load the cog's revision files (a broken one is named) and refuse a forked history."""
+        try:
+            heads = sorted(self.script(cog).get_heads())
+        except NXAlembicError as exc:
+            raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
+        if single_head and len(heads) > 1:
+            raise forked_history(cog, heads)
 
     def downgrade(
         self, cog: str, revision: str = "-1", report: Callable[[UpgradeResult], None] = print
