@@ -1,0 +1,229 @@
+"""Two migration processes started at the same moment: one migrates, the other waits and finds nothing to do.
+
+The race is made real and observable, without timing assertions:
+
+* each revision records itself in ``race_log`` (a row per run of its ``upgrade()``) and then
+  stops at a *gate* inside ``upgrade()`` — while still holding the migration lock — until the
+  test releases it;
+* before releasing, the test sees the other process blocked: on PostgreSQL as a lock request
+  in ``pg_locks`` that is not granted; on SQLite (which has no such view) as the other
+  process having reached env.py for that run, plus a second of grace so that it is waiting
+  in ``BEGIN IMMEDIATE``;
+* if both processes ever stand inside the same revision at once, the test fails at once.
+
+Afterwards both processes must have exited 0, every revision's ``upgrade()`` must have run
+exactly once (one ``race_log`` row each) and each version table must hold one row.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from conftest import ALEMBIC, NXALEMBIC, BotProject
+
+T = TypeVar("T")
+
+#: How long any single step of the choreography may take before the test gives up.
+STEP_TIMEOUT = 120.0
+#: SQLite: time given to the waiting process to get from env.py into ``BEGIN IMMEDIATE``.
+SQLITE_GRACE = 1.0
+
+GATE = '''
+def _gate(revision: str) -> None:
+    """Stand inside upgrade(), holding the migration lock, until the test says go."""
+    folder = Path(os.environ["RACE_GATE"])
+    (folder / f"inside-{revision}-{os.getpid()}").touch()
+    deadline = time.monotonic() + 120
+    while not (folder / f"release-{revision}").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test never released {revision}")
+        time.sleep(0.05)
+'''
+
+#: Appended to the project's env.py: "this process is about to migrate COG" (SQLite's only clue).
+ATTEMPT_MARKER = '''
+import os as _os
+from pathlib import Path as _Path
+
+from nxalembic_templates.environment import selected_cog as _selected_cog
+
+_Path(_os.environ["RACE_GATE"], f"attempt-{_selected_cog(context.config)}-{_os.getpid()}").touch()
+'''
+
+
+def write_revision(project: BotProject, cog: str, revision: str, down: str | None, upgrade: str,
+                   gate: bool = False) -> None:
+    """A hand-written revision that logs its run in race_log (and stops at the gate if asked)."""
+    folder = project.path / "migrations" / "versions" / cog
+    folder.mkdir(parents=True, exist_ok=True)
+    body = textwrap.dedent(upgrade).strip() + f"\nop.execute(\"INSERT INTO race_log (revision) VALUES ('{revision}')\")"
+    if gate:
+        body += f"\n_gate({revision!r})"
+    (folder / f"{revision}_race.py").write_text(
+        "import os\nimport time\nfrom pathlib import Path\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n"
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
+        f"{GATE}\n\ndef upgrade() -> None:\n{textwrap.indent(body, '    ')}\n\n\n"
+        "def downgrade() -> None:\n    pass\n"
+    )
+
+
+def create_table(name: str) -> str:
+    return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
+
+
+@dataclass
+class Racer:
+    """One migration process; its output goes to files so that neither can block on a pipe."""
+
+    process: subprocess.Popen
+    out: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+
+class Race:
+    """Two (or more) migration commands on one project, started together and refereed."""
+
+    def __init__(self, project: BotProject, tmp_path: Path) -> None:
+        self.project = project
+        self.gate = tmp_path / "gate"
+        self.gate.mkdir()
+        project.db.execute("CREATE TABLE race_log (revision VARCHAR(40) NOT NULL)")
+        project.edit("migrations/env.py", "run_migrations(context)\n", ATTEMPT_MARKER + "run_migrations(context)\n")
+        self.racers: list[Racer] = []
+
+    def start(self, *commands: list[str]) -> None:
+        """Start every command before waiting for any of them."""
+        env = {**os.environ, **self.project.env, "RACE_GATE": str(self.gate)}
+        for number, args in enumerate(commands):
+            out = self.gate.parent / f"racer{number}.log"
+            handle = out.open("w")
+            process = subprocess.Popen(args, cwd=self.project.path, env=env, stdout=handle,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            handle.close()
+            self.racers.append(Racer(process, out))
+
+    def referee(self, revision: str) -> Racer:
+        """Wait until one racer is inside *revision* and the other waits for the lock; release it."""
+        def holders() -> list[int] | None:
+            pids = [int(p.name.rsplit("-", 1)[1]) for p in self.gate.glob(f"inside-{revision}-*")]
+            assert len(pids) < 2, f"both processes are inside revision {revision} at once\n{self.outputs()}"
+            return pids or None
+
+        [holder] = self.wait_for(holders, f"a process inside revision {revision}")
+        [other] = [r for r in self.racers if r.pid != holder]
+        if self.project.db.backend == "postgresql":
+            self.wait_for(self.someone_waits_for_a_lock, "the other process to wait for a lock")
+        else:
+            self.wait_for(lambda: list(self.gate.glob(f"attempt-*-{other.pid}")) or None,
+                          "the other process to reach env.py")
+            time.sleep(SQLITE_GRACE)
+            holders()
+        (self.gate / f"release-{revision}").touch()
+        return next(r for r in self.racers if r.pid == holder)
+
+    def someone_waits_for_a_lock(self) -> bool | None:
+        waiting = self.project.db.scalar(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+            "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"
+        )
+        return True if waiting else None
+
+    def wait_for(self, condition: Callable[[], T | None], what: str) -> T:
+        """Poll *condition*; no racer may finish meanwhile (each is gated or waiting for a lock)."""
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while (result := condition()) is None:
+            ended = any(r.process.poll() is not None for r in self.racers)
+            assert not ended and time.monotonic() < deadline, f"gave up waiting for {what}\n{self.outputs()}"
+            time.sleep(0.05)
+        return result
+
+    def finish(self) -> list[str]:
+        """Wait for every racer; return their outputs (asserting each exited 0)."""
+        for racer in self.racers:
+            racer.process.wait(timeout=STEP_TIMEOUT)
+        for racer in self.racers:
+            assert racer.process.returncode == 0, self.outputs()
+        return [r.output() for r in self.racers]
+
+    def kill(self) -> None:
+        for racer in self.racers:
+            if racer.process.poll() is None:
+                racer.process.kill()
+                racer.process.wait()
+
+    def outputs(self) -> str:
+        return "\n".join(f"--- process {r.pid} ---\n{r.output()}" for r in self.racers)
+
+    def runs(self) -> dict[str, int]:
+        """How many times each revision's upgrade() ran (committed)."""
+        with self.project.db.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT revision, count(*) FROM race_log GROUP BY revision"))
+            return {revision: count for revision, count in rows}
+
+
+def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, tmp_path: Path) -> None:
+    write_revision(project, "core", "feed00000001", None, """
+        op.create_table(
+            "core_users",
+            sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+            sa.Column("name", sa.String(100), nullable=False),
+            sa.PrimaryKeyConstraint("id"),
+        )
+    """, gate=True)
+    write_revision(project, "core", "feed00000002", "feed00000001", """
+        op.add_column("core_users", sa.Column("locale", sa.String(10), nullable=True))
+        op.create_index("ix_core_users_locale", "core_users", ["locale"])
+    """)
+    race = Race(project, tmp_path)
+    command = [ALEMBIC, "-x", "cog=core", "upgrade", "head"]
+    try:
+        race.start(command, command)
+        migrator = race.referee("feed00000001")
+        outputs = race.finish()
+    finally:
+        race.kill()
+
+    assert race.runs() == {"feed00000001": 1, "feed00000002": 1}
+    assert project.db.versions("alembic_version_core") == ["feed00000002"]
+    assert {"core_users", "alembic_version_core"} <= project.db.tables()
+    ran = [out for out in outputs if "Running upgrade  -> feed00000001" in out]
+    assert ran == [migrator.output()], race.outputs()
+    idle = next(out for out in outputs if out != migrator.output())
+    assert "Running upgrade" not in idle
+
+
+def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(project: BotProject, tmp_path: Path) -> None:
+    revisions = {"core": "beef00000001", "music": "beef00000002", "economy": "beef00000003"}
+    for cog, revision in revisions.items():
+        write_revision(project, cog, revision, None, create_table(f"{cog}_race"), gate=True)
+    race = Race(project, tmp_path)
+    try:
+        race.start([NXALEMBIC, "upgrade"], [NXALEMBIC, "upgrade"])
+        migrators = {cog: race.referee(revision) for cog, revision in revisions.items()}
+        outputs = race.finish()
+    finally:
+        race.kill()
+
+    assert race.runs() == {revision: 1 for revision in revisions.values()}
+    for cog, revision in revisions.items():
+        assert project.db.versions(f"alembic_version_{cog}") == [revision]
+        assert f"{cog}_race" in project.db.tables()
+        applied = [out for out in outputs if f"{cog}: 1 revision applied" in out]
+        assert applied == [migrators[cog].output()], race.outputs()
+    for out in outputs:
+        assert "upgraded 3 cogs" in out
