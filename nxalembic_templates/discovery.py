@@ -11,9 +11,11 @@ command get their cogs from :func:`discover`, so they can never disagree.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 import traceback
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +157,7 @@ def import_bot(settings: Settings) -> Any:
     root = str(settings.root)
     if root not in sys.path:
         sys.path.insert(0, root)
+    _ensure_event_loop()
     try:
         module = importlib.import_module(settings.module)
     except Exception as exc:
@@ -178,6 +181,26 @@ def import_bot(settings: Settings) -> Any:
             "commands.Bot instance"
         )
     return bot
+
+
+def _ensure_event_loop() -> None:
+    """Give nextcord an event loop to find while the bot module runs ``commands.Bot()``.
+
+    nextcord 2.x asks ``asyncio.get_event_loop()`` in the Bot constructor, which fails in a
+    process that already ran ``asyncio.run()`` (it leaves no current loop behind): the case
+    for tools that migrate in-process, such as pytest-alembic.
+    """
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _all_models() -> Iterator[type[ormar.Model]]:
