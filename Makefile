@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test bench docs clean
+.PHONY: install demo test test-py312 test-oldest matrix-leg bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,33 @@ test: install
 	bash .ci/install-postgres.sh
 	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
 
+# -- Compatibility matrix (.ci/run runs it after `make test`) --------------------------------
+# The core tests again, each leg in a venv of its own with the freshly built wheel installed:
+#   test-py312:  Python 3.12 (pyenv's, else python3.12 on PATH) with nextcord 3.x;
+#   test-oldest: the oldest alembic / SQLAlchemy / ormar / nextcord pyproject.toml claims.
+# SQLite only, one driver per test (aiosqlite, the example bot's), so each leg stays short.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
+OLDEST_PINS := alembic==1.16.0 SQLAlchemy==2.0.40 ormar==0.26.0 nextcord==2.6.0
+MATRIX_TESTS := tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py
+MATRIX_SELECT := not postgresql and not uninstall and (aiosqlite or not sqlite or on_sqlite)
+MATRIX_PYTEST_ARGS ?= -q
+
+test-py312:
+	@$(MAKE) --no-print-directory matrix-leg LEG=py312 LEG_PYTHON="$(PYTHON312)" LEG_PINS="nextcord>=3"
+
+test-oldest:
+	@$(MAKE) --no-print-directory matrix-leg LEG=oldest LEG_PYTHON="$(PYTHON)" LEG_PINS="$(OLDEST_PINS)"
+
+matrix-leg:
+	@test -n "$(LEG_PYTHON)" || { echo "matrix $(LEG): no interpreter found (see ls ~/.pyenv/versions)" >&2; exit 1; }
+	test -x .venv-$(LEG)/bin/python || $(LEG_PYTHON) -m venv .venv-$(LEG)
+	rm -rf build/wheel-$(LEG)
+	.venv-$(LEG)/bin/python -m pip wheel -q --no-deps -w build/wheel-$(LEG) .
+	.venv-$(LEG)/bin/python -m pip install -q "$$(ls build/wheel-$(LEG)/*.whl)[sqlite,postgresql]" pytest $(foreach pin,$(LEG_PINS),'$(pin)')
+	.venv-$(LEG)/bin/python -m pip install -q --no-deps --force-reinstall build/wheel-$(LEG)/*.whl
+	@.venv-$(LEG)/bin/python -c 'import sys, importlib.metadata as m; print("matrix $(LEG): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "nextcord")))'
+	.venv-$(LEG)/bin/python -P -m pytest $(MATRIX_TESTS) -k "$(MATRIX_SELECT)" $(MATRIX_PYTEST_ARGS)
+
 # Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md).
 bench: install
 	set -e; for script in benchmarks/bench_*.py; do $(BIN)/python -P $$script; done
@@ -32,4 +59,4 @@ docs: install
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) dist build docs/_build .pytest_cache
+	rm -rf $(VENV) .venv-py312 .venv-oldest dist build docs/_build .pytest_cache

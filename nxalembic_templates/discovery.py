@@ -18,6 +18,7 @@ import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,8 +52,10 @@ class Cog:
     models: tuple[type[ormar.Model], ...]
     tables: tuple[sa.Table, ...]
 
-    @property
+    @cached_property
     def table_keys(self) -> frozenset[TableKey]:
+        # Cached: include_name asks once per table in the database (thousands, see
+        # benchmarks/bench_autogenerate_foreign_tables.py); ``tables`` is a tuple and never changes.
         return frozenset(table_key(t) for t in self.tables)
 
     @property
