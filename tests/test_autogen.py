@@ -12,8 +12,7 @@ SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
 
 
 def upgrade_body(path) -> str:
-    text = path.read_text()
-    return re.search(r"def upgrade\(\) -> None:\n(.*?)\n\ndef downgrade", text, re.S).group(1)
+    return upgrade_body_text(path.read_text())
 
 
 def downgrade_body(path) -> str:

@@ -31,7 +31,6 @@ def music_with_two_revisions(project: BotProject) -> tuple[str, str]:
                  "    title: str = ormar.String(max_length=200)\n"
                  "    plays: int | None = ormar.Integer(nullable=True)\n")
     project.cog("music", "revision", "--autogenerate", "-m", "add plays")
-    first, second = project.revisions("music")[0], project.revisions("music")[1]
     ids = {revision_id(p): p for p in project.revisions("music")}
     down = {rid: re.search(r"^down_revision: .* = (.*)$", p.read_text(), re.M).group(1) for rid, p in ids.items()}
     base = next(r for r, d in down.items() if d == "None")
