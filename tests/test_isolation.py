@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from conftest import ALL_BACKENDS, BotProject
@@ -10,31 +13,76 @@ CORE = {"core_users", "alembic_version_core"}
 MUSIC = {"music_songs", "music_playlists", "playlists_songs", "alembic_version_music"}
 
 
+TABLES = {
+    "core": CORE,
+    "music": MUSIC,
+    "economy": {"economy_wallets", "economy_purchases", "alembic_version_economy"},
+}
+#: One row per table, so that a snapshot compares data as well as schema.
+ROWS = {
+    "core": ["INSERT INTO core_users (id, name) VALUES (1, 'ann')"],
+    "music": ["INSERT INTO music_songs (id, title) VALUES (1, 'song')",
+              "INSERT INTO music_playlists (id, name, owner) VALUES (1, 'mix', 1)",
+              "INSERT INTO playlists_songs (id, song, playlist) VALUES (1, 1, 1)"],
+    "economy": ["INSERT INTO economy_wallets (id, user_id, balance) VALUES (1, 1, 5)",
+                "INSERT INTO economy_purchases (id, wallet, song, price) VALUES (1, 1, 1, 2)"],
+}
+
+
 def two_cogs_at_head(project: BotProject) -> None:
     for cog in ("core", "music"):
         project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
         project.cog(cog, "upgrade", "head")
 
 
+def head_of(project: BotProject, cog: str) -> str:
+    [path] = project.revisions(cog)
+    return re.search(r"^revision: str = '(\w+)'", path.read_text(), re.M).group(1)  # type: ignore[union-attr]
+
+
 def test_each_cog_has_its_own_folder_and_version_table(project: BotProject) -> None:
     two_cogs_at_head(project)
     assert len(project.revisions("core")) == 1 and len(project.revisions("music")) == 1
-    tables = project.db.tables()
-    assert {"alembic_version_core", "alembic_version_music"} <= tables
-    assert project.db.versions("alembic_version_core") != project.db.versions("alembic_version_music")
+    assert "alembic_version" not in project.db.tables()
+    for cog in ("core", "music"):
+        assert project.db.versions(f"alembic_version_{cog}") == [head_of(project, cog)]
 
 
-@pytest.mark.parametrize("action", [("downgrade", "base"), ("stamp", "base"), ("upgrade", "head"), ("stamp", "head")])
-def test_one_cogs_commands_leave_the_other_cog_alone(project: BotProject, action: tuple[str, str]) -> None:
-    two_cogs_at_head(project)
-    project.db.execute("INSERT INTO core_users (id, name) VALUES (1, 'ann')")
-    before = project.db.snapshot(CORE)
-    project.cog("music", "downgrade", "base")
-    project.cog("music", *action)
-    assert project.db.snapshot(CORE) == before
-    before_music = project.db.snapshot(MUSIC)
-    project.cog("core", *action)
-    assert project.db.snapshot(MUSIC) == before_music
+#: The cogs each one needs (foreign keys): economy -> music -> core.
+NEEDS = {"core": ["core"], "music": ["core", "music"], "economy": ["core", "music", "economy"]}
+# (cog acted on, cog watched, action).  The watched cog's tables never reference the acted
+# cog's, so the acted cog can go down on PostgreSQL while the watched one stays at head; core
+# is referenced by music, so core is only stamped.
+CASES = [
+    *((acted, watched, action) for acted, watched in (("music", "core"), ("economy", "music"))
+      for action in (("downgrade", "base"), ("stamp", "base"), ("upgrade", "head"), ("stamp", "head"))),
+    ("core", "economy", ("stamp", "base")),
+    ("core", "economy", ("stamp", "head")),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+psycopg"])
+@pytest.mark.parametrize("acted,watched,action", CASES, ids=[f"{a}-{'-'.join(x)}-watch-{w}" for a, w, x in CASES])
+def test_one_cogs_commands_leave_the_other_cog_alone(
+    make_project: Any, backend: str, acted: str, watched: str, action: tuple[str, str]
+) -> None:
+    project = make_project(backend)
+    for cog in dict.fromkeys(NEEDS[acted] + NEEDS[watched]):
+        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
+        project.cog(cog, "upgrade", "head")
+        for statement in ROWS[cog]:
+            project.db.execute(statement)
+    if action[1] == "head":  # start the acted cog at base, so that the action has work to do
+        project.cog(acted, "downgrade" if action[0] == "upgrade" else "stamp", "base")
+    before = project.db.snapshot(TABLES[watched])
+    assert all(before[t] is not None for t in TABLES[watched]), "the watched cog must have its tables"
+    assert before[f"alembic_version_{watched}"]["rows"], "the watched cog must be at head"
+
+    project.cog(acted, *action)
+
+    assert project.db.snapshot(TABLES[watched]) == before
+    expected = [head_of(project, acted)] if action[1] == "head" else []
+    assert project.db.versions(f"alembic_version_{acted}") == expected, "the action itself must have run"
 
 
 def test_autogenerate_ignores_the_tables_of_an_unloaded_cog(make_project, backend: str) -> None:

@@ -146,11 +146,18 @@ def test_autogenerate_only_touches_owned_tables(tmp_path_factory, world: World) 
         config.attributes[AUTOGENERATE_KEY] = True
         written = command.revision(config, message=f"phase two {c}", autogenerate=True)
         scripts = [s for s in (written if isinstance(written, list) else [written]) if s is not None]
+        # A script is due exactly when a modelled table gained a column, or owned tables lost
+        # their models and drops were asked for; a run that writes nothing must not pass.
+        grown = {(c, t) for t in range(world.tables[c]) if (c, t) in world.added and (c, t) not in world.removed}
+        due = bool(grown) or (world.allow_drops and bool(history - modelled))
+        assert len(scripts) == (1 if due else 0), f"cog c{c}: expected {int(due)} script(s), got {len(scripts)}"
         for script in scripts:
             touched = touched_tables(Path(script.path), universe)
             assert touched <= history | modelled, f"cog c{c} touched {touched - history - modelled}"
             text = Path(script.path).read_text()
             dropped = set(re.findall(r"op\.drop_table\('([A-Za-z0-9_]+)'\)", text.split("def downgrade")[0]))
+            for c2, t2 in grown:
+                assert f"'{table_name(c2, t2)}'" in text and "'extra'" in text, "the new column must be written"
             if world.allow_drops:
                 assert dropped == history - modelled
             else:

@@ -44,15 +44,14 @@ def test_stock_templates_still_work(tmp_path: Path, template: str) -> None:
 
 def test_uninstall_removes_nxcog(tmp_path: Path) -> None:
     """A fresh venv: install alembic and our wheel, see nxcog, uninstall, nxcog is gone."""
-    wheels = sorted((REPO / "dist").glob("nxalembic_templates-*.whl")) if (REPO / "dist").exists() else []
-    if not wheels:
-        run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)], cwd=tmp_path)
-        wheels = sorted((tmp_path / "dist").glob("nxalembic_templates-*.whl"))
+    # Always a wheel of this checkout, never one left in dist/ by an earlier build.
+    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)], cwd=tmp_path)
+    [wheel] = sorted((tmp_path / "dist").glob("nxalembic_templates-*.whl"))
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     run([*pip, "alembic"], cwd=tmp_path)
-    run([*pip, "--no-deps", str(wheels[-1])], cwd=tmp_path)
+    run([*pip, "--no-deps", str(wheel)], cwd=tmp_path)
     alembic = str(venv / "bin" / "alembic")
     assert "nxcog - " in run([alembic, "list_templates"], cwd=tmp_path).stdout
     run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "nxalembic-templates"], cwd=tmp_path)
