@@ -18,8 +18,10 @@ exactly once (one ``race_log`` row each) and each version table must hold one ro
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,3 +229,98 @@ def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(project: 
         assert applied == [migrators[cog].output()], race.outputs()
     for out in outputs:
         assert "upgraded 3 cogs" in out
+
+
+#: Advisory-lock keys the test holds as gates; revisions wait on them (never our migration key).
+CORE_GATE, ECONOMY_GATE = 424201, 424203
+
+
+def documented_lock_key() -> int:
+    """The key docs/concurrency.rst promises; the test checks the server sees exactly that."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "concurrency.rst").read_text()
+    return int(re.search(r"advisory lock on one fixed key, ``(\d+)``", text).group(1))  # type: ignore[union-attr]
+
+
+def take_and_hold(engine: sa.Engine, key: int, until: threading.Event) -> None:
+    """Queue for *key*, and once it is ours hold it until *until* is set."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+        until.wait(STEP_TIMEOUT)
+        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+
+
+def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cogs(
+    make_project: Callable[..., BotProject],
+) -> None:
+    project = make_project("postgresql+asyncpg")
+    write_revision(project, "core", "cafe00000001", None,
+                   f"{create_table('core_race')}\nop.execute('SELECT pg_advisory_xact_lock({CORE_GATE})')")
+    write_revision(project, "music", "cafe00000002", None, create_table("music_race"))
+    write_revision(project, "economy", "cafe00000003", None,
+                   f"{create_table('economy_race')}\nop.execute('SELECT pg_advisory_xact_lock({ECONOMY_GATE})')")
+    project.db.execute("CREATE TABLE race_log (revision VARCHAR(40) NOT NULL)")
+    key = documented_lock_key()
+
+    def locks(sql_filter: str) -> list[tuple[int, bool]]:
+        with project.db.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(  # type: ignore[misc]
+                "SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) " + sql_filter
+            ))]
+
+    def waiter_on(gate: int) -> int | None:
+        rows = locks(f"AND classid = 0 AND objid = {gate} AND NOT granted")
+        return rows[0][0] if rows else None
+
+    done = threading.Event()
+    gates = project.db.engine.connect()
+    gates.exec_driver_sql(f"SELECT pg_advisory_lock({CORE_GATE}), pg_advisory_lock({ECONOMY_GATE})")
+    gates.commit()
+    out = project.path / "nxalembic.log"
+    with out.open("w") as handle:
+        process = subprocess.Popen([NXALEMBIC, "upgrade"], cwd=project.path, env={**os.environ, **project.env},
+                                   stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        def wait_for(condition: Callable[[], T | None], what: str) -> T:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while (result := condition()) is None:
+                running = process.poll() is None or what.startswith("the contender to get")
+                assert running and time.monotonic() < deadline, f"gave up on {what}\n{out.read_text()}"
+                time.sleep(0.05)
+            return result
+
+        in_core = wait_for(lambda: waiter_on(CORE_GATE), "nxalembic to stand inside core's revision")
+        assert locks(f"AND classid = 0 AND objid = {key} AND objsubid = 1") == [(in_core, True)]
+        # A contender queues for the migration lock.  Were the lock given up between cogs, the
+        # contender would take it when core commits and nxalembic would then wait for it.
+        contender = threading.Thread(target=take_and_hold, args=(project.db.engine, key, done),
+                                     name="contender", daemon=True)
+        contender.start()
+        wait_for(lambda: locks(f"AND objid = {key} AND NOT granted") or None, "the contender to queue")
+        gates.exec_driver_sql(f"SELECT pg_advisory_unlock({CORE_GATE})")
+        gates.commit()
+
+        def inside_economy() -> int | None:
+            assert (in_core, False) not in locks(f"AND objid = {key}"), "nxalembic gave the lock up between cogs"
+            return waiter_on(ECONOMY_GATE)
+
+        in_economy = wait_for(inside_economy, "nxalembic to stand inside economy's revision")
+        assert in_economy == in_core, "every cog must run on the one connection of the run"
+        # core and music are committed by now, and the run still holds its one lock
+        assert project.db.versions("alembic_version_music") == ["cafe00000002"]
+        assert locks(f"AND classid = 0 AND objid = {key} AND objsubid = 1 AND granted") == [(in_core, True)]
+        gates.exec_driver_sql(f"SELECT pg_advisory_unlock({ECONOMY_GATE})")
+        gates.commit()
+        assert process.wait(timeout=STEP_TIMEOUT) == 0, out.read_text()
+        wait_for(lambda: locks(f"AND objid = {key} AND granted") or None, "the contender to get the lock")
+    finally:
+        done.set()
+        for thread in threading.enumerate():
+            if thread.name == "contender":
+                thread.join(timeout=STEP_TIMEOUT)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        gates.close()
+    assert locks(f"AND objid = {key}") == [], "the lock ends with the run"
+    assert project.db.versions("alembic_version_economy") == ["cafe00000003"]
