@@ -22,6 +22,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from . import TEMPLATE_DIR, __version__
+from .errors import mask
 from .runner import Project, UpgradeResult
 from .settings import CONFIG_FILE
 
@@ -273,14 +274,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         if args.raiseerr:
             raise
-        print(f"FAILED: {_first_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        print(mask(f"FAILED: {_first_line(str(exc)) or type(exc).__name__}"), file=sys.stderr)
         return 1
     except Exception as exc:  # an unexpected error: still one line unless --raiseerr
         if args.raiseerr:
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(f"FAILED: {type(exc).__name__}: {_first_line(str(exc))} ({Path(where.filename).name}:"
-              f"{where.lineno}); rerun with --raiseerr for the traceback", file=sys.stderr)
+        print(mask(f"FAILED: {type(exc).__name__}: {_first_line(str(exc))} ({Path(where.filename).name}:"
+                   f"{where.lineno}); rerun with --raiseerr for the traceback"), file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # sys.exit() in user code: the command did not finish, so never exit 0
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        message = (f"sys.exit({exc.code!r}) was called at {where.filename}:{where.lineno} during "
+                   f"'nxalembic {args.command}', which therefore did not finish; remove that call")
+        if args.raiseerr:
+            raise RuntimeError(mask(message)) from exc
+        print(mask(f"FAILED: {message}"), file=sys.stderr)
         return 1
 
 

@@ -12,13 +12,19 @@ command get their cogs from :func:`discover`, so they can never disagree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
+import io
+import re
 import sys
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,7 +32,7 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from .errors import NXAlembicError
+from .errors import NXAlembicError, mask, remember_url
 from .settings import NAME_RE, Settings
 
 #: Module-level attribute an extension sets to choose its cog name explicitly.
@@ -90,10 +96,22 @@ class BotSchema:
                 f"invalid cog name {name!r}: cog names match [A-Za-z_][A-Za-z0-9_]*; known cogs: {known}"
             )
         if name not in self.cogs:
-            raise NXAlembicError(
-                f"unknown cog {name!r}; known cogs: {known}. Use: alembic -x cog=NAME <command>"
-            )
+            raise self.unknown_cog(name, ". Use: alembic -x cog=NAME <command>")
         return self.cogs[name]
+
+    def unknown_cog(self, name: str, use: str) -> NXAlembicError:
+        """The error for a cog name that is not a cog; *use* (with its separator) says how to pick one.
+
+        A loaded extension without models is named as such: "unknown" would suggest a typo.
+        """
+        known = ", ".join(self.cogs) or "(none: no loaded extension defines ormar models)"
+        for extension in self.extensions_without_models:
+            if name in (extension, extension.rsplit(".", 1)[-1]):
+                return NXAlembicError(
+                    f"extension {extension} is loaded but defines no ormar models, so it has no "
+                    f"migrations; cogs with models: {known}{use}"
+                )
+        return NXAlembicError(f"unknown cog {name!r}; known cogs: {known}{use}")
 
     def all_table_keys(self) -> set[TableKey]:
         """Tables modelled by any loaded cog."""
@@ -156,20 +174,31 @@ class BotSchema:
 
 
 def import_bot(settings: Settings) -> Any:
-    """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first."""
+    """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first.
+
+    While the module runs, the bot cannot start (:class:`_StartGuard`), and what it prints goes
+    to stderr, masked: stdout may be carrying ``status --json`` or ``upgrade --sql`` output.
+    Every failure, ``sys.exit()`` included, is one error naming the line of the user's code.
+    """
     root = str(settings.root)
     if root not in sys.path:
         sys.path.insert(0, root)
     _ensure_event_loop()
+    output = io.StringIO()
+    failure: BaseException | None = None
+    module: ModuleType | None = None
     try:
-        module = importlib.import_module(settings.module)
-    except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
-        raise NXAlembicError(
-            f"importing bot module {settings.module!r} (module = in {settings.path.name}) failed: "
-            f"{type(exc).__name__}: {exc}{at}; fix the error or the module path"
-        ) from exc
+        with _StartGuard(settings.root) as guard, contextlib.redirect_stdout(output), \
+                contextlib.redirect_stderr(output):
+            try:
+                module = importlib.import_module(settings.module)
+            except (Exception, SystemExit, BotStartedOnImport) as exc:
+                failure = exc
+        failure = failure or guard.refused  # a start the bot module caught and carried on after
+    finally:
+        _replay_masked(output.getvalue(), settings)
+    if failure is not None or module is None:
+        raise _import_error(settings, failure) from failure
     try:
         bot = getattr(module, settings.bot)
     except AttributeError:
@@ -184,6 +213,194 @@ def import_bot(settings: Settings) -> Any:
             "commands.Bot instance"
         )
     return bot
+
+
+def _replay_masked(text: str, settings: Settings) -> None:
+    """Write what the bot module printed to stderr, without the credentials of any known URL.
+
+    The models' ormar databases are only known once the module ran: their URLs (the very
+    thing a bot likes to print) are remembered first, for this text and every later error.
+    """
+    remember_url(settings.url)
+    for model in _all_models():
+        remember_url(str(getattr(getattr(model.ormar_config, "database", None), "url", "") or ""))
+    if text:
+        sys.stderr.write(mask(text))
+        sys.stderr.flush()
+
+
+#: Methods of a Discord client that connect to Discord; a bot module must not call them on import.
+START_METHODS = ("run", "start", "login", "connect")
+#: Libraries whose clients are guarded: nextcord (and its ``discord`` shim), discord.py, py-cord, disnake.
+CLIENT_LIBRARIES = frozenset({"nextcord", "discord", "disnake"})
+#: A source line that starts a client: ``bot.run(...)``, ``client.start(...)``, ``asyncio.run(main())``.
+STARTS_BOT = re.compile(r"\.(?:run|start|login|connect)\s*\(")
+IF_MAIN = 'if __name__ == "__main__":'
+
+
+class BotStartedOnImport(BaseException):
+    """Raised by a guarded client method while the bot module is imported for migrations.
+
+    A BaseException, so that the bot's own ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, method: str, where: traceback.FrameSummary | None) -> None:
+        super().__init__(method)
+        self.method = method
+        self.where = where
+
+
+class _StartGuard(importlib.abc.MetaPathFinder):
+    """Make the Discord clients' start methods fail at once, until the import is over.
+
+    A library already imported is patched at once; one the bot module imports later is
+    patched right after it loads (this finder wraps its loader), so that no Discord library
+    is imported just to guard it (``import nextcord`` alone takes most of a second).
+    Everything is put back on exit: the methods, ``sys.meta_path``, the modules' loaders.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.refused: BotStartedOnImport | None = None
+        self._originals: dict[tuple[type, str], Any] = {}
+        self._finding = False
+
+    def __enter__(self) -> _StartGuard:
+        for name in CLIENT_LIBRARIES & set(sys.modules):
+            self._patch(sys.modules[name])
+        sys.meta_path.insert(0, self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        for (cls, name), original in self._originals.items():
+            setattr(cls, name, original)
+        self._originals.clear()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname not in CLIENT_LIBRARIES or self._finding:
+            return None
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(fullname)  # the other finders' answer
+        finally:
+            self._finding = False
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchAfterLoading(spec.loader, self._patch)  # type: ignore[assignment]
+        return spec
+
+    def _patch(self, library: ModuleType) -> None:
+        for class_name in ("Client", "AutoShardedClient"):
+            cls = getattr(library, class_name, None)
+            if not isinstance(cls, type):
+                continue
+            for method in START_METHODS:
+                if method in cls.__dict__ and (cls, method) not in self._originals:
+                    self._originals[(cls, method)] = cls.__dict__[method]
+                    setattr(cls, method, self._refusal(f"{cls.__name__}.{method}"))
+
+    def _refusal(self, method: str) -> Callable[..., Any]:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            error = BotStartedOnImport(method, user_frame(traceback.extract_stack(), self.root))
+            self.refused = self.refused or error
+            raise error
+
+        return refuse
+
+
+class _PatchAfterLoading:
+    """A module loader that runs *after(module)* once the module has loaded."""
+
+    def __init__(self, loader: Any, after: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._after = after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self._loader  # the module keeps its real loader, not this wrapper
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        self._after(module)
+
+
+def _is_user_file(filename: str, root: Path) -> bool:
+    """Whether *filename* is the user's code: under the ini file's folder, not an installed package."""
+    path = Path(filename)
+    if not path.is_absolute() or {"site-packages", "dist-packages"} & set(path.parts):
+        return False
+    return path.resolve().is_relative_to(root)
+
+
+def user_frame(frames: Iterable[traceback.FrameSummary], root: Path) -> traceback.FrameSummary | None:
+    """The deepest of *frames* in the user's own code, or ``None``."""
+    found = None
+    for frame in frames:
+        if _is_user_file(frame.filename, root):
+            found = frame
+    return found
+
+
+def _location(frame: traceback.FrameSummary, root: Path) -> str:
+    path = Path(frame.filename).resolve()
+    return f"{path.relative_to(root).as_posix() if path.is_relative_to(root) else path}:{frame.lineno}"
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """*exc* and the exceptions it was raised from (``raise ... from``), outermost first."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__
+
+
+def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicError:
+    """One line for a bot module that failed to import, pointing at the user's own code."""
+    module, root = repr(settings.module), settings.root
+    if isinstance(exc, BotStartedOnImport):
+        where = f"{_location(exc.where, root)} starts" if exc.where else f"bot module {module} starts"
+        return NXAlembicError(
+            f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
+            f"that call under {IF_MAIN} so that importing the module only builds the bot"
+        )
+    # nextcord wraps an extension's error (ExtensionFailed ... from error): look inside.
+    chain = list(_causes(exc))
+    frame = user_frame((f for e in chain for f in traceback.extract_tb(e.__traceback__)), root)
+    syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
+    if syntax is not None and syntax.filename and syntax.lineno:
+        frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
+    at = f" ({_location(frame, root)})" if frame else ""
+    fix = "fix the error or the module path"
+    if frame is not None and STARTS_BOT.search(frame.line or ""):
+        fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
+    if isinstance(exc, SystemExit):
+        return NXAlembicError(
+            f"importing bot module {module} called sys.exit({exc.code!r}){at}, so nothing was checked "
+            f"or migrated; remove that call or put it under {IF_MAIN}"
+        )
+    duplicate = next(
+        (m for e in chain if isinstance(e, sa.exc.InvalidRequestError)
+         and (m := re.match(r"Table '([^']+)' is already defined for this MetaData instance", str(e)))),
+        None,
+    )
+    if duplicate:
+        model = re.match(r"\s*class\s+(\w+)", frame.line or "") if frame else None
+        by = f"model {model.group(1)}{at}" if model else f"a second model{at}"
+        return NXAlembicError(
+            f"table {duplicate.group(1)!r} is defined twice on one MetaData: {by} uses a tablename "
+            "another model already has; give one of the two models another tablename"
+        )
+    detail = f"{type(exc).__name__}: {exc}" if exc is not None else "the module did not load"
+    return NXAlembicError(
+        f"importing bot module {module} (module = in {settings.path.name}) failed: {detail}{at}; {fix}"
+    )
 
 
 def _ensure_event_loop() -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import locking
 from .autogen import AutogenOptions, history_tables, is_autogenerate_run, portable_compare_type, scratch_database
 from .discovery import BotSchema, discover
-from .errors import NXAlembicError, hide_password
+from .errors import NXAlembicError, hide_password, remember_url
 from .scope import CogScope
 from .settings import find_config_file, load_settings
 
@@ -48,6 +48,9 @@ def load_schema(config: Config) -> BotSchema:
     """Discover the bot once per process and cache it on the Alembic config."""
     schema = config.attributes.get(SCHEMA_KEY)
     if schema is None:
+        remember_url(x_arguments(config).get("url"))  # masked in whatever the bot module prints
+        with contextlib.suppress(NXAlembicError):
+            remember_url(_alembic_ini_url(config))
         ini_dir = Path(config.config_file_name).resolve().parent if config.config_file_name else None
         schema = discover(load_settings(find_config_file(ini_dir)))
         config.attributes[SCHEMA_KEY] = schema

@@ -1,36 +1,102 @@
-"""One exception type for every problem a user can fix.
+"""One exception type for every problem a user can fix, and masking of database credentials.
 
 It subclasses :class:`alembic.util.CommandError`, so the stock ``alembic`` command line
 already prints it as a single ``FAILED: ...`` line and exits 1 without a traceback
 (``--raiseerr`` shows one).  The ``nxalembic`` command does the same.
+
+A URL can carry credentials in two places: the password after the user name, and query
+keys such as ``?password=``, ``?sslpassword=`` or ``?passfile=`` (libpq and the PostgreSQL
+drivers accept them).  Every URL the package handles is remembered (:func:`remember_url`),
+and :func:`mask` removes the secrets of all of them, in every quoted form, plus anything in
+the text that merely *looks* like URL credentials; :class:`NXAlembicError` masks its own
+message, so an error path that forgets to mask still prints no password.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 
+MASK = "***"
+
+#: A query key whose value is a credential (or says where one is): password, passfile, sslpassword, token...
+CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.I)
+
+#: ``scheme://user:PASSWORD@``: the password runs to the last ``@`` of the word (an unquoted ``@`` in it).
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)\S*@")
+#: ``?password=VALUE`` / ``&sslpassword=VALUE`` in a URL's query.
+_QUERY = re.compile(r"([?&][^\s=&?#]*?(?:pass|pwd|secret|token|key|auth|credential)[^\s=&?#]*=)[^\s&#]*", re.I)
+#: libpq's ``password=VALUE`` in a conninfo string (drivers quote them in errors).
+_CONNINFO = re.compile(r"(\b(?:ssl)?password\s*=\s*|\bpassfile\s*=\s*)('[^']*'|[^\s'&]+)", re.I)
+
+#: The secrets of every URL seen in this process (longest masked first).
+_SECRETS: set[str] = set()
+
 
 class NXAlembicError(CommandError):
-    """A configuration, discovery or database problem, worded as what is wrong and how to fix it."""
+    """A configuration, discovery or database problem, worded as what is wrong and how to fix it.
+
+    The message is masked on the way in: the last line of defence against a password that
+    an error path copied from a URL, a driver message or the bot's own exception.
+    """
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        super().__init__(mask(str(message)), *args)
+
+
+def _secrets_of(url: URL) -> Iterator[str]:
+    if url.password:
+        yield str(url.password)
+    for key, value in url.query.items():
+        if CREDENTIAL_KEY.search(key):
+            yield from ([value] if isinstance(value, str) else value)
+
+
+def remember_url(url: str | URL | None) -> None:
+    """Remember the credentials of *url*, so that :func:`mask` hides them from now on."""
+    if not url:
+        return
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception:  # not a URL: the patterns of mask() still apply to it
+        return
+    _SECRETS.update(secret for secret in _secrets_of(parsed) if secret)
+
+
+def _forms(secret: str) -> set[str]:
+    """*secret* as written and as the URL quoting of urllib and SQLAlchemy may render it."""
+    return {secret, quote(secret), quote(secret, safe=""), quote(secret, safe=" +"), quote_plus(secret)}
+
+
+def mask(text: str, urls: Iterable[str | URL | None] = ()) -> str:
+    """*text* without the credentials of *urls*, of every remembered URL, and of URL-like text."""
+    for url in urls:
+        remember_url(url)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        for form in sorted(_forms(secret), key=len, reverse=True):
+            text = text.replace(form, MASK)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    text = _QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _CONNINFO.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
 def hide_password(url: str | URL, text: str | None = None) -> str:
-    """Return *text* (default: the URL itself) with the URL's password masked as ``***``.
+    """Return *text* (default: the URL itself) with the URL's credentials masked as ``***``.
 
     Driver errors sometimes echo the connection string; everything we print about a
     database goes through here so that a password never reaches a terminal or a log.
+    Credentials in the query (``?password=...``) are masked like the password.
     """
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except Exception:  # not a URL at all: nothing we can recognise as a password
-        return str(url) if text is None else text
+        return mask(str(url) if text is None else text)
+    remember_url(parsed)
     if text is None:
-        return parsed.render_as_string(hide_password=True)
-    if parsed.password:
-        secret = str(parsed.password)
-        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-            text = text.replace(form, "***")
-    return text
+        text = parsed.render_as_string(hide_password=True)
+    return mask(text)

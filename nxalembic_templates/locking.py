@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import NXAlembicError, hide_password
+from .errors import NXAlembicError, hide_password, remember_url
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
@@ -62,6 +62,7 @@ def parse_url(url: str) -> URL:
             "dialect+driver://user:password@host:port/database with special characters in the "
             "user name and password URL-quoted"
         ) from None
+    remember_url(parsed)  # from now on no output of this process shows its credentials
     if parsed.host and "@" in parsed.host:
         raise NXAlembicError(
             "the database URL has an '@' after the password: write '@' inside the user name or "
@@ -80,11 +81,24 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
+#: Query keys that carry a credential; :func:`create_engine` hands them to the driver directly.
+QUERY_CREDENTIALS = ("password", "sslpassword", "passfile")
+
+
 def create_engine(url: str) -> sa.Engine | AsyncEngine:
-    """A pool-less engine for migrations (async when the URL's driver is async)."""
+    """A pool-less engine for migrations (async when the URL's driver is async).
+
+    Credentials in the URL's query (``?password=``) go to the driver as connect arguments
+    instead: ``engine.url`` is what Alembic and SQLAlchemy print (``alembic current
+    --verbose``, logs), and they mask only the password before the host.
+    """
     parsed = parse_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     connect_args: dict[str, Any] = {"timeout": SQLITE_LOCK_TIMEOUT} if is_sqlite else {}
+    secrets = {key: value for key, value in parsed.query.items() if key in QUERY_CREDENTIALS and isinstance(value, str)}
+    if secrets:
+        connect_args.update(secrets)
+        parsed = parsed.difference_update_query(secrets)
     engine: sa.Engine | AsyncEngine
     if parsed.get_dialect().is_async:
         engine = create_async_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)

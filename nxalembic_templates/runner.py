@@ -103,8 +103,7 @@ class Project:
         """
         if only is not None:
             if only not in self.schema.cogs:
-                known = ", ".join(self.schema.cogs) or "(none)"
-                raise NXAlembicError(f"unknown cog {only!r}; known cogs: {known}; pass one of them to --app")
+                raise self.schema.unknown_cog(only, "; pass one of them to --app")
             return [only]
         order = self.schema.upgrade_order()
         return order[::-1] if reverse else order
