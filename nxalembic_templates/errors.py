@@ -73,13 +73,21 @@ def _forms(secret: str) -> set[str]:
     return {secret, quote(secret), quote(secret, safe=""), quote(secret, safe=" +"), quote_plus(secret)}
 
 
+def _standalone(form: str) -> re.Pattern[str]:
+    """*form* where it is not part of a longer word: the password ``postgres`` is masked in
+    ``postgres:postgres@`` but leaves ``postgresql+asyncpg://`` readable."""
+    before = r"(?<![A-Za-z0-9])" if form[:1].isalnum() else ""
+    after = r"(?![A-Za-z0-9])" if form[-1:].isalnum() else ""
+    return re.compile(before + re.escape(form) + after)
+
+
 def mask(text: str, urls: Iterable[str | URL | None] = ()) -> str:
     """*text* without the credentials of *urls*, of every remembered URL, and of URL-like text."""
     for url in urls:
         remember_url(url)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         for form in sorted(_forms(secret), key=len, reverse=True):
-            text = text.replace(form, MASK)
+            text = _standalone(form).sub(MASK, text)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     text = _QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
     return _CONNINFO.sub(lambda m: f"{m.group(1)}{MASK}", text)
