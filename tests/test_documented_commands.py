@@ -95,18 +95,11 @@ def test_offline_autogenerate_replays_into_the_scratch_database_given(make_proje
 # -- stock commands that never run env.py, and merge / history ---------------------------------------
 
 
-def forked_music(project: BotProject) -> None:
-    """core at users; music at songs, then two children of songs: a forked history."""
-    project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
-    project.cog("music", "revision", "--autogenerate", "-m", "songs", "--rev-id", "songs")
-    project.cog("music", "revision", "-m", "a", "--rev-id", "left")
-    project.cog("music", "revision", "-m", "b", "--rev-id", "right", "--head", "songs", "--splice")
-
-
-def test_heads_branches_show_and_edit_see_every_cogs_revisions(make_project, tmp_path: Path) -> None:
+def test_stock_heads_branches_show_edit_merge_and_history(make_project, tmp_path: Path) -> None:
     """stock-alembic.rst: heads, branches, show and edit need no cog; heads lists one head per
     cog, branches prints nothing while histories are linear, show/edit take a revision id and
-    ``head`` is ambiguous for them as soon as there are two cogs."""
+    ``head`` is ambiguous for them as soon as there are two cogs.  merge and history need
+    ``-x cog=`` and work on that cog's revisions."""
     project = make_project("sqlite")
     project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
     project.cog("music", "revision", "--autogenerate", "-m", "songs", "--rev-id", "songs")
@@ -133,23 +126,17 @@ def test_heads_branches_show_and_edit_see_every_cogs_revisions(make_project, tmp
     branches = project.alembic("branches").stdout
     assert "songs (branchpoint)" in branches and "-> left" in branches and "-> right" in branches
 
-
-def test_merge_and_history_work_on_the_selected_cog(make_project) -> None:
-    """stock-alembic.rst: merge and history need ``-x cog=``; the merge lands in the cog's folder."""
-    project = make_project("sqlite+aiosqlite")
-    forked_music(project)
+    # merge and history run env.py: they need the cog, and the merge lands in the cog's folder
     for args in (("merge", "heads", "-m", "merge"), ("history",)):
         result = project.alembic(*args, check=False)
         assert_one_clear_line(result.output, result.returncode, ("no cog selected", "-x cog=NAME"))
     assert len(project.revisions("music")) == 3
-
     project.cog("music", "merge", "heads", "-m", "merge", "--rev-id", "merged")
     merged = revision_file(project, "music", "merged").read_text()
     assert re.search(r"^down_revision: .* = \('(left|right)', '(left|right)'\)$", merged, re.M), merged
     history = project.cog("music", "history").stdout
     assert "left, right -> merged (head) (mergepoint), merge" in history
     assert "<base> -> songs (branchpoint), songs" in history and "users" not in history
-    project.cog("core", "upgrade", "head")
     project.cog("music", "upgrade", "head")
     assert project.db.versions("alembic_version_music") == ["merged"]
     assert sorted(project.alembic("heads").stdout.split()) == ["(head)", "(head)", "merged", "users"]
@@ -175,10 +162,11 @@ def test_downgrade_sql_prints_the_cogs_sql_and_changes_nothing(make_project) -> 
         assert drops == ["playlists_songs", "music_playlists", "music_songs"]  # referencing tables first
         assert f"DELETE FROM alembic_version_music WHERE alembic_version_music.version_num = '{music}';" in sql
         assert "core_users" not in sql and "economy" not in sql
-    # one step down cannot be computed offline: Alembic needs FROM:TO
+    # "one step down" cannot be computed offline (Alembic needs FROM:TO): one line that says so
     one_step = project.nxalembic("downgrade", "music", "--sql", check=False)
     assert one_step.returncode != 0 and "Traceback" not in one_step.output
-    assert one_step.stderr.strip() == "FAILED: cog 'music': downgrade with --sql requires <fromrev>:<torev>"
+    [line] = one_step.stderr.strip().splitlines()
+    assert line.startswith("FAILED: cog 'music': ") and "--sql" in line, line
     assert project.db.snapshot() == before
 
 
@@ -278,8 +266,6 @@ def test_status_works_with_a_foreign_key_cycle_between_cogs(make_project) -> Non
         project.cog(cog, "upgrade", "head")
     done = status()
     assert all(c["current"] == c["head"] and c["pending"] == 0 and not c["differs"] for c in done.values()), done
-    table = project.nxalembic("status").stdout
-    assert re.search(r"^core\s+alembic_version_core\s+\w+\s+\w+\s+0\s+in sync$", table, re.M), table
 
 
 # -- make demo --------------------------------------------------------------------------------------

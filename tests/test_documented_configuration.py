@@ -65,9 +65,7 @@ def test_the_placeholder_url_of_alembic_templates_counts_as_unset(make_project) 
     project.cog("core", "revision", "--autogenerate", "-m", "users")
     project.cog("core", "upgrade", "head")
     assert "core_users" in project.db.tables()
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
-    assert {"music_songs", "economy_wallets"} <= project.db.tables()
+    assert "core: nothing to do, at " in project.nxalembic("upgrade").stdout  # the nxalembic route agrees
 
 
 # -- env.py ---------------------------------------------------------------------------------------
@@ -82,7 +80,7 @@ def test_keyword_arguments_of_run_migrations_reach_configure(make_project) -> No
     """migrations.rst: keyword arguments of run_migrations() in env.py are passed on to
     context.configure(); compare_server_default=True makes a server-default change visible."""
     project = make_project("sqlite")
-    project.cog("core", "revision", "--autogenerate", "-m", "users")
+    project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
     project.cog("core", "upgrade", "head")
     project.edit("demobot/models.py", "name: str = ormar.String(max_length=100)",
                  "name: str = ormar.String(max_length=100, server_default='anon', nullable=False)")
@@ -94,8 +92,8 @@ def test_keyword_arguments_of_run_migrations_reach_configure(make_project) -> No
     project.edit("migrations/env.py", "run_migrations(context)", "run_migrations(context, compare_server_default=True)")
     assert core_changes(project) == ["modify_default core_users.name"]  # the nxalembic route
     assert "modify_default" in project.cog("core", "check", check=False).output  # the stock route
-    project.cog("core", "revision", "--autogenerate", "-m", "default")
-    [_, change] = project.revisions("core")
+    project.cog("core", "revision", "--autogenerate", "-m", "default", "--rev-id", "default")
+    [change] = [p for p in project.revisions("core") if p.name.startswith("default_")]
     assert "server_default='anon'" in project.revision_ops(change)
 
 
