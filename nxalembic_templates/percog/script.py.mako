@@ -1,6 +1,9 @@
-"""${message}
+<%doc>
+    nxalembic_templates escapes the message for this docstring (environment.write_revisions_safely)
+    and passes the cog's name as `cog`; values outside the docstring are written with repr().
+</%doc>"""${message}
 
-Cog revision ${up_revision}, parent: ${down_revision | comma,n}
+Cog revision ${up_revision}, parent: ${comma(down_revision) if down_revision else "(none: first revision of cog %s)" % context.get("cog", "?")}
 Created: ${create_date}
 """
 from collections.abc import Sequence
