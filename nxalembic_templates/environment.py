@@ -129,10 +129,11 @@ def _checked_revisions(
         seen: dict[str, Script] = {}
         for revision in script._load_revisions():
             if revision.revision in seen:
+                first, second = sorted([seen[revision.revision].path, revision.path])
                 raise NXAlembicError(
-                    f"{_cog_prefix(cog)}revision files {seen[revision.revision].path} and {revision.path} have the "
-                    f"same revision id {revision.revision!r}; give one of them a new id (its revision = '...' and "
-                    "the down_revision of the files that follow it)"
+                    f"{_cog_prefix(cog)}revision files {first} and {second} have the same revision id "
+                    f"{revision.revision!r}; give one of them a new id (its revision = '...' and the "
+                    "down_revision of the files that follow it)"
                 )
             seen[revision.revision] = revision
             yield revision
