@@ -41,8 +41,8 @@ ALL_TABLES = {"core_users", "economy_wallets", "economy_purchases", *MUSIC_TABLE
 
 #: Closes the docstring of the old template and runs code when the file is imported.
 HOSTILE_TABLE = 'x"""\nopen("INJECTED", "w")\n"""'
-#: ``\U`` starts a unicode escape in a Python string; the triple quote ends one.
-HOSTILE_COLUMN = 'C:\\Users"""'
+#: Quotes and a backslash (backslashes that break the file outright are in MESSAGES).
+HOSTILE_COLUMN = 'say "hi" \\o/'
 
 
 def revision_id(path: Path) -> str:
