@@ -479,7 +479,8 @@ def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps], limit: int = DE
 
     Alembic names the file after the message and cuts that name at *limit* characters
     (``truncate_slug_length``), mid-word and with a trailing ``_``.  So the message is made to
-    fit here, from whole operation names: ``create_music_songs_and_2_more``.
+    fit here: as many whole operation names as fit, and a count of the rest
+    (``create_music_songs_and_2_more``); else the first name alone; else its first words.
     """
     names: list[str] = []
     for upgrade_ops in upgrade_ops_list:
@@ -494,8 +495,7 @@ def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps], limit: int = DE
         message = "_and_".join(names[:count]) + more
         if len(slug(message)) <= limit:
             return message
-    # Not even the first name fits: keep as many of its words as do.
-    return _cut_at_word(slug(names[0]), limit - len(more)) + more
+    return names[0] if len(slug(names[0])) <= limit else _cut_at_word(slug(names[0]), limit)
 
 
 def slug(message: str) -> str:

@@ -28,7 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import locking
-from .autogen import AutogenOptions, docstring_text, history_tables, is_autogenerate_run, portable_compare_type, scratch_database
+from .autogen import (
+    AutogenOptions,
+    docstring_text,
+    history_tables,
+    is_autogenerate_run,
+    portable_compare_type,
+    scratch_database,
+)
 from .discovery import BotSchema, discover
 from .errors import NXAlembicError, hide_password
 from .scope import CogScope
@@ -506,7 +513,7 @@ def _revisions_must_not_exit(cog: str) -> Iterator[None]:
         if frame is None:
             raise
         revision, filename, lineno = frame
-        what = f"sys.exit({exc.code!r}) was called" if isinstance(exc, SystemExit) else f"{type(exc).__name__} was raised"
+        what = f"sys.exit({exc.code!r}) was called" if isinstance(exc, SystemExit) else f"{type(exc).__name__} raised"
         raise NXAlembicError(
             f"cog {cog!r}: revision {revision} failed: {what} at {filename}:{lineno}; a revision must not end "
             "the process: remove that call, or raise an exception to make the migration fail"
