@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,9 @@ ASK_KEY = "nxalembic.ask"
 AUTOGENERATE_KEY = "nxalembic.autogenerate"
 
 DEFAULT_SCRATCH_URL = "sqlite://"
+#: Alembic's default ``truncate_slug_length`` and its rule for the words of a file name.
+DEFAULT_SLUG_LENGTH = 40
+_SLUG_WORD = re.compile(r"\w+")
 log = logging.getLogger("nxalembic_templates")
 TRUE = {"1", "true", "yes", "on"}
 
@@ -469,9 +473,15 @@ def _reverse(op: Any) -> Any:
     return op.reverse()
 
 
-def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps]) -> str:
+def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps], limit: int = DEFAULT_SLUG_LENGTH) -> str:
     """A message derived from the operations, for revisions made without ``-m``:
-    ``create_music_songs``, ``add_music_songs_artist``, ``rename_music_songs_title_to_name``..."""
+    ``create_music_songs``, ``add_music_songs_artist``, ``rename_music_songs_title_to_name``...
+
+    Alembic names the file after the message and cuts that name at *limit* characters
+    (``truncate_slug_length``), mid-word and with a trailing ``_``.  So the message is made to
+    fit here: as many whole operation names as fit, and a count of the rest
+    (``create_music_songs_and_2_more``); else the first name alone; else its first words.
+    """
     names: list[str] = []
     for upgrade_ops in upgrade_ops_list:
         for op in upgrade_ops.ops:
@@ -479,9 +489,46 @@ def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps]) -> str:
     names = list(dict.fromkeys(names))
     if not names:
         return "no_changes"
-    if len(names) > 2:
-        return f"{names[0]}_and_{len(names) - 1}_more"
-    return "_and_".join(names)
+    for count in range(len(names), 0, -1):
+        rest = len(names) - count
+        more = f"_and_{rest}_more" if rest else ""
+        message = "_and_".join(names[:count]) + more
+        if len(slug(message)) <= limit:
+            return message
+    return names[0] if len(slug(names[0])) <= limit else _cut_at_word(slug(names[0]), limit)
+
+
+def slug(message: str) -> str:
+    """The part of a revision file name Alembic makes from *message* (before truncation)."""
+    return "_".join(_SLUG_WORD.findall(message)).lower()
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """*text* cut to at most *limit* characters at a ``_`` (mid-word only if one word is longer)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit("_", 1)[0]
+    return cut if cut and len(cut) <= limit else text[: max(limit, 1)]
+
+
+def docstring_text(text: str) -> str:
+    """*text* escaped to sit between the triple quotes of a revision file's docstring.
+
+    script.py.mako writes the message as is between triple quotes, and the message is user text
+    (``-m``) or built from table names (an ormar ``tablename`` can be any string): a backslash
+    (``C:\\Users``), a triple quote or a NUL would make a file that does not import, or one that
+    runs code.  Python reads the escapes back, so ``__doc__`` (what ``alembic history`` shows)
+    is *text* unchanged.
+    """
+    escaped = []
+    for char in text:
+        if char in '\\"':
+            escaped.append("\\" + char)
+        elif char in "\n\t" or char.isprintable():
+            escaped.append(char)
+        else:
+            escaped.append(repr(char)[1:-1])  # \r, \x00, \u2028, a lone surrogate from argv
+    return "".join(escaped)
 
 
 def _op_names(op: Any) -> list[str]:

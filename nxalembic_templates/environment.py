@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextlib
+import functools
 import logging
+import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
+from alembic import util
+from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -25,7 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import locking
-from .autogen import AutogenOptions, history_tables, is_autogenerate_run, portable_compare_type, scratch_database
+from .autogen import (
+    AutogenOptions,
+    docstring_text,
+    history_tables,
+    is_autogenerate_run,
+    portable_compare_type,
+    scratch_database,
+)
 from .discovery import BotSchema, discover
 from .errors import NXAlembicError, hide_password, remember_url
 from .scope import CogScope
@@ -89,24 +99,99 @@ def database_url(config: Config, schema: BotSchema) -> str:
     )
 
 
-def use_cog_history(script: ScriptDirectory, location: Path) -> None:
+def use_cog_history(
+    script: ScriptDirectory, location: Path, cog: str | None = None, others: Mapping[str, Path] | None = None
+) -> None:
     """Point an already-built :class:`ScriptDirectory` at one cog's revisions folder.
 
     Alembic builds the script directory from alembic.ini *before* env.py runs, and the
     command functions keep a reference to it, so it is retargeted in place: the version
     location is replaced and the lazily built revision map (plus its memoized paths) reset.
+    The revision files are loaded at once and checked (see :func:`_checked_revisions`), so a
+    broken one is named here; *others* (the other cogs' folders) tell whose a stray id is.
     """
     script.version_locations = [str(location)]
     script.recursive_version_locations = False
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
-    script.revision_map = RevisionMap(script._load_revisions)
+    script.revision_map = RevisionMap(_checked_revisions(script, cog, others or {}))
     try:
         script.revision_map.heads  # load the revision files now: a broken one is named below
     except CommandError:
         raise
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a revision that exits must not end the command quietly
         raise NXAlembicError(_broken_revision_file(exc, location)) from exc
+
+
+def _checked_revisions(
+    script: ScriptDirectory, cog: str | None, others: Mapping[str, Path]
+) -> Callable[[], Iterator[Script]]:
+    """The revision loader for :class:`RevisionMap`, refusing what Alembic would not say clearly.
+
+    Alembic only warns about two files with one revision id (and then silently uses one of
+    them), and fails with a bare ``KeyError`` on a ``down_revision`` or ``depends_on`` that is
+    not in the folder, which is what a revision pointing into another cog's history looks like.
+    """
+
+    def load() -> Iterator[Script]:
+        seen: dict[str, Script] = {}
+        for revision in script._load_revisions():
+            if revision.revision in seen:
+                first, second = sorted([seen[revision.revision].path, revision.path])
+                raise NXAlembicError(
+                    f"{_cog_prefix(cog)}revision files {first} and {second} have the same revision id "
+                    f"{revision.revision!r}; give one of them a new id (its revision = '...' and the "
+                    "down_revision of the files that follow it)"
+                )
+            seen[revision.revision] = revision
+            yield revision
+        labels = {label for revision in seen.values() for label in revision.branch_labels}
+        for revision in seen.values():
+            for key, ids in (("down_revision", revision.down_revision), ("depends_on", revision.dependencies)):
+                for missing in [i for i in util.to_tuple(ids, default=()) if i not in seen and i not in labels]:
+                    raise NXAlembicError(_stray_revision(script, revision, key, missing, cog, others))
+
+    return load
+
+
+def _cog_prefix(cog: str | None) -> str:
+    return f"cog {cog!r}: " if cog else ""
+
+
+def _stray_revision(
+    script: ScriptDirectory, revision: Script, key: str, missing: str, cog: str | None, others: Mapping[str, Path]
+) -> str:
+    """Say which file names an id its cog does not have, whose id it is, and the fix."""
+    where = f"{_cog_prefix(cog)}revision file {revision.path}: {key} {missing!r}"
+    this_cog = f"cog {cog!r}" if cog else "this cog"
+    owner = _find_revision(script, missing, others)
+    if owner is None:
+        return (
+            f"{where} is not a revision of this or any other cog; restore the revision file with that id, "
+            f"or change {key} to a revision of {this_cog}"
+        )
+    other_cog, path = owner
+    fix = (
+        f"point down_revision at a revision of {this_cog} (None for its first revision)"
+        if key == "down_revision"
+        else "remove it (nxalembic upgrades cogs in the order of their foreign keys)"
+    )
+    return f"{where} is a revision of cog {other_cog!r} ({path}); each cog has its own history: {fix}"
+
+
+def _find_revision(script: ScriptDirectory, revision_id: str, others: Mapping[str, Path]) -> tuple[str, Path] | None:
+    """The cog (and file) whose revisions folder holds *revision_id*, if any."""
+    for other_cog, location in others.items():
+        other = ScriptDirectory(script.dir, version_locations=[str(location)])
+        try:
+            for revision in other._load_revisions():
+                if revision.revision == revision_id:
+                    return other_cog, Path(revision.path)
+        except (Exception, SystemExit):  # a broken file there is that cog's problem, reported on its own
+            continue
+    return None
 
 
 def _broken_revision_file(exc: BaseException, location: Path) -> str:
@@ -118,8 +203,41 @@ def _broken_revision_file(exc: BaseException, location: Path) -> str:
             if Path(frame.filename).resolve().parent == location:
                 filename, lineno = frame.filename, frame.lineno
     where = f"{filename}:{lineno}" if filename else f"in {location}"
+    if isinstance(exc, SystemExit):
+        return (
+            f"cannot load revision file {where}: it calls sys.exit({exc.code!r}) when imported; "
+            "remove that call (a revision file must not end the process)"
+        )
     detail = exc.msg if isinstance(exc, SyntaxError) else _first_line(exc)
     return f"cannot load revision file {where}: {type(exc).__name__}: {detail}; fix or remove that file"
+
+
+#: What a new revision id may hold: it is written into the file name and the docstring.
+REVISION_ID = re.compile(r"[A-Za-z0-9_]+")
+
+
+def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
+    """Make every revision file this command writes importable, whatever its message.
+
+    ``generate_revision`` is the one call through which ``revision`` (with or without
+    ``--autogenerate``), ``merge`` and ``nxalembic migrate`` write a file, so the message is
+    escaped there (see :func:`.autogen.docstring_text`): that reaches the script.py.mako users
+    copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
+    template too (its first revision's docstring says so).
+    """
+    generate = getattr(script.generate_revision, "__wrapped__", script.generate_revision)  # never escape twice
+
+    @functools.wraps(generate)
+    def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
+        if not REVISION_ID.fullmatch(revid):
+            raise NXAlembicError(
+                f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the file "
+                "name and the file); pass another --rev-id, or none to get a generated one"
+            )
+        kw.setdefault("cog", cog)
+        return generate(revid, None if message is None else docstring_text(message), *args, **kw)
+
+    script.generate_revision = generate_revision  # type: ignore[method-assign]
 
 
 #: ``-x`` keys that would let one cog use another cog's history; nxalembic.ini decides those.
@@ -160,7 +278,8 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
-    use_cog_history(context.script, scope.version_location)
+    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations)
+    write_revisions_safely(context.script, scope.cog.name)
     options: dict[str, Any] = {
         "target_metadata": list(scope.schema.metadata),
         "version_table": scope.version_table,
@@ -173,6 +292,7 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
     }
     scope.options = AutogenOptions.from_config(config)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_revisions_must_not_exit(scope.cog.name))
         if is_autogenerate_run(config):
             scratch = _replay_history(stack, context.script, scope)
             if scope.options.offline:
@@ -365,12 +485,42 @@ def _has_revision(script: ScriptDirectory, revision: str) -> bool:
 
 def failing_revision(exc: BaseException) -> str | None:
     """The ``revision`` id of the innermost revision script in *exc*'s traceback."""
+    frame = _revision_frame(exc)
+    return frame[0] if frame else None
+
+
+def _revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
+    """Revision id, file and line of the innermost revision script in *exc*'s traceback."""
     found = None
-    for frame, _lineno in traceback.walk_tb(exc.__traceback__):
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
         names = frame.f_globals
         if "revision" in names and "down_revision" in names and callable(names.get("upgrade")):
-            found = str(names["revision"])
+            found = (str(names["revision"]), frame.f_code.co_filename, lineno)
     return found
+
+
+@contextlib.contextmanager
+def _revisions_must_not_exit(cog: str) -> Iterator[None]:
+    """Turn ``SystemExit`` (any ``BaseException`` but Ctrl-C) from a revision's code into an error.
+
+    ``sys.exit(0)`` in ``upgrade()`` would otherwise end ``upgrade``, ``check`` or ``status``
+    with exit status 0 and no output, as if all went well.  The transaction it interrupted
+    is rolled back on the way out, as for any other failure.
+    """
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        frame = _revision_frame(exc)
+        if frame is None:
+            raise
+        revision, filename, lineno = frame
+        what = f"sys.exit({exc.code!r}) was called" if isinstance(exc, SystemExit) else f"{type(exc).__name__} raised"
+        raise NXAlembicError(
+            f"cog {cog!r}: revision {revision} failed: {what} at {filename}:{lineno}; a revision must not end "
+            "the process: remove that call, or raise an exception to make the migration fail"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:

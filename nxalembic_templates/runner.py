@@ -127,7 +127,8 @@ class Project:
 
     def script(self, cog: str) -> ScriptDirectory:
         script = ScriptDirectory.from_config(self.config)
-        use_cog_history(script, self.scope(cog).version_location)
+        scope = self.scope(cog)
+        use_cog_history(script, scope.version_location, cog, scope.other_locations)
         return script
 
     @contextlib.contextmanager
@@ -206,6 +207,8 @@ class Project:
         try:
             heads = sorted(self.script(cog).get_heads())
         except NXAlembicError as exc:
+            if str(exc).startswith(f"cog {cog!r}: "):
+                raise
             raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
         if single_head and len(heads) > 1:
             raise forked_history(cog, heads)

@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic.operations import ops
 
-from .autogen import AutogenOptions, Rewriter, revision_message
+from .autogen import DEFAULT_SLUG_LENGTH, AutogenOptions, Rewriter, revision_message
 from .discovery import BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 
@@ -40,6 +40,8 @@ class CogScope:
     options: AutogenOptions = field(default_factory=AutogenOptions)
     #: Tables this cog's own revisions created (from a scratch replay); None when unknown.
     history: set[str] | None = None
+    #: Every loaded cog's revisions folder, to name the cog a stray revision id belongs to.
+    locations: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def for_cog(cls, schema: BotSchema, name: str | None, script_location: Path) -> CogScope:
@@ -59,7 +61,13 @@ class CogScope:
             cog=cog,
             version_table=schema.settings.version_table_for(cog.name),
             version_location=locations[cog.name],
+            locations=locations,
         )
+
+    @property
+    def other_locations(self) -> dict[str, Path]:
+        """The revisions folders of the other loaded cogs."""
+        return {name: path for name, path in self.locations.items() if name != self.cog.name}
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -130,7 +138,7 @@ class CogScope:
             for note in rewriter.notes:
                 log.warning(note)
             if not script.message:
-                script.message = revision_message(script.upgrade_ops_list)
+                script.message = revision_message(script.upgrade_ops_list, _slug_length(context))
         if autogenerate and command == "revision":
             if all(ops_.is_empty() for script in directives for ops_ in script.upgrade_ops_list):
                 directives[:] = []
@@ -168,6 +176,12 @@ def _command(context: Any) -> str | None:
     if cmd:
         return getattr(cmd[0], "__name__", None)
     return None
+
+
+def _slug_length(context: Any) -> int:
+    """``truncate_slug_length`` of alembic.ini, as Alembic's script directory read it."""
+    script = getattr(context, "script", None)
+    return int(getattr(script, "truncate_slug_length", None) or DEFAULT_SLUG_LENGTH)
 
 
 def _is_autogenerate(context: Any) -> bool:

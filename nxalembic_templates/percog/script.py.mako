@@ -1,6 +1,13 @@
+<%doc>
+    nxalembic_templates escapes the message for this docstring (environment.write_revisions_safely)
+    and passes the cog's name as `cog`; values outside the docstring are written with repr().
+</%doc><%
+    first = "(none: first revision of cog %s)" % context.get("cog", "?")
+    parents = comma(down_revision) if down_revision else first
+%>\
 """${message}
 
-Cog revision ${up_revision}, parent: ${down_revision | comma,n}
+Cog revision ${up_revision}, parent: ${parents}
 Created: ${create_date}
 """
 from collections.abc import Sequence
