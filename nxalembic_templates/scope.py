@@ -23,7 +23,7 @@ from typing import Any
 from alembic.operations import ops
 
 from .autogen import AutogenOptions, Rewriter, revision_message
-from .discovery import BotSchema, Cog, TableKey
+from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 
 log = logging.getLogger("nxalembic_templates")
@@ -54,12 +54,27 @@ class CogScope:
                     f"cogs {cog.name!r} and {other!r} would share the revisions folder {location}; "
                     "put {cog} into version_location in nxalembic.ini"
                 )
+        _refuse_source_folders(schema, locations, script_location)
         return cls(
             schema=schema,
             cog=cog,
             version_table=schema.settings.version_table_for(cog.name),
             version_location=locations[cog.name],
         )
+
+    def check_dialect(self, dialect: Any) -> None:
+        """Refuse a version table name the database would cut short (PostgreSQL: 63 characters).
+
+        A truncated name is not this cog's configured table, and two long names can become
+        one table shared by two cogs.
+        """
+        limit = dialect.max_identifier_length
+        if len(self.version_table) > limit:
+            raise NXAlembicError(
+                f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
+                f"characters long and {dialect.name} allows {limit}; shorten version_table in "
+                f"{self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
+            )
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -156,6 +171,31 @@ class CogScope:
             if table_name is not None and not self.owns(table_name, getattr(op, "schema", None)):
                 continue
             yield op
+
+
+def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script_location: Path) -> None:
+    """A revisions folder must hold revisions only: not bot sources, not env.py.
+
+    Alembic imports every ``.py`` file of the folder as a revision, so ``{cog_dir}`` (or an
+    ancestor of a cog's folder, or the scripts folder itself) would load the bot's own
+    modules and env.py as revisions.
+    """
+    sources = {cog.name: cog.directory.resolve() for cog in schema.cogs.values()}
+    for name, location in locations.items():
+        if location == script_location:
+            held = f"the scripts folder {script_location} (env.py)"
+        else:
+            inside = [cog for cog, folder in sources.items() if location == folder or location in folder.parents]
+            if not inside:
+                continue
+            held = f"the source folder of cog {inside[0]!r}" if location == sources[inside[0]] else (
+                f"a folder that contains the sources of cog {inside[0]!r}"
+            )
+        raise NXAlembicError(
+            f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "
+            f"revisions of cog {name!r} in {location}, {held}; Alembic would load those files as revisions: "
+            "use a folder of their own, e.g. {cog_dir}/migrations or {script_location}/versions/{cog}"
+        )
 
 
 def _command(context: Any) -> str | None:
