@@ -162,6 +162,7 @@ class Project:
             self.announce(locking.parse_url(url))  # parsed first: a URL that cannot be masked is never shown
 
         def run(connection: Connection) -> T:
+            self.check_dialect(connection.dialect)
             self.config.attributes[CONNECTION_KEY] = connection
             try:
                 return work(connection)
@@ -170,10 +171,13 @@ class Project:
 
         return with_connection(url, run)
 
+    def check_dialect(self, dialect: Any) -> None:
+        """Every cog's version table must fit the database, checked before any cog is touched."""
+        for cog in self.schema.cogs:
+            self.scope(cog).check_dialect(dialect)
+
     def current(self, connection: Connection, cog: str) -> list[str]:
-        scope = self.scope(cog)
-        scope.check_dialect(connection.dialect)
-        context = MigrationContext.configure(connection, opts={"version_table": scope.version_table})
+        context = MigrationContext.configure(connection, opts={"version_table": self.scope(cog).version_table})
         return sorted(context.get_current_heads())
 
     # -- commands ----------------------------------------------------------------------------
@@ -239,6 +243,7 @@ class Project:
 
     def sql(self, direction: str, only: str | None, revision: str, out: Callable[[str], None] = print) -> None:
         """Offline mode: print each cog's SQL (upgrade: referenced cogs first)."""
+        self.check_dialect(locking.parse_url(self.url).get_dialect())
         for cog in self.cogs(only, reverse=direction == "downgrade"):
             out(f"-- cog {cog}: {self.scope(cog).version_table}")
             with self.selected(cog, direction):

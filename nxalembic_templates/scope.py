@@ -28,6 +28,9 @@ from .errors import NXAlembicError
 
 log = logging.getLogger("nxalembic_templates")
 
+#: Alembic names the version table's primary key constraint ``<version table>_pkc``.
+VERSION_PK_SUFFIX = "_pkc"
+
 
 @dataclass
 class CogScope:
@@ -48,13 +51,13 @@ class CogScope:
             other.name: schema.settings.version_location_for(other.name, other.directory, script_location)
             for other in schema.cogs.values()
         }
+        _refuse_source_folders(schema, locations, script_location)
         for other, location in locations.items():
             if other != cog.name and location == locations[cog.name]:
                 raise NXAlembicError(
                     f"cogs {cog.name!r} and {other!r} would share the revisions folder {location}; "
                     "put {cog} into version_location in nxalembic.ini"
                 )
-        _refuse_source_folders(schema, locations, script_location)
         return cls(
             schema=schema,
             cog=cog,
@@ -63,17 +66,19 @@ class CogScope:
         )
 
     def check_dialect(self, dialect: Any) -> None:
-        """Refuse a version table name the database would cut short (PostgreSQL: 63 characters).
+        """Refuse a version table name the database would reject or cut short.
 
-        A truncated name is not this cog's configured table, and two long names can become
-        one table shared by two cogs.
+        Alembic names the table's primary key ``<version table>_pkc``, so that name must fit
+        the dialect's identifier limit (PostgreSQL: 63) too.  A name cut short would not be
+        this cog's configured table, and two long names could become one shared table.
         """
-        limit = dialect.max_identifier_length
+        limit = dialect.max_identifier_length - len(VERSION_PK_SUFFIX)
         if len(self.version_table) > limit:
             raise NXAlembicError(
                 f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
-                f"characters long and {dialect.name} allows {limit}; shorten version_table in "
-                f"{self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
+                f"characters long and {dialect.name} allows {limit} (its primary key "
+                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
+                f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
             )
 
     # -- ownership -----------------------------------------------------------------------------
