@@ -240,6 +240,8 @@ def _target_url(config: Config, scope: CogScope) -> str | None:
     try:
         return database_url(config, scope.schema)
     except NXAlembicError:
+        if "url" in x_arguments(config):
+            raise  # an empty -x url= is a mistake, offline too
         return None
 
 
