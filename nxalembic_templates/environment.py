@@ -113,10 +113,10 @@ def anchor_sqlite_path(url: str, root: Path) -> str:
     if parsed.query.get("mode") == "memory":
         return url
     if database.startswith("file:"):  # a URI filename (?uri=true): anchor the path part
-        path, sep, rest = database[len("file:"):].partition("?")
+        path = database[len("file:"):]
         if not path or path == ":memory:" or path.startswith("/"):
             return url
-        database = f"file:{(root / path).resolve()}{sep}{rest}"
+        database = f"file:{(root / path).resolve()}"
     elif Path(database).is_absolute():
         return url
     else:
