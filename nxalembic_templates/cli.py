@@ -22,7 +22,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from . import TEMPLATE_DIR, __version__
-from .errors import mask
+from .errors import hide_password, mask
 from .runner import Project, UpgradeResult
 from .settings import CONFIG_FILE
 
@@ -259,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "init":
         return cmd_init(args, out)
     project = Project(Path(args.config).resolve(), args.x)
+    if not args.quiet:  # which database, first and on stderr: stdout stays machine-readable
+        project.announce = lambda url: print(f"database: {hide_password(url)}", file=sys.stderr, flush=True)
     return COMMANDS[args.command](project, args, out)
 
 

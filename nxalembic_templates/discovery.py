@@ -484,6 +484,25 @@ def _cog_name(ext: str, module: ModuleType) -> str:
     return name
 
 
+def _refuse_version_table_names(settings: Settings, cogs: Mapping[str, Cog]) -> None:
+    """No model table may be named like a version table, of any cog, loaded or not.
+
+    Autogenerate would treat such a table as the model's (altering or dropping the version
+    column) and Alembic as the cog's history: either way a cog's migration state is lost.
+    """
+    for cog in cogs.values():
+        for model, table in zip(cog.models, cog.tables):
+            owner = settings.version_table_cog(table.name)
+            if owner is None:
+                continue
+            whose = f"the version table of cog {owner!r}" if owner else "stock Alembic's version table"
+            raise NXAlembicError(
+                f"model {model.__module__}.{model.__name__} of cog {cog.name!r} uses table {table.name!r}, "
+                f"which is {whose} (version_table = {settings.version_table} in {settings.path.name}); "
+                "give the model another tablename"
+            )
+
+
 def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
     """Import the bot (unless given) and group its ormar models into cogs."""
     if bot is None:
@@ -549,6 +568,8 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
                     f"{cog.name}; each table must belong to exactly one cog"
                 )
             table_owner[key] = cog.name
+
+    _refuse_version_table_names(settings, cogs)
 
     metadata: dict[int, sa.MetaData] = {}
     for cog in cogs.values():

@@ -82,9 +82,19 @@ def x_arguments(config: Config) -> dict[str, str]:
 
 
 def database_url(config: Config, schema: BotSchema) -> str:
-    """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's."""
+    """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's.
+
+    A relative SQLite path is made absolute against the folder of nxalembic.ini, so the same
+    file is migrated whatever the working directory (``alembic -c project/alembic.ini``).
+    """
+    x_url = x_arguments(config).get("url")
+    if x_url is not None and not x_url.strip():
+        raise NXAlembicError(
+            "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
+            "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
+        )
     candidates = (
-        lambda: x_arguments(config).get("url"),
+        lambda: x_url,
         lambda: schema.settings.url,
         lambda: _alembic_ini_url(config),
         schema.default_url,
@@ -92,11 +102,39 @@ def database_url(config: Config, schema: BotSchema) -> str:
     for candidate in candidates:
         url = candidate()
         if url and url.strip() != PLACEHOLDER_URL:
-            return url.strip()
+            return anchor_sqlite_path(url.strip(), schema.settings.root)
     raise NXAlembicError(
         "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
         "pass -x url=..., or give your ormar models a database"
     )
+
+
+def anchor_sqlite_path(url: str, root: Path) -> str:
+    """*url* with a relative SQLite file path made absolute against *root*.
+
+    In-memory databases (``sqlite://``, ``:memory:``, ``mode=memory``) and every other
+    backend are returned unchanged; so is a URL that does not parse (it is reported when
+    the engine is made, with the password masked).
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    if parsed.query.get("mode") == "memory":
+        return url
+    if database.startswith("file:"):  # a URI filename (?uri=true): anchor the path part
+        path = database[len("file:"):]
+        if not path or path == ":memory:" or path.startswith("/"):
+            return url
+        database = f"file:{(root / path).resolve()}"
+    elif Path(database).is_absolute():
+        return url
+    else:
+        database = str((root / database).resolve())
+    return parsed.set(database=database).render_as_string(hide_password=False)
 
 
 def use_cog_history(
@@ -325,6 +363,8 @@ def _target_url(config: Config, scope: CogScope) -> str | None:
     try:
         return database_url(config, scope.schema)
     except NXAlembicError:
+        if "url" in x_arguments(config):
+            raise  # an empty -x url= is a mistake, offline too
         return None
 
 
@@ -362,7 +402,9 @@ def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: di
         return
     url = database_url(config, scope.schema)
     if context.is_offline_mode():
-        dialect = locking.parse_url(url).get_backend_name()
+        parsed = locking.parse_url(url)
+        scope.check_dialect(parsed.get_dialect())
+        dialect = parsed.get_backend_name()
         context.configure(
             url=url,
             literal_binds=True,
@@ -424,6 +466,7 @@ def _connect_error(url: str, exc: BaseException) -> NXAlembicError:
 def _run_on_connection(
     context: EnvironmentContext, scope: CogScope, connection: Connection, options: dict
 ) -> None:
+    scope.check_dialect(connection.dialect)
     context.configure(
         connection=connection,
         **{"render_as_batch": connection.dialect.name == "sqlite", **locking.configure_options(connection), **options},

@@ -23,10 +23,13 @@ from typing import Any
 from alembic.operations import ops
 
 from .autogen import DEFAULT_SLUG_LENGTH, AutogenOptions, Rewriter, revision_message
-from .discovery import BotSchema, Cog, TableKey
+from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 
 log = logging.getLogger("nxalembic_templates")
+
+#: Alembic names the version table's primary key constraint ``<version table>_pkc``.
+VERSION_PK_SUFFIX = "_pkc"
 
 
 @dataclass
@@ -50,6 +53,7 @@ class CogScope:
             other.name: schema.settings.version_location_for(other.name, other.directory, script_location)
             for other in schema.cogs.values()
         }
+        _refuse_source_folders(schema, locations, script_location)
         for other, location in locations.items():
             if other != cog.name and location == locations[cog.name]:
                 raise NXAlembicError(
@@ -68,6 +72,22 @@ class CogScope:
     def other_locations(self) -> dict[str, Path]:
         """The revisions folders of the other loaded cogs."""
         return {name: path for name, path in self.locations.items() if name != self.cog.name}
+
+    def check_dialect(self, dialect: Any) -> None:
+        """Refuse a version table name the database would reject or cut short.
+
+        Alembic names the table's primary key ``<version table>_pkc``, so that name must fit
+        the dialect's identifier limit (PostgreSQL: 63) too.  A name cut short would not be
+        this cog's configured table, and two long names could become one shared table.
+        """
+        limit = dialect.max_identifier_length - len(VERSION_PK_SUFFIX)
+        if len(self.version_table) > limit:
+            raise NXAlembicError(
+                f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
+                f"characters long and {dialect.name} allows {limit} (its primary key "
+                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
+                f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
+            )
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -164,6 +184,31 @@ class CogScope:
             if table_name is not None and not self.owns(table_name, getattr(op, "schema", None)):
                 continue
             yield op
+
+
+def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script_location: Path) -> None:
+    """A revisions folder must hold revisions only: not bot sources, not env.py.
+
+    Alembic imports every ``.py`` file of the folder as a revision, so ``{cog_dir}`` (or an
+    ancestor of a cog's folder, or the scripts folder itself) would load the bot's own
+    modules and env.py as revisions.
+    """
+    sources = {cog.name: cog.directory.resolve() for cog in schema.cogs.values()}
+    for name, location in locations.items():
+        if location == script_location:
+            held = f"the scripts folder {script_location} (env.py)"
+        else:
+            inside = [cog for cog, folder in sources.items() if location == folder or location in folder.parents]
+            if not inside:
+                continue
+            held = f"the source folder of cog {inside[0]!r}" if location == sources[inside[0]] else (
+                f"a folder that contains the sources of cog {inside[0]!r}"
+            )
+        raise NXAlembicError(
+            f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "
+            f"revisions of cog {name!r} in {location}, {held}; Alembic would load those files as revisions: "
+            "use a folder of their own, e.g. {cog_dir}/migrations or {script_location}/versions/{cog}"
+        )
 
 
 def _command(context: Any) -> str | None:

@@ -164,8 +164,9 @@ CASES = [
 
 
 def the_line(output: str) -> str:
-    """The one line that is not an Alembic log line; fails unless there is exactly one."""
-    lines = [line for line in output.splitlines() if line.strip() and not LOG_LINE.match(line)]
+    """The one line that is not an Alembic log line (or nxalembic's ``database:`` line); exactly one."""
+    lines = [line for line in output.splitlines()
+             if line.strip() and not LOG_LINE.match(line) and not line.startswith("database: ")]
     assert len(lines) == 1, "expected one line besides log lines, got:\n" + output
     return lines[0]
 

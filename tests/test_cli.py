@@ -72,6 +72,8 @@ def failed_line(result: Any) -> str:
     assert result.returncode != 0, result.output
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if lines and lines[0].startswith("database: "):  # which database, before it is touched
+        lines = lines[1:]
     assert len(lines) == 1, result.output
     assert lines[0].startswith("FAILED: "), lines[0]
     return lines[0]
