@@ -243,7 +243,7 @@ def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
 def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
     app, revision = _downgrade_target(args, list(project.schema.cogs))
     if not args.app_option and not getattr(args, "x_cog", None):
-        project.cog_given_as = "nxalembic downgrade APP"
+        project.cog_given_as = "as in 'nxalembic downgrade APP'"
     if args.sql:
         project.sql("downgrade", app, revision, out=print)
     else:
@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
     args.x_cog = x_cog
     project = Project(Path(args.config).resolve(), args.x)
     if x_cog is not None:
-        project.cog_given_as = "-x cog=NAME"
+        project.cog_given_as = "as -x cog=NAME"
     return COMMANDS[args.command](project, args, out)
 
 

@@ -91,7 +91,7 @@ class Project:
     """An ``alembic.ini`` plus the bot it migrates, opened once for a whole command."""
 
     #: How the user named the cog on the command line, for the "unknown cog" advice.
-    cog_given_as = "--app"
+    cog_given_as = "to --app"
 
     def __init__(self, alembic_ini: Path, x_arguments: Sequence[str] = ()) -> None:
         if not alembic_ini.is_file():
@@ -121,7 +121,7 @@ class Project:
             if only not in self.schema.cogs:
                 known = ", ".join(self.schema.cogs) or "(none)"
                 raise NXAlembicError(
-                    f"unknown cog {only!r}; known cogs: {known}; pass one of them to {self.cog_given_as}"
+                    f"unknown cog {only!r}; known cogs: {known}; pass one of them {self.cog_given_as}"
                 )
             return [only]
         order = self.schema.upgrade_order()
@@ -356,7 +356,7 @@ class Project:
         found = sorted(name for _schema, name in self.schema.cogs[cog].table_keys if name in existing)
         if not found:
             return None
-        return (f"{', '.join(found)} exist(s) but {row.version_table} is empty: if the tables match the cog's "
+        return (f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
                 f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading")
 
     def _unowned_tables(self, connection: Connection) -> list[str]:
