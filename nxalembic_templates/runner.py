@@ -340,6 +340,7 @@ class Project:
             row.current, row.head, row.pending = self.pending(connection, cog)
             live = row.pending == 0 and row.current == row.head
             row.note = self._adoption_note(connection, cog, row)
+            connection.rollback()  # env.py begins its own (read-only) transaction
             row.model_changes = self.compare(cog, live=live)
             row.compared_with = "database" if live else "replayed history"
         except Exception as exc:  # noqa: BLE001 - status must report every cog, whatever broke
