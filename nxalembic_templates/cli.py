@@ -167,9 +167,11 @@ def _progress(out: Output, verb: str) -> Any:
 
 
 def _existing_alembic_ini(config_file: Path) -> Path | None:
-    """An ``alembic.ini`` in the folder of *config_file* or in any folder above it."""
-    here = config_file.resolve().parent
-    for folder in (here, *here.parents):
+    """An ``alembic.ini`` in any folder above the one *config_file* goes to.
+
+    The folder itself is left out: there ``alembic init`` keeps the existing file.
+    """
+    for folder in config_file.resolve().parent.parents:
         candidate = folder / "alembic.ini"
         if candidate.is_file():
             return candidate

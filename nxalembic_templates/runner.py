@@ -294,7 +294,8 @@ class Project:
             written = []
             for cog in order:
                 self.config.attributes[OFFLINE_KEY] = offline or cog in replayed
-                with self.selected(cog, "revision", autogenerate=not empty):
+                # dont_mutate: even a blank revision must not create the version table
+                with self.selected(cog, "revision", autogenerate=not empty, dont_mutate=True):
                     script = command.revision(self.config, message=message, autogenerate=not empty)
                 written.append((cog, script or None))
                 report(cog, script or None)
