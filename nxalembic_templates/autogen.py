@@ -170,6 +170,9 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
                 sa.Table(table.name, stubs, *columns, schema=table.schema)
             stubs.create_all(connection)
             connection.info["nxalembic.stubs"] = {t.name for t in stubs.tables.values()}
+            # End the stubs' transaction: the replay must own its transaction, or a revision
+            # using autocommit_block() fails (Alembic asserts that it began the transaction).
+            connection.commit()
             context = MigrationContext.configure(
                 connection,
                 opts={"version_table": version_table, "fn": lambda rev, _ctx: script._upgrade_revs("heads", rev)},

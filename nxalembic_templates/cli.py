@@ -22,7 +22,9 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from . import TEMPLATE_DIR, __version__
-from .errors import hide_password, mask
+from .autogen import TRUE
+from .environment import INTERRUPTED, PER_COG_KEYS
+from .errors import NXAlembicError, hide_password, mask
 from .runner import Project, UpgradeResult
 from .settings import CONFIG_FILE
 
@@ -37,6 +39,22 @@ bot = {bot}
 # version_location = {{script_location}}/versions/{{cog}}
 # core_cog = core
 """
+
+
+#: The ``-x`` keys each command uses; any other key is refused, never silently ignored.
+#: ``cog`` selects the cog like ``--app``; the rest are read by env.py (``url``) and by
+#: autogenerate (``offline``, ``allow_drops``, ``rename``, ``scratch_url``: the scratch replay
+#: that status/check/migrate compare pending cogs with).
+X_KEYS: dict[str, tuple[str, ...]] = {
+    "upgrade": ("cog", "url"),
+    "downgrade": ("cog", "url"),
+    "migrate": ("cog", "url", "offline", "allow_drops", "rename", "scratch_url"),
+    "status": ("url", "scratch_url"),
+    "check": ("url", "scratch_url"),
+    "init": (),
+}
+BOOLEAN_X_KEYS = ("offline", "allow_drops")
+FALSE = {"0", "false", "no", "off"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -108,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("directory", nargs="?", default="migrations", help="scripts folder (default: migrations)")
     sub.add_argument("--module", default="yourbot.main", help="bot module for the nxalembic.ini skeleton")
     sub.add_argument("--bot", default="bot", help="bot variable for the nxalembic.ini skeleton")
+    sub.add_argument("--force", action="store_true",
+                     help="create the environment even below a folder that already has an alembic.ini")
     for sub in subs.choices.values():
         _common_options(sub)
     return parser
@@ -146,7 +166,38 @@ def _progress(out: Output, verb: str) -> Any:
     return report
 
 
+def _existing_alembic_ini(config_file: Path) -> Path | None:
+    """An ``alembic.ini`` in any folder above the one *config_file* goes to.
+
+    The folder itself is left out: there ``alembic init`` keeps the existing file.
+    """
+    for folder in config_file.resolve().parent.parents:
+        candidate = folder / "alembic.ini"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _confirm_second_environment(args: argparse.Namespace) -> None:
+    """Ask (at a terminal) or refuse before ``init`` makes an environment inside another one.
+
+    A second ``alembic.ini`` below the first means two environments that may both migrate
+    one database, and ``alembic`` run from a sub-folder silently picks the nearer one.
+    """
+    existing = _existing_alembic_ini(Path(args.config))
+    if existing is None or args.force:
+        return
+    question = f"{existing} already exists: create a second Alembic environment below it?"
+    if sys.stdin.isatty() and _ask(f"{question} [y/N] "):
+        return
+    raise NXAlembicError(
+        f"{existing} already exists, so this would be a second Alembic environment inside that project; "
+        f"use the existing one (nxalembic -c {existing} ...) or pass --force to create it anyway"
+    )
+
+
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    _confirm_second_environment(args)
     config = Config(args.config)
     config.cmd_opts = argparse.Namespace(quiet=args.quiet)
     command.init(config, args.directory, template=str(TEMPLATE_DIR))
@@ -159,15 +210,21 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _downgrade_target(args: argparse.Namespace) -> tuple[str, str]:
-    """``downgrade APP [REV]`` or ``downgrade --app APP [REV]``: the cog and the revision."""
+def _downgrade_target(args: argparse.Namespace, cogs: Sequence[str] = ()) -> tuple[str, str]:
+    """``downgrade APP [REV]``, ``downgrade --app APP [REV]`` or ``-x cog=APP downgrade [REV]``.
+
+    With the cog given as an option, a lone positional that names another cog is a conflict,
+    not a revision: ``-x cog=music downgrade economy`` must not pick either silently.
+    """
     app, revision = args.app, args.revision
-    if args.app_option:
-        if app is not None and revision is not None:
-            raise CommandError(
-                f"downgrade takes the cog once, as APP or as --app, not both ({app}, {args.app_option})"
+    option = args.app_option or getattr(args, "x_cog", None)
+    if option:
+        form = "--app" if args.app_option else "-x cog="
+        if (app is not None and revision is not None) or (app in cogs and app != option):
+            raise NXAlembicError(
+                f"downgrade takes the cog once, as APP or as {form}, not both ({app}, {option}); give one of them"
             )
-        app, revision = args.app_option, app if revision is None else revision
+        app, revision = option, app if revision is None or app == option else revision
     if app is None:
         raise CommandError("downgrade needs a cog: nxalembic downgrade APP [REVISION]")
     return app, revision or "-1"
@@ -186,7 +243,9 @@ def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
-    app, revision = _downgrade_target(args)
+    app, revision = _downgrade_target(args, list(project.schema.cogs))
+    if not args.app_option and not getattr(args, "x_cog", None):
+        project.cog_given_as = "as in 'nxalembic downgrade APP'"
     if args.sql:
         project.sql("downgrade", app, revision, out=print)
     else:
@@ -207,11 +266,20 @@ def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
         out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
 
     written = project.migrate(
-        args.app, args.message, args.empty, report, offline=args.offline, allow_drops=args.allow_drops,
-        renames=args.rename, ask=_ask if sys.stdin.isatty() and not args.quiet else None,
+        args.app, args.message, args.empty, report, offline=args.offline or _x_flag(args, "offline"),
+        allow_drops=args.allow_drops, renames=args.rename,
+        ask=_ask if sys.stdin.isatty() and not args.quiet else None,
     )
     out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
     return 0
+
+
+def _models_column(c: Any) -> str:
+    """The "models vs migrations" cell: the verdict, and what it was reached against."""
+    if c.not_compared is not None:
+        return "not compared (see below)"
+    verdict = _count(len(c.model_changes), "change") if c.differs else "in sync"
+    return verdict if c.compared_with == "database" else f"{verdict} (vs replayed history)"
 
 
 def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
@@ -222,11 +290,16 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
         return 0
     rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
     for c in status.cogs:
-        rows.append((c.cog, c.version_table, _short(c.current), _short(c.head), str(c.pending),
-                     f"{_count(len(c.model_changes), 'change')}" if c.differs else "in sync"))
+        rows.append((c.cog, c.version_table, _short(c.current), _short(c.head),
+                     "?" if c.pending is None else str(c.pending), _models_column(c)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    for c in status.cogs:
+        if c.not_compared is not None:
+            print(f"{c.cog}: models not compared: {c.not_compared}")
+        if c.note:
+            print(f"{c.cog}: {c.note}")
     if status.extensions_without_models:
         print("extensions without models: " + ", ".join(status.extensions_without_models))
     if status.unowned_tables:
@@ -235,11 +308,24 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:
-    changed = {c.cog: c.model_changes for c in project.status().cogs if c.differs}
+    """Exit 0 only when every cog's models were compared, and match.
+
+    A cog whose comparison could not run is reported and fails the check: a check that did
+    not check must not pass.
+    """
+    cogs = project.status().cogs
+    changed = {c.cog: c.model_changes for c in cogs if c.differs and c.not_compared is None}
+    unchecked = {c.cog: c.not_compared for c in cogs if c.not_compared is not None}
     for cog, changes in changed.items():
         print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
+    for cog, reason in unchecked.items():
+        print(f"{cog}: models not compared: {reason}")
     if changed:
-        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}")
+        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}", file=sys.stderr)
+    if unchecked:
+        print(f"check failed: {_count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",
+              file=sys.stderr)
+    if changed or unchecked:
         return 1
     out("all cogs: models match their migrations")
     return 0
@@ -254,13 +340,55 @@ COMMANDS = {
 }
 
 
+def _x_flag(args: argparse.Namespace, key: str) -> bool:
+    return any(pair.partition("=")[2].lower() in TRUE for pair in args.x if pair.partition("=")[0] == key)
+
+
+def apply_x_arguments(args: argparse.Namespace) -> str | None:
+    """Honour or refuse every ``-x``; return the cog of ``-x cog=`` (None without one).
+
+    ``-x cog=NAME`` means ``--app NAME`` (giving two different cogs is an error); a key the
+    command would not use is refused with the keys it accepts.  The per-cog keys
+    (``version_table``...) reach env.py, which refuses them with its own advice.
+    """
+    accepted = X_KEYS[args.command]
+    cogs: list[str] = []
+    for pair in args.x:
+        key, sep, value = pair.partition("=")
+        if key in PER_COG_KEYS and args.command != "init":
+            continue
+        if key not in accepted:
+            takes = f"it accepts {', '.join(f'-x {k}=' for k in accepted)}" if accepted else "it takes no -x"
+            why = " (it covers every cog)" if key == "cog" else ""
+            raise NXAlembicError(f"-x {key}= is not used by 'nxalembic {args.command}'{why}; {takes}")
+        if not sep:
+            raise NXAlembicError(f"-x {key} has no value; write -x {key}=VALUE")
+        if key in BOOLEAN_X_KEYS and value.lower() not in TRUE | FALSE:
+            raise NXAlembicError(f"-x {key}={value} is not true or false; write -x {key}=true or -x {key}=false")
+        if key == "cog":
+            cogs.append(value)
+    if len(set(cogs)) > 1:
+        raise NXAlembicError(f"-x cog= is given {len(cogs)} times ({', '.join(cogs)}); give one cog")
+    cog = cogs[0] if cogs else None
+    app = getattr(args, "app", None)
+    if cog is not None and args.command in ("upgrade", "migrate"):
+        if app is not None and app != cog:
+            raise NXAlembicError(f"the cog is given twice, as --app {app} and as -x cog={cog}; give it once")
+        args.app = cog
+    return cog
+
+
 def run(args: argparse.Namespace) -> int:
     out = Output(args.quiet)
+    x_cog = apply_x_arguments(args)
     if args.command == "init":
         return cmd_init(args, out)
+    args.x_cog = x_cog
     project = Project(Path(args.config).resolve(), args.x)
     if not args.quiet:  # which database, first and on stderr: stdout stays machine-readable
         project.announce = lambda url: print(f"database: {hide_password(url)}", file=sys.stderr, flush=True)
+    if x_cog is not None:
+        project.cog_given_as = "as -x cog=NAME"
     return COMMANDS[args.command](project, args, out)
 
 
@@ -273,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
+    except KeyboardInterrupt:
+        if args.raiseerr:
+            raise
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return 130
     except CommandError as exc:
         if args.raiseerr:
             raise

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -313,6 +314,21 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
 
         context = alembic_context  # type: ignore[assignment]
     assert context is not None
+    try:
+        _run_migrations(context, configure_options)
+    except KeyboardInterrupt:
+        if getattr(context.config.cmd_opts, "cmd", None) is None:
+            raise  # not the stock command line: the caller (nxalembic, a test runner) decides
+        # Stock ``alembic``'s main() would print a long traceback: one line and the shell's 130.
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+
+#: What Ctrl-C prints: the transaction in progress is rolled back when the connection closes.
+INTERRUPTED = "FAILED: interrupted (Ctrl-C); the migration in progress, if any, was rolled back"
+
+
+def _run_migrations(context: EnvironmentContext, configure_options: dict[str, Any]) -> None:
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
@@ -329,6 +345,8 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
         **configure_options,
     }
     scope.options = AutogenOptions.from_config(config)
+    if is_autogenerate_run(config):
+        options.setdefault("dont_mutate", True)  # comparing must not create a version table
     with contextlib.ExitStack() as stack:
         stack.enter_context(_revisions_must_not_exit(scope.cog.name))
         if is_autogenerate_run(config):
@@ -415,16 +433,18 @@ def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: di
         with context.begin_transaction():
             context.run_migrations()
         return
-    with_connection(url, lambda connection: _run_on_connection(context, scope, connection, options))
+    with_connection(url, lambda connection: _run_on_connection(context, scope, connection, options),
+                    read_only=is_autogenerate_run(config))
 
 
-def with_connection(url: str, work: Callable[[Connection], T]) -> T:
+def with_connection(url: str, work: Callable[[Connection], T], read_only: bool = False) -> T:
     """Open one migration connection to *url* (sync or async driver) and run *work* on it.
 
     Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*
     runs through ``run_sync``, so Alembic itself always sees a plain sync connection.
+    A *read_only* connection can only compare (see :mod:`.locking`).
     """
-    engine = locking.create_engine(url)
+    engine = locking.create_engine(url, read_only=read_only)
     if isinstance(engine, AsyncEngine):
         return asyncio.run(_with_async_connection(engine, url, work))
     try:
@@ -487,9 +507,34 @@ def _run_on_connection(
         raise NXAlembicError(
             hide_password(
                 connection.engine.url,
-                f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {_first_line(exc)}",
+                f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {_first_line(exc)}"
+                + _already_exists_hint(exc, context.script, revision, scope),
             )
         ) from exc
+
+
+def _already_exists_hint(exc: BaseException, script: ScriptDirectory, revision: str | None,
+                         scope: CogScope) -> str:
+    """The fix when the cog's first revision finds its tables already there.
+
+    The first revision (no ``down_revision``) only runs when the version table is empty, so
+    "already exists" there means the tables were made without migrations (``create_all``,
+    another tool): recording the revision with ``stamp`` adopts them.
+    """
+    if revision is None or "already exists" not in str(exc):
+        return ""
+    try:
+        first = script.get_revision(revision).down_revision is None
+    except Exception:
+        first = False
+    if not first:
+        return ""
+    cog = scope.cog.name
+    return (
+        f"; the tables exist but {scope.version_table} is empty (made without migrations?): if they "
+        f"already match the cog's revisions, record that with 'alembic -x cog={cog} stamp head' "
+        "instead of upgrading"
+    )
 
 
 def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope: CogScope) -> CommandError:

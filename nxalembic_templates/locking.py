@@ -18,14 +18,27 @@ online run therefore takes one database-wide lock before Alembic reads the versi
   rolled back as a whole.  A plain (deferred) ``BEGIN`` would not do: two processes would
   both read the version table and the second writer would fail with "database is locked".
 
+**Read-only runs** (``status``, ``check``, ``migrate`` and stock ``check`` / ``revision
+--autogenerate``) take no lock at all and are read-only at the database level: a deferred
+``BEGIN`` and ``PRAGMA query_only`` on SQLite (so a read-only file works and nothing can be
+written), a ``READ ONLY`` session on PostgreSQL.
+
+When another process holds SQLite's write lock, ``BEGIN IMMEDIATE`` is first tried without
+waiting; if the lock is taken, one line on stderr says so at once and the wait goes on in
+short slices (:data:`SQLITE_WAIT_SLICE`), so that Ctrl-C is noticed quickly, also when an
+async driver runs the wait in its worker thread (which nothing can interrupt mid-wait).
+
 Connections handed in by the caller are otherwise used as they are: the caller owns their
 transaction handling (on SQLite, whether DDL is transactional is then up to the caller).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 import weakref
 import zlib
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,8 +54,14 @@ ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
 #: How long a second SQLite process waits for the first one's write lock, in seconds.
 SQLITE_LOCK_TIMEOUT = 300
 
+#: How long one attempt at SQLite's write lock may block, in milliseconds (see module doc).
+SQLITE_WAIT_SLICE = 200
+
 #: The (sync) engines made by :func:`create_engine`; their connections close after one command.
 _OWN_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+#: The subset of :data:`_OWN_ENGINES` made with ``read_only=True``.
+_READ_ONLY_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 #: ``Connection.info`` key: this connection already holds the session-level advisory lock.
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
@@ -85,9 +104,10 @@ def parse_url(url: str) -> URL:
 QUERY_CREDENTIALS = ("password", "sslpassword", "passfile")
 
 
-def create_engine(url: str) -> sa.Engine | AsyncEngine:
+def create_engine(url: str, read_only: bool = False) -> sa.Engine | AsyncEngine:
     """A pool-less engine for migrations (async when the URL's driver is async).
 
+    *read_only* engines are for comparing only: they never lock and cannot write.
     Credentials in the URL's query (``?password=``) go to the driver as connect arguments
     instead: ``engine.url`` is what Alembic and SQLAlchemy print (``alembic current
     --verbose``, logs), and they mask only the password before the host.
@@ -107,19 +127,89 @@ def create_engine(url: str) -> sa.Engine | AsyncEngine:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
         sync_engine = engine
     if is_sqlite:
-        _make_sqlite_transactional(sync_engine)
+        _make_sqlite_transactional(sync_engine, read_only)
+    elif read_only:
+        _make_read_only(sync_engine)
     _OWN_ENGINES.add(sync_engine)
+    if read_only:
+        _READ_ONLY_ENGINES.add(sync_engine)
     return engine
 
 
-def _make_sqlite_transactional(engine: sa.Engine) -> None:
+def _make_sqlite_transactional(engine: sa.Engine, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        if read_only:
+            _driver_execute(dbapi_connection, "PRAGMA query_only = ON")
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Connection) -> None:
+        if read_only:
+            connection.exec_driver_sql("BEGIN")  # deferred: reads need no write lock
+        else:
+            _begin_immediate(connection)
+
+
+def _make_read_only(engine: sa.Engine) -> None:
+    """PostgreSQL: every transaction of this engine's connections is READ ONLY."""
+
+    @event.listens_for(engine, "connect")
+    def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+        try:
+            engine.dialect.set_readonly(dbapi_connection, True)
+        except NotImplementedError:  # a driver SQLAlchemy cannot switch: the code still only reads
+            pass
+
+
+def _driver_execute(dbapi_connection: Any, sql: str) -> None:
+    """Run *sql* on the driver's connection (sync, or an async driver's adapter)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """``BEGIN IMMEDIATE``; when another process holds the write lock, say so at once, then wait.
+
+    The first attempt does not wait.  After that the wait goes on in slices of
+    :data:`SQLITE_WAIT_SLICE` ms up to :data:`SQLITE_LOCK_TIMEOUT` s: the driver's busy
+    handler blocks in C (in a worker thread for aiosqlite), and a short slice is what lets
+    Ctrl-C end the command promptly.  The statements go to the driver connection directly,
+    so a failed attempt leaves SQLAlchemy's transaction bookkeeping alone.
+    """
+    dbapi_connection = connection.connection.dbapi_connection
+    deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT
+    timeout_ms = 0
+    try:
+        while True:
+            _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {timeout_ms}")
+            try:
+                _driver_execute(dbapi_connection, "BEGIN IMMEDIATE")
+                return
+            except Exception as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            where = _sqlite_file(connection)
+            if timeout_ms == 0:
+                print(f"waiting for the write lock on {where}, held by another process "
+                      f"(up to {SQLITE_LOCK_TIMEOUT} s; Ctrl-C to stop)...", file=sys.stderr, flush=True)
+                timeout_ms = SQLITE_WAIT_SLICE
+            elif time.monotonic() > deadline:
+                raise NXAlembicError(
+                    f"gave up after {SQLITE_LOCK_TIMEOUT} s waiting for the write lock on {where}: another "
+                    "process (a migration, or the bot itself in a long transaction) still holds it; "
+                    "stop that process or run the command again later"
+                )
+    finally:
+        _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {SQLITE_LOCK_TIMEOUT * 1000}")
+
+
+def _sqlite_file(connection: Connection) -> str:
+    database = connection.engine.url.database
+    return str(Path(database).resolve()) if database and database != ":memory:" else "the in-memory database"
 
 
 def _is_own(connection: Connection) -> bool:
@@ -133,9 +223,14 @@ def configure_options(connection: Connection) -> dict[str, Any]:
     return {}
 
 
+def is_read_only(connection: Connection) -> bool:
+    """Whether *connection* comes from a ``read_only`` engine of :func:`create_engine`."""
+    return connection.engine in _READ_ONLY_ENGINES
+
+
 def acquire(connection: Connection) -> None:
     """Take the migration lock inside the already begun migration transaction."""
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or is_read_only(connection):
         return  # SQLite: BEGIN IMMEDIATE (see _make_sqlite_transactional) holds the write lock.
     if not _is_own(connection):
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")

@@ -4,12 +4,18 @@ A thin layer over :mod:`alembic.command`.  The bot is imported once; all cogs sh
 connection; each command runs the very same env.py (and so the same discovery and per-cog
 scope) as ``alembic -x cog=NAME ...`` does.  The cog, the discovered bot and the connection
 are handed to env.py through ``Config.attributes``.
+
+``status``, ``check`` and ``migrate`` never change the database, not even inside a rolled-back
+transaction (a revision may commit on its own, e.g. in ``autocommit_block()``): they open a
+read-only connection, compare a cog that is at its head with the database, and a cog with
+pending revisions with a scratch replay of its own history.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from argparse import Namespace
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +43,7 @@ from .environment import (
     use_cog_history,
     with_connection,
 )
-from .errors import NXAlembicError
+from .errors import NXAlembicError, hide_password
 from .scope import CogScope
 
 T = TypeVar("T")
@@ -53,8 +59,15 @@ class CogStatus:
     version_table: str
     current: list[str]
     head: list[str]
-    pending: int
+    #: None when the cog's history cannot be read (see *not_compared*)
+    pending: int | None
     model_changes: list[str] = field(default_factory=list)
+    #: what the models were compared with: "database", "replayed history" (pending revisions), or None
+    compared_with: str | None = None
+    #: why the models could not be compared (then *model_changes* means nothing)
+    not_compared: str | None = None
+    #: something the user should know about this cog (e.g. tables exist, version table empty)
+    note: str | None = None
 
     @property
     def differs(self) -> bool:
@@ -77,6 +90,9 @@ class UpgradeResult:
 
 class Project:
     """An ``alembic.ini`` plus the bot it migrates, opened once for a whole command."""
+
+    #: How the user named the cog on the command line, for the "unknown cog" advice.
+    cog_given_as = "to --app"
 
     def __init__(self, alembic_ini: Path, x_arguments: Sequence[str] = ()) -> None:
         if not alembic_ini.is_file():
@@ -106,24 +122,10 @@ class Project:
         """
         if only is not None:
             if only not in self.schema.cogs:
-                raise self.schema.unknown_cog(only, "; pass one of them to --app")
+                raise self.schema.unknown_cog(only, f"; pass one of them {self.cog_given_as}")
             return [only]
         order = self.schema.upgrade_order()
         return order[::-1] if reverse else order
-
-    def _all_to_head(self) -> None:
-        """Bring every cog to head inside the caller's (rolled back) transaction.
-
-        Used to compare models with migrations; with a foreign-key cycle the name order is
-        tried, so that ``migrate --app`` and ``status`` still work on a cyclic bot.
-        """
-        try:
-            order = self.schema.upgrade_order()
-        except NXAlembicError:
-            order = list(self.schema.cogs)
-        for cog in order:
-            with self.selected(cog, "upgrade"):
-                command.upgrade(self.config, "head")
 
     def scope(self, cog: str) -> CogScope:
         return CogScope.for_cog(self.schema, cog, self.script_location)
@@ -154,8 +156,11 @@ class Project:
             for key in (COG_KEY, COMMAND_KEY, CONFIGURE_KEY, AUTOGENERATE_KEY):
                 attrs.pop(key, None)
 
-    def connected(self, work: Callable[[Connection], T]) -> T:
-        """Run *work* on one shared connection that every cog's env.py uses."""
+    def connected(self, work: Callable[[Connection], T], read_only: bool = False) -> T:
+        """Run *work* on one shared connection that every cog's env.py uses.
+
+        A *read_only* connection takes no migration lock and cannot write (see :mod:`.locking`).
+        """
 
         url = self.url
         if self.announce is not None:
@@ -169,7 +174,7 @@ class Project:
             finally:
                 self.config.attributes.pop(CONNECTION_KEY, None)
 
-        return with_connection(url, run)
+        return with_connection(url, run, read_only=read_only)
 
     def check_dialect(self, dialect: Any) -> None:
         """Every cog's version table must fit the database, checked before any cog is touched."""
@@ -179,6 +184,34 @@ class Project:
     def current(self, connection: Connection, cog: str) -> list[str]:
         context = MigrationContext.configure(connection, opts={"version_table": self.scope(cog).version_table})
         return sorted(context.get_current_heads())
+
+    def pending(self, connection: Connection, cog: str) -> tuple[list[str], list[str], int]:
+        """The cog's current revisions, its heads, and how many revisions are not applied."""
+        current = self.current(connection, cog)
+        connection.rollback()  # end the read's implicit transaction
+        script = self.script(cog)
+        lower = tuple(current) if current else "base"
+        return current, sorted(script.get_heads()), len(list(script.iterate_revisions("heads", lower)))
+
+    def compare(self, cog: str, live: bool) -> list[str]:
+        """What autogenerate would write for *cog* now (``[]``: the models match its migrations).
+
+        *live*: compare with the database (the cog must be at its head); otherwise with a
+        scratch replay of the cog's own revisions (the offline path of env.py).  Nothing is
+        written anywhere but the scratch database.
+        """
+        attrs = self.config.attributes
+        offline_before = attrs.get(OFFLINE_KEY)
+        attrs[OFFLINE_KEY] = bool(offline_before) or not live
+        try:
+            with self.selected(cog, "check", autogenerate=True):
+                try:
+                    command.check(self.config)
+                except AutogenerateDiffsDetected as exc:
+                    return [describe_diff(d) for d in exc.diffs]
+                return []
+        finally:
+            attrs[OFFLINE_KEY] = offline_before
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -254,81 +287,93 @@ class Project:
     def migrate(
         self, only: str | None, message: str | None, empty: bool, report: Callable[[str, Any], None],
         offline: bool = False, allow_drops: bool = False, renames: Sequence[str] = (),
-        ask: Callable[[str], bool] | None = None,
+        ask: Callable[[str], bool] | None = None, note: Callable[[str], None] | None = None,
     ) -> list[tuple[str, Any]]:
         """Write the next revision of each cog.
 
-        Autogenerate compares the models with the database *as the cog's migrations leave it*:
-        inside one transaction every cog is upgraded to its head, the revisions are generated,
-        and the transaction is rolled back, so the database itself is never changed.  With
-        *offline*, each cog's history is replayed into a scratch database instead and no
-        database is opened at all.
+        Autogenerate compares the models with the database *as the cog's migrations leave it*.
+        A cog at its head is compared with the database, on a read-only connection.  A cog
+        with pending revisions is compared with a scratch replay of its own revisions (*note*
+        says so): applying them to the live database, even in a transaction rolled back
+        afterwards, is not safe (``autocommit_block()`` commits for real).  With *offline*,
+        every cog is compared with its replay and no database is opened at all.
         """
         order = self.cogs(only)
+        note = note or _to_stderr
         self.config.attributes.update(
-            {OFFLINE_KEY: offline, ALLOW_DROPS_KEY: allow_drops, RENAMES_KEY: list(renames), ASK_KEY: ask}
+            {ALLOW_DROPS_KEY: allow_drops, RENAMES_KEY: list(renames), ASK_KEY: ask}
         )
 
-        def generate() -> list[tuple[str, Any]]:
+        def generate(replayed: set[str]) -> list[tuple[str, Any]]:
             written = []
             for cog in order:
-                with self.selected(cog, "revision", autogenerate=not empty):
+                self.config.attributes[OFFLINE_KEY] = offline or cog in replayed
+                # dont_mutate: even a blank revision must not create the version table
+                with self.selected(cog, "revision", autogenerate=not empty, dont_mutate=True):
                     script = command.revision(self.config, message=message, autogenerate=not empty)
                 written.append((cog, script or None))
                 report(cog, script or None)
             return written
 
         def work(connection: Connection) -> list[tuple[str, Any]]:
-            with _rolled_back(connection):
-                self._all_to_head()
-                return generate()
+            replayed = set()
+            for cog in order:
+                current, heads, pending = self.pending(connection, cog)
+                if pending or current != heads:
+                    replayed.add(cog)
+                    if not empty:
+                        note(f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: compared the "
+                             "models with a scratch replay of its revisions (run 'nxalembic upgrade' first to "
+                             "compare with the database itself)")
+            return generate(replayed)
 
         try:
-            return generate() if offline else self.connected(work)
+            return generate(set()) if offline else self.connected(work, read_only=True)
         finally:
             for key in (OFFLINE_KEY, ALLOW_DROPS_KEY, RENAMES_KEY, ASK_KEY):
                 self.config.attributes.pop(key, None)
 
     def status(self) -> Status:
-        """Where each cog is, and whether its models differ from its migrations (read-only)."""
+        """Where each cog is, and whether its models differ from its migrations.
+
+        Read-only, and it always reports: a cog whose models cannot be compared gets the
+        reason in its row (``not_compared``) instead of failing the whole command.
+        """
 
         def work(connection: Connection) -> Status:
-            rows = []
-            with _rolled_back(connection):
-                currents = {cog: self.current(connection, cog) for cog in self.schema.cogs}
-                changes = self._model_changes(connection)
-                for cog in self.schema.cogs:
-                    script, current = self.script(cog), currents[cog]
-                    lower = tuple(current) if current else "base"
-                    pending = len(list(script.iterate_revisions("heads", lower)))
-                    rows.append(
-                        CogStatus(
-                            cog=cog,
-                            extension=self.schema.cogs[cog].extension,
-                            version_table=self.scope(cog).version_table,
-                            current=current,
-                            head=sorted(script.get_heads()),
-                            pending=pending,
-                            model_changes=changes[cog],
-                        )
-                    )
-                unowned = self._unowned_tables(connection)
+            rows = [self._cog_status(connection, cog) for cog in self.schema.cogs]
+            unowned = self._unowned_tables(connection)
+            connection.rollback()
             return Status(rows, list(self.schema.extensions_without_models), unowned)
 
-        return self.connected(work)
+        return self.connected(work, read_only=True)
 
-    def _model_changes(self, connection: Connection) -> dict[str, list[str]]:
-        """Per cog, what autogenerate would write now (database upgraded to head in-transaction)."""
-        self._all_to_head()
-        changes: dict[str, list[str]] = {}
-        for cog in self.schema.cogs:
-            with self.selected(cog, "check", autogenerate=True):
-                try:
-                    command.check(self.config)
-                    changes[cog] = []
-                except AutogenerateDiffsDetected as exc:
-                    changes[cog] = [describe_diff(d) for d in exc.diffs]
-        return changes
+    def _cog_status(self, connection: Connection, cog: str) -> CogStatus:
+        row = CogStatus(cog=cog, extension=self.schema.cogs[cog].extension,
+                        version_table=self.scope(cog).version_table, current=[], head=[], pending=None)
+        try:
+            row.current, row.head, row.pending = self.pending(connection, cog)
+            live = row.pending == 0 and row.current == row.head
+            row.note = self._adoption_note(connection, cog, row)
+            connection.rollback()  # env.py begins its own (read-only) transaction
+            row.model_changes = self.compare(cog, live=live)
+            row.compared_with = "database" if live else "replayed history"
+        except Exception as exc:  # noqa: BLE001 - status must report every cog, whatever broke
+            row.not_compared = hide_password(self.url, _reason(exc))
+        finally:
+            connection.rollback()
+        return row
+
+    def _adoption_note(self, connection: Connection, cog: str, row: CogStatus) -> str | None:
+        """Tables of the cog exist while its version table is empty: they want a ``stamp``."""
+        if row.current or not row.head:
+            return None
+        existing = set(sa.inspect(connection).get_table_names())
+        found = sorted(name for _schema, name in self.schema.cogs[cog].table_keys if name in existing)
+        if not found:
+            return None
+        return (f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
+                f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading")
 
     def _unowned_tables(self, connection: Connection) -> list[str]:
         known = {key[1] for cog in self.schema.cogs.values() for key in cog.table_keys}
@@ -336,16 +381,21 @@ class Project:
         return sorted(set(sa.inspect(connection).get_table_names()) - known)
 
 
-@contextlib.contextmanager
-def _rolled_back(connection: Connection) -> Iterator[None]:
-    """A transaction that is always rolled back: lets us migrate to compare, changing nothing."""
-    if connection.in_transaction():
-        connection.rollback()
-    transaction = connection.begin()
-    try:
-        yield
-    finally:
-        transaction.rollback()
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a comparison did not run (an NXAlembicError is already worded)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, CommandError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _collect(into: list[str]) -> Callable[..., None]:

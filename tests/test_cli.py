@@ -343,7 +343,7 @@ def test_check_fails_on_a_model_change_until_migrated_and_upgraded(project: BotP
     assert failed.returncode == 1
     assert re.search(r"^core: models differ from migrations: .*locale", failed.stdout, re.M), failed.output
     assert "music:" not in failed.stdout and "economy:" not in failed.stdout
-    assert "run 'nxalembic migrate' to write revisions for: core" in failed.stdout
+    assert "run 'nxalembic migrate' to write revisions for: core" in failed.stderr
 
     project.nxalembic("migrate")
     project.nxalembic("upgrade")
