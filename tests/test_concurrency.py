@@ -7,8 +7,8 @@ The race is made real and observable, without timing assertions:
   test releases it;
 * before releasing, the test sees the other process blocked: on PostgreSQL as a lock request
   in ``pg_locks`` that is not granted; on SQLite (which has no such view) as the other
-  process having reached env.py for that run, plus a second of grace so that it is waiting
-  in ``BEGIN IMMEDIATE``;
+  process's own report, ``waiting for the write lock on ...``, being the last thing it said
+  (while the gated process holds the write lock, the other can only be waiting for it);
 * if both processes ever stand inside the same revision at once, the test fails at once.
 
 Afterwards both processes must have exited 0, every revision's ``upgrade()`` must have run
@@ -36,8 +36,8 @@ T = TypeVar("T")
 
 #: How long any single step of the choreography may take before the test gives up.
 STEP_TIMEOUT = 120.0
-#: SQLite: time given to the waiting process to get from env.py into ``BEGIN IMMEDIATE``.
-SQLITE_GRACE = 1.0
+#: What a process waiting for SQLite's write lock says on stderr (see nxalembic_templates.locking).
+SQLITE_WAIT_LINE = "waiting for the write lock on "
 
 GATE = '''
 def _gate(revision: str) -> None:
@@ -50,17 +50,6 @@ def _gate(revision: str) -> None:
             raise RuntimeError(f"the test never released {revision}")
         time.sleep(0.05)
 '''
-
-#: Appended to the project's env.py: "this process is about to migrate COG" (SQLite's only clue).
-ATTEMPT_MARKER = '''
-import os as _os
-from pathlib import Path as _Path
-
-from nxalembic_templates.environment import selected_cog as _selected_cog
-
-_Path(_os.environ["RACE_GATE"], f"attempt-{_selected_cog(context.config)}-{_os.getpid()}").touch()
-'''
-
 
 def write_revision(project: BotProject, cog: str, revision: str, down: str | None, upgrade: str,
                    gate: bool = False) -> None:
@@ -96,6 +85,11 @@ class Racer:
     def output(self) -> str:
         return self.out.read_text(errors="replace")
 
+    def waits_for_sqlite_lock(self) -> bool:
+        """Whether the last thing this process said is that it waits for SQLite's write lock."""
+        lines = [line for line in self.output().splitlines() if line.strip()]
+        return bool(lines) and SQLITE_WAIT_LINE in lines[-1]
+
 
 class Race:
     """Two (or more) migration commands on one project, started together and refereed."""
@@ -105,7 +99,6 @@ class Race:
         self.gate = tmp_path / "gate"
         self.gate.mkdir()
         project.db.execute("CREATE TABLE race_log (revision VARCHAR(40) NOT NULL)")
-        project.edit("migrations/env.py", "run_migrations(context)\n", ATTEMPT_MARKER + "run_migrations(context)\n")
         self.racers: list[Racer] = []
 
     def start(self, *commands: list[str]) -> None:
@@ -131,9 +124,7 @@ class Race:
         if self.project.db.backend == "postgresql":
             self.wait_for(self.someone_waits_for_a_lock, "the other process to wait for a lock")
         else:
-            self.wait_for(lambda: list(self.gate.glob(f"attempt-*-{other.pid}")) or None,
-                          "the other process to reach env.py")
-            time.sleep(SQLITE_GRACE)
+            self.wait_for(lambda: other.waits_for_sqlite_lock() or None, "the other process to wait for the lock")
             holders()
         (self.gate / f"release-{revision}").touch()
         return next(r for r in self.racers if r.pid == holder)
