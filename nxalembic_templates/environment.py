@@ -341,6 +341,8 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
         "include_object": scope.include_object,
         "process_revision_directives": scope.process_revision_directives,
         "compare_type": True,
+        # a cog with tables in named schemas (ormar's schema=) is compared in those schemas too
+        "include_schemas": bool(scope.schemas),
         **config.attributes.get(CONFIGURE_KEY, {}),
         **configure_options,
     }

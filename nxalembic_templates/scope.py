@@ -113,10 +113,17 @@ class CogScope:
 
     # -- Alembic hooks ---------------------------------------------------------------------------
 
+    @property
+    def schemas(self) -> frozenset[str]:
+        """The named database schemas (PostgreSQL) the cog's tables live in, if any."""
+        return frozenset(schema for schema, _name in self.own_tables if schema)
+
     def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
         """Reflect only this cog's own tables (never other cogs', unknown or version tables)."""
         if type_ == "table":
             return self.owns(name, parent_names.get("schema_name"))
+        if type_ == "schema":  # None is the default schema; Alembic asks only with include_schemas
+            return name is None or name in self.schemas
         return True
 
     def include_object(

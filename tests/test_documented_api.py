@@ -212,8 +212,6 @@ def test_schema_qualified_models_with_include_schemas(make_project) -> None:
     assert project.db.scalar("SELECT count(*) FROM radio.jingles") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="without include_schemas=True in env.py, autogenerate compares only the "
-                   "default schema: a schema-qualified table in sync is proposed again as create_table")
 def test_schema_qualified_models_with_the_default_env_py(make_project) -> None:
     project = radio_project(make_project)
     migrate_radio(project)
