@@ -29,7 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
-from .errors import NXAlembicError
+from .errors import NXAlembicError, hide_password
 
 #: ``config.attributes`` keys the nxalembic command sets (the stock route uses ``-x``).
 OFFLINE_KEY = "nxalembic.offline"
@@ -150,6 +150,25 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
     return operations
 
 
+def _scratch_error(url: str, exc: BaseException) -> NXAlembicError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return NXAlembicError(
+        hide_password(url, f"cannot open the scratch database {hide_password(url)}: {type(exc).__name__}: "
+                      f"{detail}; -x scratch_url= must be a database you can write to and throw away "
+                      "(default: sqlite://, in memory)")
+    )
+
+
+def _scratch_engine(url: str) -> sa.Engine:
+    """A sync engine for the scratch database; in-memory SQLite keeps one connection alive."""
+    try:
+        parsed = make_url(url)
+        memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+        return sa.create_engine(parsed, poolclass=sa.pool.StaticPool if memory else sa.pool.NullPool)
+    except Exception as exc:
+        raise _scratch_error(url, exc) from None
+
+
 @contextlib.contextmanager
 def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
                      url: str = DEFAULT_SCRATCH_URL, referenced: Iterable[sa.Table] = ()) -> Iterator[Connection]:
@@ -160,10 +179,13 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
     that the cog's foreign keys reference are created first as bare stubs (columns only),
     because batch mode reflects foreign keys; :func:`history_tables` leaves them out.
     """
-    memory = make_url(url).get_backend_name() == "sqlite" and make_url(url).database in (None, "", ":memory:")
-    engine = sa.create_engine(url, poolclass=sa.pool.StaticPool if memory else sa.pool.NullPool)
+    engine = _scratch_engine(url)
     try:
-        with engine.connect() as connection:
+        try:
+            opened = engine.connect()
+        except Exception as exc:
+            raise _scratch_error(url, exc) from None
+        with opened as connection:
             stubs = sa.MetaData()
             for table in referenced:
                 columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
@@ -194,7 +216,7 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
 
                 revision = failing_revision(exc) or "?"
                 raise NXAlembicError(
-                    f"cog {cog!r}: replaying revision {revision} into the scratch database {url!r} failed: "
+                    f"cog {cog!r}: replaying revision {revision} into the scratch database {hide_password(url)!r} failed: "
                     f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
                     "pass a scratch database of your kind with -x scratch_url=..."
                 ) from exc

@@ -20,6 +20,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, run
 from test_bad_input import assert_one_clear_line
 from test_documented_configuration import created_tables
@@ -48,6 +50,21 @@ def with_body(path: Path, body: str) -> None:
 
 
 # -- -x scratch_url= ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scratch", ["postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x", "nonsense://S3cretScratch",
+                                     "sqlite:////no/such/folder/S3cretScratch.db"])
+def test_a_scratch_database_that_cannot_be_opened_is_one_line(make_project, scratch: str) -> None:
+    project = make_project("sqlite+aiosqlite")
+    before = project.db.snapshot()
+    for result in (
+        project.cog("music", "-x", "offline=true", "-x", f"scratch_url={scratch}", "revision", "--autogenerate",
+                    "-m", "x", check=False),
+        project.nxalembic("-x", f"scratch_url={scratch}", "migrate", "--offline", check=False),
+    ):
+        assert_one_clear_line(result.output, result.returncode, ("scratch",))
+        assert "S3cretScratch" not in result.output or scratch.startswith("sqlite")
+    assert project.revisions("music") == [] and project.db.snapshot() == before
 
 
 def test_offline_autogenerate_replays_into_the_scratch_database_given(make_project, pg_server, tmp_path: Path) -> None:
