@@ -52,7 +52,7 @@ def with_body(path: Path, body: str) -> None:
 # -- -x scratch_url= ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scratch", ["postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x", "nonsense://S3cretScratch",
+@pytest.mark.parametrize("scratch", ["postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x", "nonsense://nx:S3cretScratch@h/x",
                                      "sqlite:////no/such/folder/S3cretScratch.db"])
 def test_a_scratch_database_that_cannot_be_opened_is_one_line(make_project, scratch: str) -> None:
     project = make_project("sqlite+aiosqlite")
