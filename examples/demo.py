@@ -21,8 +21,9 @@ BIN = Path(sys.executable).parent
 def step(folder: Path, *args: str) -> None:
     print(f"\n$ {' '.join(args)}", flush=True)
     exe = str(BIN / args[0]) if (BIN / args[0]).exists() else args[0]
-    proc = subprocess.run([exe, *args[1:]], cwd=folder, capture_output=True, text=True)
-    for line in (proc.stdout + proc.stderr).splitlines():
+    # stderr (the database line, notes, Alembic's log) interleaved with stdout, as at a terminal
+    proc = subprocess.run([exe, *args[1:]], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout.splitlines():
         if not line.startswith("INFO  [alembic.runtime.plugins]"):
             print(f"  {line}")
     if proc.returncode != 0:
