@@ -69,12 +69,14 @@ def _cog_option(sub: argparse.ArgumentParser, help_text: str, dest: str = "app")
 
 
 def _common_options(sub: argparse.ArgumentParser) -> None:
-    """``-q`` and ``--raiseerr`` also after the command (``nxalembic upgrade -q``).
+    """``-q``, ``--raiseerr`` and ``-x`` also after the command (``nxalembic upgrade -q``).
 
-    SUPPRESS keeps the value given before the command when the option is not repeated.
+    SUPPRESS keeps the value given before the command when the option is not repeated; the
+    ``-x`` pairs given after the command are added to those given before it (see main()).
     """
     sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub.add_argument("--raiseerr", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub.add_argument("-x", action="append", dest="x_after", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,6 +401,7 @@ def _first_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
+    args.x = [*args.x, *getattr(args, "x_after", [])]
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -202,8 +202,11 @@ def import_bot(settings: Settings) -> Any:
     try:
         bot = getattr(module, settings.bot)
     except AttributeError:
+        bots = [name for name, value in vars(module).items()
+                if not name.startswith("_") and isinstance(getattr(value, "extensions", None), Mapping)]
+        found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
         raise NXAlembicError(
-            f"module {settings.module!r} has no attribute {settings.bot!r}; set 'bot = NAME' in "
+            f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
             f"{settings.path.name} to the variable that holds your bot"
         ) from None
     if not isinstance(getattr(bot, "extensions", None), Mapping):

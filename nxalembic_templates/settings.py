@@ -205,7 +205,10 @@ def load_settings(path: Path | str) -> Settings:
             f"{path}: [{SECTION}] needs 'module = yourbot.main' (the module that creates your bot)"
         )
     if not all(NAME_RE.match(part) for part in module.split(".")):
-        raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path")
+        dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
+        hint = (f"; write module = {dotted} (the import path, not the file)"
+                if all(NAME_RE.match(part) for part in dotted.split(".")) else "")
+        raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
     bot = section.get("bot", "bot").strip() or "bot"
     if not NAME_RE.match(bot):
         raise NXAlembicError(f"{path}: bot = {bot!r} is not a Python attribute name")

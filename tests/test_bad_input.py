@@ -72,6 +72,10 @@ def no_bot_attribute(p: BotProject) -> None:
     p.edit("nxalembic.ini", "bot = bot", "bot = robot")
 
 
+def module_as_path(p: BotProject) -> None:
+    p.edit("nxalembic.ini", "module = demobot.main", "module = demobot/main.py")
+
+
 def not_a_bot(p: BotProject) -> None:
     p.edit("nxalembic.ini", "bot = bot", "bot = intents")
 
@@ -131,7 +135,10 @@ CASES = [
     Case("missing module key", no_module, UPGRADE_MUSIC, ("needs 'module = yourbot.main'", "the module that creates your bot")),
     Case("module fails to import", import_fails, UPGRADE_MUSIC,
          ("importing bot module 'demobot.main'", "RuntimeError: DISCORD_TOKEN file missing", "main.py:", "fix the error")),
-    Case("missing bot attribute", no_bot_attribute, UPGRADE_MUSIC, ("has no attribute 'robot'", "set 'bot = NAME'")),
+    Case("missing bot attribute", no_bot_attribute, UPGRADE_MUSIC,
+         ("has no attribute 'robot' (it has 'bot')", "set 'bot = NAME'")),
+    Case("module given as a file path", module_as_path, UPGRADE_MUSIC,
+         ("module = 'demobot/main.py' is not a dotted Python module path", "write module = demobot.main")),
     Case("object is not a bot", not_a_bot, UPGRADE_MUSIC,
          ("demobot.main.intents is of type Intents, not a nextcord bot", "point 'bot ='", "commands.Bot")),
     Case("two extensions, one cog name", one_cog_name_twice, UPGRADE_MUSIC,

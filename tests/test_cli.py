@@ -106,6 +106,8 @@ def test_parser_is_importable_for_the_docs() -> None:
     assert (args.command, args.app, args.revision, args.sql) == ("upgrade", "music", "abc123", False)
     args = parser.parse_args(["-q", "migrate", "--app", "economy", "--empty", "-m", "note"])
     assert (args.quiet, args.app, args.empty, args.message) == (True, "economy", True, "note")
+    args = parser.parse_args(["-x", "url=sqlite://", "upgrade", "-x", "cog=music"])
+    assert (args.x, args.x_after) == (["url=sqlite://"], ["cog=music"]), "-x is accepted after the command too"
     args = parser.parse_args(["status", "--json"])
     assert args.json and not args.quiet
     assert parser.parse_args(["upgrade", "-q"]).quiet

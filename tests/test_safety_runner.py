@@ -114,11 +114,13 @@ def version(project: BotProject, cog: str) -> list[str]:
 # -- item 2: -x given to nxalembic -----------------------------------------------------------------
 
 
-def test_x_cog_upgrades_only_that_cog(make_project: Any) -> None:
+@pytest.mark.parametrize("args", [("-x", "cog=music", "upgrade"), ("upgrade", "-x", "cog=music")],
+                         ids=["before the command", "after the command"])
+def test_x_cog_upgrades_only_that_cog(make_project: Any, args: tuple[str, ...]) -> None:
     project = make_project("sqlite+aiosqlite")
     _create_revisions(project)
 
-    result = project.nxalembic("-x", "cog=music", "upgrade")
+    result = project.nxalembic(*args)
 
     assert version(project, "music") == [head_of(project, "music")]
     assert version(project, "core") == [] and version(project, "economy") == []
