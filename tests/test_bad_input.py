@@ -188,8 +188,8 @@ def assert_one_clear_line(output: str, returncode: int, words: tuple[str, ...]) 
         assert word in line, f"{word!r} not in: {line}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gives_one_line_and_changes_nothing(project: BotProject, case: Case) -> None:
+def check_case(project: BotProject, case: Case) -> None:
+    """Set the mistake up, run both executables, and assert one clear line and no change."""
     if case.setup is not None:
         case.setup(project)
     before = project.db.snapshot()
@@ -203,6 +203,11 @@ def test_bad_input_gives_one_line_and_changes_nothing(project: BotProject, case:
         result = project.nxalembic(*case.nxalembic, check=False)
         assert_one_clear_line(result.output, result.returncode, case.nx_words or case.words)
         assert project.db.snapshot() == before
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_one_line_and_changes_nothing(project: BotProject, case: Case) -> None:
+    check_case(project, case)
 
 
 @pytest.mark.parametrize("executable", [ALEMBIC, NXALEMBIC])

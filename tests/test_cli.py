@@ -251,7 +251,7 @@ def test_upgrade_sql_prints_every_cog_in_dependency_order(project: BotProject) -
 # -- order, cycles, failures ------------------------------------------------------------------------
 
 
-def test_a_foreign_key_cycle_between_cogs_is_an_error_naming_it(project: BotProject) -> None:
+def close_a_cycle(project: BotProject) -> None:
     """core gets a model referencing economy: core -> economy -> music -> core."""
     (project.path / "demobot" / "loyalty.py").write_text(
         '"""A core model that references an economy wallet: closes a cycle between cogs."""\n'
@@ -265,6 +265,9 @@ def test_a_foreign_key_cycle_between_cogs_is_an_error_naming_it(project: BotProj
     with (project.path / "demobot" / "main.py").open("a") as fh:
         fh.write("\nfrom . import loyalty  # noqa: E402,F401\n")
 
+
+def test_a_foreign_key_cycle_between_cogs_is_an_error_naming_it(project: BotProject) -> None:
+    close_a_cycle(project)
     for args in (("upgrade",), ("migrate",), ("upgrade", "--sql")):
         line = failed_line(project.nxalembic(*args, check=False))
         assert "core -> economy -> music -> core" in line, line

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, run
 from test_bad_input import assert_one_clear_line
+from test_cli import close_a_cycle
 from test_documented_configuration import created_tables
 
 MUSIC = "demobot/cogs/music/models.py"
@@ -260,15 +261,7 @@ def test_a_table_renamed_twice_keeps_its_data_down_and_up(make_project) -> None:
 def test_status_works_with_a_foreign_key_cycle_between_cogs(make_project) -> None:
     """runner.py: migrate --app and status still work on a bot whose cogs reference each other in a cycle."""
     project = make_project("sqlite+aiosqlite")
-    (project.path / "demobot" / "loyalty.py").write_text(
-        "from typing import Optional\n\nimport ormar\n\nfrom .cogs.economy import Wallet\nfrom .db import base_config\n\n\n"
-        "class Loyalty(ormar.Model):\n"
-        '    ormar_config = base_config.copy(tablename="core_loyalty")\n\n'
-        "    id: int = ormar.Integer(primary_key=True)\n"
-        "    wallet: Optional[Wallet] = ormar.ForeignKey(Wallet)\n"
-    )
-    with (project.path / "demobot" / "main.py").open("a") as fh:
-        fh.write("\nfrom . import loyalty  # noqa: E402,F401\n")
+    close_a_cycle(project)
     assert "core -> economy -> music -> core" in project.nxalembic("upgrade", check=False).stderr
 
     def status() -> dict:

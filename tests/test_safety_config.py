@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, Result, run
 from test_bad_input import (  # noqa: F401  (base_project and project are fixtures used below)
     Case,
+    check_case,
     assert_one_clear_line,
     base_project,
     project,
@@ -295,16 +296,4 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_config_mistakes_give_one_line_and_change_nothing(project: BotProject, case: Case) -> None:
-    if case.setup is not None:
-        case.setup(project)
-    before = project.db.snapshot()
-    assert before["alembic_version_music"]["rows"]
-
-    result = project.alembic(*case.alembic, check=False)
-    assert_one_clear_line(result.output, result.returncode, case.words)
-    assert project.db.snapshot() == before
-
-    if case.nxalembic is not None:
-        result = project.nxalembic(*case.nxalembic, check=False)
-        assert_one_clear_line(result.output, result.returncode, case.nx_words or case.words)
-        assert project.db.snapshot() == before
+    check_case(project, case)
