@@ -176,7 +176,7 @@ def test_one_table_in_two_cogs_is_an_error_naming_both(make_project) -> None:
     # on the cogs' own MetaData, SQLAlchemy refuses the second table while the extension loads
     project.edit("demobot/cogs/shop.py", ", metadata=sqlalchemy.MetaData()", "")
     result = project.cog("music", "upgrade", "head", check=False)
-    assert_one_clear_line(result.output, result.returncode, ("demobot.cogs.shop", "'economy_wallets' is already defined"))
+    assert_one_clear_line(result.output, result.returncode, ("table 'economy_wallets' is defined twice on one MetaData", "demobot/cogs/shop.py:", "another tablename"))
     assert project.db.tables() == set()
 
 
