@@ -29,7 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
-from .errors import NXAlembicError, hide_password
+from .errors import NXAlembicError, failing_revision, hide_password
 
 #: ``config.attributes`` keys the nxalembic command sets (the stock route uses ``-x``).
 OFFLINE_KEY = "nxalembic.offline"
@@ -212,8 +212,6 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
             except NXAlembicError:
                 raise
             except Exception as exc:
-                from .environment import failing_revision
-
                 revision = failing_revision(exc) or "?"
                 raise NXAlembicError(
                     f"cog {cog!r}: replaying revision {revision} into the scratch database {hide_password(url)!r} failed: "

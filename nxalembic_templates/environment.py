@@ -38,7 +38,7 @@ from .autogen import (
     scratch_database,
 )
 from .discovery import BotSchema, discover
-from .errors import NXAlembicError, hide_password, remember_url
+from .errors import NXAlembicError, _revision_frame, failing_revision, hide_password, remember_url
 from .scope import CogScope
 from .settings import find_config_file, load_settings
 
@@ -571,22 +571,6 @@ def _has_revision(script: ScriptDirectory, revision: str) -> bool:
         return script.revision_map.get_revision(revision) is not None
     except Exception:
         return False
-
-
-def failing_revision(exc: BaseException) -> str | None:
-    """The ``revision`` id of the innermost revision script in *exc*'s traceback."""
-    frame = _revision_frame(exc)
-    return frame[0] if frame else None
-
-
-def _revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
-    """Revision id, file and line of the innermost revision script in *exc*'s traceback."""
-    found = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        names = frame.f_globals
-        if "revision" in names and "down_revision" in names and callable(names.get("upgrade")):
-            found = (str(names["revision"]), frame.f_code.co_filename, lineno)
-    return found
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ message, so an error path that forgets to mask still prints no password.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -108,3 +109,22 @@ def hide_password(url: str | URL, text: str | None = None) -> str:
     if text is None:
         text = parsed.render_as_string(hide_password=True)
     return mask(text)
+
+
+# -- where a failure came from (used by the env runner and the scratch replay) --
+
+
+def failing_revision(exc: BaseException) -> str | None:
+    """The ``revision`` id of the innermost revision script in *exc*'s traceback."""
+    frame = _revision_frame(exc)
+    return frame[0] if frame else None
+
+
+def _revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
+    """Revision id, file and line of the innermost revision script in *exc*'s traceback."""
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        names = frame.f_globals
+        if "revision" in names and "down_revision" in names and callable(names.get("upgrade")):
+            found = (str(names["revision"]), frame.f_code.co_filename, lineno)
+    return found
