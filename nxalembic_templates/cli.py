@@ -22,10 +22,10 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from . import TEMPLATE_DIR, __version__
-from .autogen import TRUE
-from .environment import INTERRUPTED, PER_COG_KEYS
-from .errors import NXAlembicError, hide_password, mask
-from .runner import Project, UpgradeResult
+from .environment import INTERRUPTED
+from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
+from .request import FALSE, PER_COG_KEYS, TRUE
+from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE
 
 NXALEMBIC_INI_SKELETON = """\
@@ -42,7 +42,7 @@ bot = {bot}
 
 
 #: The ``-x`` keys each command uses; any other key is refused, never silently ignored.
-#: ``cog`` selects the cog like ``--app``; the rest are read by env.py (``url``) and by
+#: ``cog`` selects the cog like ``--cog``; the rest are read by env.py (``url``) and by
 #: autogenerate (``offline``, ``allow_drops``, ``rename``, ``scratch_url``: the scratch replay
 #: that status/check/migrate compare pending cogs with).
 X_KEYS: dict[str, tuple[str, ...]] = {
@@ -54,7 +54,6 @@ X_KEYS: dict[str, tuple[str, ...]] = {
     "init": (),
 }
 BOOLEAN_X_KEYS = ("offline", "allow_drops")
-FALSE = {"0", "false", "no", "off"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -64,8 +63,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"FAILED: {message}; see '{self.prog} --help'\n")
 
 
-def _cog_option(sub: argparse.ArgumentParser, help_text: str, dest: str = "app") -> None:
-    sub.add_argument("--app", "--cog", dest=dest, metavar="NAME", help=help_text)
+def _cog_option(sub: argparse.ArgumentParser, help_text: str, dest: str = "cog") -> None:
+    """``--cog NAME``; ``--app NAME`` is the same option, as Nextcord-Ormar's NXAlembic spelled it."""
+    sub.add_argument("--cog", "--app", dest=dest, metavar="NAME", help=help_text)
 
 
 def _common_options(sub: argparse.ArgumentParser) -> None:
@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
 
     sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
-    sub.add_argument("app", metavar="APP", nargs="?", help="the cog to downgrade (or --app NAME)")
+    sub.add_argument("cog", metavar="COG", nargs="?", help="the cog to downgrade (or --cog NAME)")
     sub.add_argument("revision", nargs="?", help="target revision (default: -1, one step down)")
-    _cog_option(sub, "the cog to downgrade, instead of APP", dest="app_option")
+    _cog_option(sub, "the cog to downgrade, instead of COG", dest="cog_option")
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
 
     sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
@@ -158,8 +158,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _progress(out: Output, verb: str) -> Any:
-    def report(result: UpgradeResult) -> None:
-        n = len(result.applied)
+    def report(result: MigrationResult) -> None:
+        n = len(result.steps)
         if n:
             out(f"{result.cog}: {_count(n, 'revision')} {verb}, now at {_short(result.now)}")
         else:
@@ -213,45 +213,45 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
 
 
 def _downgrade_target(args: argparse.Namespace, cogs: Sequence[str] = ()) -> tuple[str, str]:
-    """``downgrade APP [REV]``, ``downgrade --app APP [REV]`` or ``-x cog=APP downgrade [REV]``.
+    """``downgrade COG [REV]``, ``downgrade --cog COG [REV]`` or ``-x cog=COG downgrade [REV]``.
 
     With the cog given as an option, a lone positional that names another cog is a conflict,
     not a revision: ``-x cog=music downgrade economy`` must not pick either silently.
     """
-    app, revision = args.app, args.revision
-    option = args.app_option or getattr(args, "x_cog", None)
+    cog, revision = args.cog, args.revision
+    option = args.cog_option or getattr(args, "x_cog", None)
     if option:
-        form = "--app" if args.app_option else "-x cog="
-        if (app is not None and revision is not None) or (app in cogs and app != option):
+        form = "--cog" if args.cog_option else "-x cog="
+        if (cog is not None and revision is not None) or (cog in cogs and cog != option):
             raise NXAlembicError(
-                f"downgrade takes the cog once, as APP or as {form}, not both ({app}, {option}); give one of them"
+                f"downgrade takes the cog once, as COG or as {form}, not both ({cog}, {option}); give one of them"
             )
-        app, revision = option, app if revision is None or app == option else revision
-    if app is None:
-        raise CommandError("downgrade needs a cog: nxalembic downgrade APP [REVISION]")
-    return app, revision or "-1"
+        cog, revision = option, cog if revision is None or cog == option else revision
+    if cog is None:
+        raise CommandError("downgrade needs a cog: nxalembic downgrade COG [REVISION]")
+    return cog, revision or "-1"
 
 
 def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
-    if args.revision != "head" and not args.app:
-        raise CommandError("a REVISION other than head needs --app NAME (revisions are per cog)")
+    if args.revision != "head" and not args.cog:
+        raise CommandError("a REVISION other than head needs --cog NAME (revisions are per cog)")
     if args.sql:
-        project.sql("upgrade", args.app, args.revision, out=print)
+        project.sql("upgrade", args.cog, args.revision, out=print)
         return 0
-    results = project.upgrade(args.app, args.revision, report=_progress(out, "applied"))
-    total = sum(len(r.applied) for r in results)
+    results = project.upgrade(args.cog, args.revision, report=_progress(out, "applied"))
+    total = sum(len(r.steps) for r in results)
     out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
     return 0
 
 
 def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
-    app, revision = _downgrade_target(args, list(project.schema.cogs))
-    if not args.app_option and not getattr(args, "x_cog", None):
-        project.cog_given_as = "as in 'nxalembic downgrade APP'"
+    cog, revision = _downgrade_target(args, list(project.schema.cogs))
+    if not args.cog_option and not getattr(args, "x_cog", None):
+        project.cog_given_as = "as in 'nxalembic downgrade COG'"
     if args.sql:
-        project.sql("downgrade", app, revision, out=print)
+        project.sql("downgrade", cog, revision, out=print)
     else:
-        project.downgrade(app, revision, report=_progress(out, "undone"))
+        project.downgrade(cog, revision, report=_progress(out, "undone"))
     return 0
 
 
@@ -268,7 +268,7 @@ def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
         out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
 
     written = project.migrate(
-        args.app, args.message, args.empty, report, offline=args.offline or _x_flag(args, "offline"),
+        args.cog, args.message, args.empty, report, offline=args.offline,
         allow_drops=args.allow_drops, renames=args.rename,
         ask=_ask if sys.stdin.isatty() and not args.quiet else None,
     )
@@ -342,14 +342,10 @@ COMMANDS = {
 }
 
 
-def _x_flag(args: argparse.Namespace, key: str) -> bool:
-    return any(pair.partition("=")[2].lower() in TRUE for pair in args.x if pair.partition("=")[0] == key)
-
-
 def apply_x_arguments(args: argparse.Namespace) -> str | None:
     """Honour or refuse every ``-x``; return the cog of ``-x cog=`` (None without one).
 
-    ``-x cog=NAME`` means ``--app NAME`` (giving two different cogs is an error); a key the
+    ``-x cog=NAME`` means ``--cog NAME`` (giving two different cogs is an error); a key the
     command would not use is refused with the keys it accepts.  The per-cog keys
     (``version_table``...) reach env.py, which refuses them with its own advice.
     """
@@ -372,11 +368,11 @@ def apply_x_arguments(args: argparse.Namespace) -> str | None:
     if len(set(cogs)) > 1:
         raise NXAlembicError(f"-x cog= is given {len(cogs)} times ({', '.join(cogs)}); give one cog")
     cog = cogs[0] if cogs else None
-    app = getattr(args, "app", None)
+    given = getattr(args, "cog", None)
     if cog is not None and args.command in ("upgrade", "migrate"):
-        if app is not None and app != cog:
-            raise NXAlembicError(f"the cog is given twice, as --app {app} and as -x cog={cog}; give it once")
-        args.app = cog
+        if given is not None and given != cog:
+            raise NXAlembicError(f"the cog is given twice, as --cog {given} and as -x cog={cog}; give it once")
+        args.cog = cog
     return cog
 
 
@@ -394,11 +390,6 @@ def run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](project, args, out)
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.x = [*args.x, *getattr(args, "x_after", [])]
@@ -412,18 +403,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         if args.raiseerr:
             raise
-        print(mask(f"FAILED: {_first_line(str(exc)) or type(exc).__name__}"), file=sys.stderr)
+        print(mask(f"FAILED: {first_line(str(exc)) or type(exc).__name__}"), file=sys.stderr)
         return 1
     except Exception as exc:  # an unexpected error: still one line unless --raiseerr
         if args.raiseerr:
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(mask(f"FAILED: {type(exc).__name__}: {_first_line(str(exc))} ({Path(where.filename).name}:"
-                   f"{where.lineno}); rerun with --raiseerr for the traceback"), file=sys.stderr)
+        print(mask(f"FAILED: {described(exc)} ({file_line(Path(where.filename).name, where.lineno)}); "
+                   "rerun with --raiseerr for the traceback"), file=sys.stderr)
         return 1
     except SystemExit as exc:  # sys.exit() in user code: the command did not finish, so never exit 0
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        message = (f"sys.exit({exc.code!r}) was called at {where.filename}:{where.lineno} during "
+        message = (f"sys.exit({exc.code!r}) was called at {file_line(where.filename, where.lineno)} during "
                    f"'nxalembic {args.command}', which therefore did not finish; remove that call")
         if args.raiseerr:
             raise RuntimeError(mask(message)) from exc

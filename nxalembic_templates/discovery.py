@@ -32,7 +32,8 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from .errors import NXAlembicError, mask, remember_url
+from .errors import NXAlembicError, file_line, mask, remember_url
+from .ordering import dependency_order
 from .settings import NAME_RE, Settings
 
 #: Module-level attribute an extension sets to choose its cog name explicitly.
@@ -91,9 +92,9 @@ class BotSchema:
             raise NXAlembicError(
                 f"no cog selected; known cogs: {known}. Use: alembic -x cog=NAME <command>"
             )
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise NXAlembicError(
-                f"invalid cog name {name!r}: cog names match [A-Za-z_][A-Za-z0-9_]*; known cogs: {known}"
+                f"invalid cog name {name!r}: cog names match {NAME_RE.pattern}; known cogs: {known}"
             )
         if name not in self.cogs:
             raise self.unknown_cog(name, ". Use: alembic -x cog=NAME <command>")
@@ -135,32 +136,21 @@ class BotSchema:
                         deps[cog.name].add(owner)
         return deps
 
-    def upgrade_order(self, names: Iterable[str] | None = None) -> list[str]:
-        """Cogs ordered so that referenced cogs come first; a cycle is an error naming it."""
+    def upgrade_order(self, names: Iterable[str] | None = None, with_dependencies: bool = False) -> list[str]:
+        """Cogs ordered so that referenced cogs come first; a cycle is an error naming it.
+
+        *with_dependencies*: the cogs *names* reference (directly or not) are in the list too.
+        """
         wanted = list(self.cogs) if names is None else list(names)
-        deps = self.dependencies()
-        order: list[str] = []
-        state: dict[str, str] = {}
 
-        def visit(name: str, path: list[str]) -> None:
-            if state.get(name) == "done":
-                return
-            if state.get(name) == "active":
-                cycle = path[path.index(name):] + [name]
-                raise NXAlembicError(
-                    "foreign keys form a cycle between cogs: "
-                    + " -> ".join(cycle)
-                    + "; migrate these cogs one at a time with --app, or move the shared tables into one cog"
-                )
-            state[name] = "active"
-            for dep in sorted(deps[name]):
-                visit(dep, path + [name])
-            state[name] = "done"
-            order.append(name)
+        def refuse(cycle: list[str]) -> None:
+            raise NXAlembicError(
+                "foreign keys form a cycle between cogs: " + " -> ".join(cycle)
+                + "; migrate these cogs one at a time with --cog, or move the shared tables into one cog"
+            )
 
-        for name in sorted(wanted):
-            visit(name, [])
-        return [name for name in order if name in set(wanted)]
+        order = dependency_order(wanted, self.dependencies(), refuse)
+        return order if with_dependencies else [name for name in order if name in set(wanted)]
 
     def default_url(self) -> str | None:
         """The URL of the models' ormar database, the last fallback for the database URL."""
@@ -350,11 +340,6 @@ def user_frame(frames: Iterable[traceback.FrameSummary], root: Path) -> tracebac
     return found
 
 
-def _location(frame: traceback.FrameSummary, root: Path) -> str:
-    path = Path(frame.filename).resolve()
-    return f"{path.relative_to(root).as_posix() if path.is_relative_to(root) else path}:{frame.lineno}"
-
-
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     """*exc* and the exceptions it was raised from (``raise ... from``), outermost first."""
     seen: set[int] = set()
@@ -368,7 +353,7 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
     """One line for a bot module that failed to import, pointing at the user's own code."""
     module, root = repr(settings.module), settings.root
     if isinstance(exc, BotStartedOnImport):
-        where = f"{_location(exc.where, root)} starts" if exc.where else f"bot module {module} starts"
+        where = f"{file_line(exc.where.filename, exc.where.lineno, root)} starts" if exc.where else f"bot module {module} starts"
         return NXAlembicError(
             f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
             f"that call under {IF_MAIN} so that importing the module only builds the bot"
@@ -379,7 +364,7 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
     syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
     if syntax is not None and syntax.filename and syntax.lineno:
         frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
-    at = f" ({_location(frame, root)})" if frame else ""
+    at = f" ({file_line(frame.filename, frame.lineno, root)})" if frame else ""
     fix = "fix the error or the module path"
     if frame is not None and STARTS_BOT.search(frame.line or ""):
         fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
@@ -478,10 +463,10 @@ def _module_dir(module: ModuleType | None) -> Path:
 def _cog_name(ext: str, module: ModuleType) -> str:
     explicit = getattr(module, COG_NAME_ATTRIBUTE, None)
     name = explicit if explicit is not None else ext.rsplit(".", 1)[-1]
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         source = f"{COG_NAME_ATTRIBUTE} in {ext}" if explicit is not None else f"extension {ext}"
         raise NXAlembicError(
-            f"cog name {name!r} from {source} must match [A-Za-z_][A-Za-z0-9_]*; "
+            f"cog name {name!r} from {source} must match {NAME_RE.pattern}; "
             f"set {COG_NAME_ATTRIBUTE} = 'valid_name' in that module"
         )
     return name

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -116,11 +117,11 @@ def hide_password(url: str | URL, text: str | None = None) -> str:
 
 def failing_revision(exc: BaseException) -> str | None:
     """The ``revision`` id of the innermost revision script in *exc*'s traceback."""
-    frame = _revision_frame(exc)
+    frame = revision_frame(exc)
     return frame[0] if frame else None
 
 
-def _revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
+def revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
     """Revision id, file and line of the innermost revision script in *exc*'s traceback."""
     found = None
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
@@ -128,3 +129,32 @@ def _revision_frame(exc: BaseException) -> tuple[str, str, int] | None:
         if "revision" in names and "down_revision" in names and callable(names.get("upgrade")):
             found = (str(names["revision"]), frame.f_code.co_filename, lineno)
     return found
+
+
+# -- how a failure is quoted in one line ------------------------------------------------------
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first line of an exception's message (a driver's own one when SQLAlchemy wraps it),
+    or of *error* as text; an exception without a message is named by its type."""
+    if isinstance(error, BaseException):
+        text = str(getattr(error, "orig", None) or error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    lines = error.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def described(exc: BaseException) -> str:
+    """``Type: first line of the message`` (just ``Type`` without one): an exception in one line."""
+    text = first_line(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def file_line(filename: str, lineno: int | None, root: Path | None = None) -> str:
+    """``path:line`` for a message; with *root* (the project folder), the path is resolved and
+    shown relative to *root* when the file is inside it."""
+    if root is None:
+        return f"{filename}:{lineno}"
+    path = Path(filename).resolve()
+    shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    return f"{shown}:{lineno}"

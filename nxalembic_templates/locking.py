@@ -43,10 +43,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection
 
-from .errors import NXAlembicError, hide_password, remember_url
+from .errors import NXAlembicError
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
@@ -57,83 +56,29 @@ SQLITE_LOCK_TIMEOUT = 300
 #: How long one attempt at SQLite's write lock may block, in milliseconds (see module doc).
 SQLITE_WAIT_SLICE = 200
 
-#: The (sync) engines made by :func:`create_engine`; their connections close after one command.
+#: The (sync) engines :func:`prepare` was given; their connections close after one command.
 _OWN_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
-#: The subset of :data:`_OWN_ENGINES` made with ``read_only=True``.
+#: The subset of :data:`_OWN_ENGINES` prepared with ``read_only=True``.
 _READ_ONLY_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 #: ``Connection.info`` key: this connection already holds the session-level advisory lock.
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
 
 
-def parse_url(url: str) -> URL:
-    """Parse *url* and load its dialect, or fail with one line that never shows the password.
+def prepare(engine: sa.Engine, read_only: bool = False) -> None:
+    """Make *engine* (made by :func:`.engines.create_engine`) migrate atomically, or only read.
 
-    A URL that cannot be parsed cannot be masked either, so that error repeats nothing of it
-    (not even the parser's message, which quotes the part it choked on).
+    Its connections then get the lock and transaction handling described above; connections
+    of other engines (handed in by a caller) are left as they are.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise NXAlembicError(
-            f"the database URL cannot be parsed ({type(exc).__name__}); expected "
-            "dialect+driver://user:password@host:port/database with special characters in the "
-            "user name and password URL-quoted"
-        ) from None
-    remember_url(parsed)  # from now on no output of this process shows its credentials
-    if parsed.host and "@" in parsed.host:
-        raise NXAlembicError(
-            "the database URL has an '@' after the password: write '@' inside the user name or "
-            "password as %40 (URL-quote them, e.g. urllib.parse.quote(password, safe=''))"
-        )
-    try:
-        parsed.get_dialect()
-    except Exception as exc:
-        raise NXAlembicError(
-            hide_password(
-                parsed,
-                f"cannot use database URL {hide_password(parsed)}: {type(exc).__name__}: {exc}; "
-                "check the dialect+driver part and that the driver package is installed",
-            )
-        ) from None
-    return parsed
-
-
-#: Query keys that carry a credential; :func:`create_engine` hands them to the driver directly.
-QUERY_CREDENTIALS = ("password", "sslpassword", "passfile")
-
-
-def create_engine(url: str, read_only: bool = False) -> sa.Engine | AsyncEngine:
-    """A pool-less engine for migrations (async when the URL's driver is async).
-
-    *read_only* engines are for comparing only: they never lock and cannot write.
-    Credentials in the URL's query (``?password=``) go to the driver as connect arguments
-    instead: ``engine.url`` is what Alembic and SQLAlchemy print (``alembic current
-    --verbose``, logs), and they mask only the password before the host.
-    """
-    parsed = parse_url(url)
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    connect_args: dict[str, Any] = {"timeout": SQLITE_LOCK_TIMEOUT} if is_sqlite else {}
-    secrets = {key: value for key, value in parsed.query.items() if key in QUERY_CREDENTIALS and isinstance(value, str)}
-    if secrets:
-        connect_args.update(secrets)
-        parsed = parsed.difference_update_query(secrets)
-    engine: sa.Engine | AsyncEngine
-    if parsed.get_dialect().is_async:
-        engine = create_async_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
-        sync_engine = engine.sync_engine
-    else:
-        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
-        sync_engine = engine
-    if is_sqlite:
-        _make_sqlite_transactional(sync_engine, read_only)
+    if engine.dialect.name == "sqlite":
+        _make_sqlite_transactional(engine, read_only)
     elif read_only:
-        _make_read_only(sync_engine)
-    _OWN_ENGINES.add(sync_engine)
+        _make_read_only(engine)
+    _OWN_ENGINES.add(engine)
     if read_only:
-        _READ_ONLY_ENGINES.add(sync_engine)
-    return engine
+        _READ_ONLY_ENGINES.add(engine)
 
 
 def _make_sqlite_transactional(engine: sa.Engine, read_only: bool = False) -> None:
@@ -217,14 +162,14 @@ def _is_own(connection: Connection) -> bool:
 
 
 def configure_options(connection: Connection) -> dict[str, Any]:
-    """Extra ``context.configure()`` options for a connection made by :func:`create_engine`."""
+    """Extra ``context.configure()`` options for a connection of an engine given to :func:`prepare`."""
     if connection.dialect.name == "sqlite" and _is_own(connection):
         return {"transactional_ddl": True}
     return {}
 
 
 def is_read_only(connection: Connection) -> bool:
-    """Whether *connection* comes from a ``read_only`` engine of :func:`create_engine`."""
+    """Whether *connection* comes from an engine :func:`prepare` made read-only."""
     return connection.engine in _READ_ONLY_ENGINES
 
 

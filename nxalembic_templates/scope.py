@@ -9,7 +9,7 @@ revision).  Three layers enforce it, each cheap:
 * ``include_object`` drops the "table was removed" comparison that would become a drop;
 * ``process_revision_directives`` strips whatever is left that touches a foreign table and,
   when autogenerate found nothing, writes no file.  Drops of the cog's *own* tables (those
-  its revisions created) are added back only on explicit opt-in, see :mod:`.autogen`.
+  its revisions created) are added back only on explicit opt-in, see :mod:`.rewrite`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from typing import Any
 
 from alembic.operations import ops
 
-from .autogen import DEFAULT_SLUG_LENGTH, AutogenOptions, Rewriter, revision_message
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
+from .naming import DEFAULT_SLUG_LENGTH, revision_message
+from .request import CogRequest, is_autogenerate
+from .rewrite import Rewriter
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -40,14 +42,17 @@ class CogScope:
     cog: Cog
     version_table: str
     version_location: Path
-    options: AutogenOptions = field(default_factory=AutogenOptions)
+    #: What the run was asked to do (command, autogenerate flags).
+    request: CogRequest = field(default_factory=CogRequest)
     #: Tables this cog's own revisions created (from a scratch replay); None when unknown.
     history: set[str] | None = None
     #: Every loaded cog's revisions folder, to name the cog a stray revision id belongs to.
     locations: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def for_cog(cls, schema: BotSchema, name: str | None, script_location: Path) -> CogScope:
+    def for_cog(
+        cls, schema: BotSchema, name: str | None, script_location: Path, request: CogRequest | None = None
+    ) -> CogScope:
         cog = schema.cog(name)
         locations = {
             other.name: schema.settings.version_location_for(other.name, other.directory, script_location)
@@ -66,6 +71,7 @@ class CogScope:
             version_table=schema.settings.version_table_for(cog.name),
             version_location=locations[cog.name],
             locations=locations,
+            request=request or CogRequest(cog=cog.name),
         )
 
     @property
@@ -145,8 +151,8 @@ class CogScope:
         An autogenerate that finds nothing writes no file (``revision`` only: ``check`` needs
         the empty script to report "no changes").
         """
-        autogenerate = _is_autogenerate(context)
-        command = _command(context)
+        autogenerate = is_autogenerate(self.request, context)
+        command = self.request.command
         for script in directives:
             script.version_path = str(self.version_location)
             if not autogenerate:
@@ -156,7 +162,7 @@ class CogScope:
                 own_tables={name for _schema, name in self.own_tables},
                 history=self.history,
                 modelled={name for _schema, name in self.schema.all_table_keys()},
-                options=self.options,
+                request=self.request,
                 include_drops=command == "check",
             )
             for upgrade_ops, downgrade_ops in zip(script.upgrade_ops_list, script.downgrade_ops_list):
@@ -218,29 +224,7 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
         )
 
 
-def _command(context: Any) -> str | None:
-    """Name of the Alembic command being run (``revision``, ``check``...), if it can be told."""
-    config = context.config
-    name = config.attributes.get("nxalembic.command")
-    if name:
-        return str(name)
-    cmd = getattr(getattr(config, "cmd_opts", None), "cmd", None)
-    if cmd:
-        return getattr(cmd[0], "__name__", None)
-    return None
-
-
 def _slug_length(context: Any) -> int:
     """``truncate_slug_length`` of alembic.ini, as Alembic's script directory read it."""
     script = getattr(context, "script", None)
     return int(getattr(script, "truncate_slug_length", None) or DEFAULT_SLUG_LENGTH)
-
-
-def _is_autogenerate(context: Any) -> bool:
-    opts = getattr(context, "opts", {}) or {}
-    revision_context = opts.get("revision_context")
-    args = getattr(revision_context, "command_args", None)
-    if isinstance(args, dict) and "autogenerate" in args:
-        return bool(args["autogenerate"])
-    return bool(getattr(context.config.cmd_opts, "autogenerate", False))
-

@@ -24,7 +24,8 @@ DEFAULT_VERSION_TABLE = "alembic_version_{cog}"
 DEFAULT_VERSION_LOCATION = "{script_location}/versions/{cog}"
 DEFAULT_CORE_COG = "core"
 
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: A cog name, a bot variable, each part of a module path (use ``fullmatch``; messages quote the pattern).
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Placeholders allowed in ``version_location``.
 LOCATION_FIELDS = frozenset({"cog", "cog_dir", "script_location", "here"})
@@ -32,7 +33,7 @@ LOCATION_FIELDS = frozenset({"cog", "cog_dir", "script_location", "here"})
 #: What a formatted version table name may contain: ``alembic_version_music``, ``alembic.music``.
 #: No quotes, semicolons, whitespace or control characters, so nothing configured can break
 #: out of an identifier in the SQL that Alembic writes (``upgrade --sql``).
-VERSION_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+VERSION_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 #: Unicode categories refused in every value: control, format (zero-width), line/paragraph separators.
 CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
@@ -87,7 +88,7 @@ class Settings:
 
 def _version_table_regex(pattern: str) -> re.Pattern[str]:
     """A regex matching what *pattern* gives for any valid cog name (group ``cog``)."""
-    parts, group = [], "(?P<cog>[A-Za-z_][A-Za-z0-9_]*)"
+    parts, group = [], f"(?P<cog>{NAME_RE.pattern})"
     for literal, field, _spec, _conversion in string.Formatter().parse(pattern):
         parts.append(re.escape(literal))
         if field is not None:
@@ -159,7 +160,7 @@ def _check_version_table(path: Path, pattern: str) -> None:
             f"{path}: version_table = {pattern!r} gives {names[0]!r} for a cog named first_cog, "
             f"not a name of its own per cog; write {{cog}} with single braces, e.g. alembic_version_{{cog}}"
         )
-    if not VERSION_TABLE_RE.match(names[0]):
+    if not VERSION_TABLE_RE.fullmatch(names[0]):
         raise NXAlembicError(
             f"{path}: version_table = {pattern!r} gives {names[0]!r}, which is not a plain table name; "
             "use only letters, digits, '_' and '.', e.g. alembic_version_{cog}"
@@ -204,13 +205,13 @@ def load_settings(path: Path | str) -> Settings:
         raise NXAlembicError(
             f"{path}: [{SECTION}] needs 'module = yourbot.main' (the module that creates your bot)"
         )
-    if not all(NAME_RE.match(part) for part in module.split(".")):
+    if not all(NAME_RE.fullmatch(part) for part in module.split(".")):
         dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
         hint = (f"; write module = {dotted} (the import path, not the file)"
-                if all(NAME_RE.match(part) for part in dotted.split(".")) else "")
+                if all(NAME_RE.fullmatch(part) for part in dotted.split(".")) else "")
         raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
     bot = section.get("bot", "bot").strip() or "bot"
-    if not NAME_RE.match(bot):
+    if not NAME_RE.fullmatch(bot):
         raise NXAlembicError(f"{path}: bot = {bot!r} is not a Python attribute name")
 
     version_table = section.get("version_table", DEFAULT_VERSION_TABLE).strip()
@@ -223,8 +224,8 @@ def load_settings(path: Path | str) -> Settings:
             f"and may use only {', '.join('{' + f + '}' for f in sorted(LOCATION_FIELDS))}"
         )
     core_cog = section.get("core_cog", DEFAULT_CORE_COG).strip()
-    if not NAME_RE.match(core_cog):
-        raise NXAlembicError(f"{path}: core_cog = {core_cog!r} must match [A-Za-z_][A-Za-z0-9_]*")
+    if not NAME_RE.fullmatch(core_cog):
+        raise NXAlembicError(f"{path}: core_cog = {core_cog!r} must match {NAME_RE.pattern}")
     return Settings(
         path=path,
         module=module,

@@ -18,8 +18,8 @@ and in a test module::
         test_upgrade,
     )
 
-How a cog is selected: the Alembic config carries the cog in
-``config.attributes["nxalembic.cog"]`` (what ``-x cog=`` does on the command line), and its
+How a cog is selected: the Alembic config carries a :class:`~.request.CogRequest` naming the
+cog (what ``-x cog=`` does on the command line), and its
 ``version_locations`` point at that cog's revisions only, because pytest-alembic reads the
 history (heads, revision order) *before* env.py runs.  pytest-alembic hands its engine
 (``alembic_engine`` fixture, in-memory SQLite by default) to env.py through
@@ -44,8 +44,9 @@ from alembic.script import ScriptDirectory
 from pytest_alembic.config import Config as PytestAlembicConfig
 
 from .discovery import BotSchema
-from .environment import COG_KEY, CONNECTION_KEY, SCHEMA_KEY, load_schema
+from .environment import load_schema
 from .errors import NXAlembicError
+from .request import CogRequest, attach
 from .scope import CogScope
 
 __all__ = ["alembic_config_for", "cog_names", "per_cog_alembic_config", "upgrade_dependencies"]
@@ -66,7 +67,9 @@ def _ini_path(alembic_ini: str | Path) -> Path:
 def _schema(alembic_ini: Path) -> BotSchema:
     """Discover the bot once per alembic.ini and test session (importing it is the slow part)."""
     if alembic_ini not in _schemas:
-        _schemas[alembic_ini] = load_schema(AlembicConfig(str(alembic_ini)))
+        config = AlembicConfig(str(alembic_ini))
+        attach(config, CogRequest(configure_logger=False))
+        _schemas[alembic_ini] = load_schema(config)
     return _schemas[alembic_ini]
 
 
@@ -75,13 +78,15 @@ def cog_names(alembic_ini: str | Path = "alembic.ini") -> list[str]:
     return list(_schema(_ini_path(alembic_ini)).cogs)
 
 
-def _cog_alembic_config(cog: str, alembic_ini: Path) -> AlembicConfig:
-    """An Alembic config that selects *cog*, as ``alembic -c INI -x cog=COG`` would."""
+def _cog_alembic_config(cog: str, alembic_ini: Path, engine: Any = None) -> AlembicConfig:
+    """An Alembic config that selects *cog*, as ``alembic -c INI -x cog=COG`` would.
+
+    pytest's logging is left as it is; the command is whatever pytest-alembic calls, and the
+    connection the one pytest-alembic puts in ``config.attributes["connection"]`` (or *engine*).
+    """
     schema = _schema(alembic_ini)
     config = AlembicConfig(str(alembic_ini))
-    config.attributes[SCHEMA_KEY] = schema
-    config.attributes[COG_KEY] = cog
-    config.attributes["configure_logger"] = False  # keep pytest's logging as it is
+    attach(config, CogRequest(cog=cog, configure_logger=False, schema=schema, connection=engine))
     script_location = Path(ScriptDirectory.from_config(config).dir).resolve()
     location = CogScope.for_cog(schema, cog, script_location).version_location
     config.set_main_option("version_locations", str(location).replace("%", "%%"))
@@ -103,15 +108,7 @@ def alembic_config_for(cog: str, alembic_ini: str | Path = "alembic.ini", **opti
 
 def _dependency_order(schema: BotSchema, cog: str) -> list[str]:
     """The cogs *cog*'s foreign keys reach (directly or not), referenced cogs first."""
-    deps = schema.dependencies()
-    needed: set[str] = set()
-    stack = list(deps[cog])
-    while stack:
-        name = stack.pop()
-        if name not in needed and name != cog:
-            needed.add(name)
-            stack.extend(deps[name])
-    return schema.upgrade_order(needed) if needed else []
+    return [name for name in schema.upgrade_order([cog], with_dependencies=True) if name != cog]
 
 
 def upgrade_dependencies(cog: str, engine: Any, alembic_ini: str | Path = "alembic.ini") -> list[str]:
@@ -119,9 +116,7 @@ def upgrade_dependencies(cog: str, engine: Any, alembic_ini: str | Path = "alemb
     path = _ini_path(alembic_ini)
     order = _dependency_order(_schema(path), cog)
     for name in order:
-        config = _cog_alembic_config(name, path)
-        config.attributes[CONNECTION_KEY] = engine
-        command.upgrade(config, "head")
+        command.upgrade(_cog_alembic_config(name, path, engine), "head")
     return order
 
 

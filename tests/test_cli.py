@@ -103,9 +103,9 @@ def test_parser_is_importable_for_the_docs() -> None:
 
     assert parser.prog == "nxalembic"
     args = parser.parse_args(["upgrade", "--cog", "music", "abc123"])
-    assert (args.command, args.app, args.revision, args.sql) == ("upgrade", "music", "abc123", False)
+    assert (args.command, args.cog, args.revision, args.sql) == ("upgrade", "music", "abc123", False)
     args = parser.parse_args(["-q", "migrate", "--app", "economy", "--empty", "-m", "note"])
-    assert (args.quiet, args.app, args.empty, args.message) == (True, "economy", True, "note")
+    assert (args.quiet, args.cog, args.empty, args.message) == (True, "economy", True, "note")
     args = parser.parse_args(["-x", "url=sqlite://", "upgrade", "-x", "cog=music"])
     assert (args.x, args.x_after) == (["url=sqlite://"], ["cog=music"]), "-x is accepted after the command too"
     args = parser.parse_args(["status", "--json"])
@@ -404,7 +404,7 @@ def test_errors_are_one_line_without_traceback_and_change_nothing(make_project: 
     cases = {
         ("upgrade", "--app", "nope"): "known cogs: core, economy, music",
         ("downgrade", "nope"): "unknown cog 'nope'",
-        ("upgrade", "abc123"): "needs --app NAME",
+        ("upgrade", "abc123"): "needs --cog NAME",
         ("upgrade", "--app", "music", "zzzz"): "cog 'music': Can't locate revision identified by 'zzzz'",
         ("downgrade",): "downgrade needs a cog",
         ("-c", "missing.ini", "status"): "no Alembic config",

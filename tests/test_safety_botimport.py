@@ -119,7 +119,7 @@ CASES = [
          ("extension demobot.cogs.fun is loaded but defines no ormar models", "has no migrations",
           "cogs with models: core, economy, music", "-x cog=NAME"),
          nx_words=("extension demobot.cogs.fun is loaded but defines no ormar models",
-                   "cogs with models: core, economy, music", "--app"), absent=("unknown cog",)),
+                   "cogs with models: core, economy, music", "--cog"), absent=("unknown cog",)),
     Case("a table defined twice on one MetaData", table_twice, ("-x", "cog=music", "upgrade", "head"), ("upgrade",),
          ("table 'economy_wallets' is defined twice on one MetaData", "model OldWallet ({where})",
           "give one of the two models another tablename"),

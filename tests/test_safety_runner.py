@@ -144,7 +144,7 @@ def test_x_cog_downgrades_that_cog(at_head: Any) -> None:
     "args, words",
     [
         (("-x", "cog=music", "downgrade", "economy"), ("downgrade takes the cog once", "economy", "music")),
-        (("-x", "cog=music", "upgrade", "--app", "economy"), ("given twice", "--app economy", "-x cog=music")),
+        (("-x", "cog=music", "upgrade", "--app", "economy"), ("given twice", "--cog economy", "-x cog=music")),
         (("-x", "cog=music", "-x", "cog=economy", "upgrade"), ("-x cog= is given 2 times",)),
         (("-x", "offline=true", "upgrade"), ("-x offline= is not used by 'nxalembic upgrade'", "-x cog=, -x url=")),
         (("-x", "cog=music", "status"), ("-x cog= is not used by 'nxalembic status'", "every cog", "-x url=")),
@@ -174,7 +174,7 @@ def test_x_offline_is_honoured_by_migrate(at_head: Any) -> None:
 def test_unknown_cog_advice_names_the_form_used(at_head: Any) -> None:
     project = at_head()
     result = project.nxalembic("downgrade", "musik", check=False)
-    assert_one_clear_line(result.output, result.returncode, ("unknown cog 'musik'", "nxalembic downgrade APP"))
+    assert_one_clear_line(result.output, result.returncode, ("unknown cog 'musik'", "nxalembic downgrade COG"))
     assert "--app" not in result.output
     result = project.nxalembic("-x", "cog=musik", "upgrade", check=False)
     assert_one_clear_line(result.output, result.returncode, ("unknown cog 'musik'", "-x cog=NAME"))

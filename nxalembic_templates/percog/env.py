@@ -11,15 +11,12 @@ What happens, in order (see nxalembic_templates.environment for the details):
    ``sqlalchemy.url`` in alembic.ini, the URL of the models' ormar database.
 """
 
-from logging.config import fileConfig
-
 from alembic import context
 
-from nxalembic_templates.environment import run_migrations
+from nxalembic_templates.environment import run_migrations, setup_logging
 
-# The nxalembic command runs many cogs in one process and sets configure_logger=False.
-if context.config.config_file_name and context.config.attributes.get("configure_logger", True):
-    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+# Logging as alembic.ini says (left alone when the nxalembic command runs many cogs at once).
+setup_logging(context)
 
 # Keyword arguments are passed on to context.configure(), e.g. compare_server_default=True.
 run_migrations(context)

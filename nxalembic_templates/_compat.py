@@ -1,0 +1,98 @@
+"""Every use of Alembic's and SQLAlchemy's private API, in one place.
+
+Each function below wraps one thing upstream does not offer publicly, says why no public
+route does the job, and has a test of its own in ``tests/test_compat.py`` that runs in every
+CI leg (newest and oldest supported alembic / SQLAlchemy): an upstream release that changes
+one of them fails one named test instead of a migration in a user's deploy.
+
+No other module of the package may touch an underscore attribute of Alembic or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic.operations import Operations
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionMap
+
+
+def load_revisions(script: ScriptDirectory) -> Iterator[Script]:
+    """The revision files of *script*'s version locations, one :class:`Script` each, unchecked.
+
+    Private: ``ScriptDirectory._load_revisions``.  The public routes (``revision_map``,
+    ``walk_revisions``) build a :class:`RevisionMap` from these at once, and that map only
+    *warns* about two files with one revision id and keeps one of them: we need the files
+    before that, to refuse duplicates and name revisions that point into another cog.
+    """
+    return script._load_revisions()
+
+
+def retarget(script: ScriptDirectory, location: Path, revisions: Callable[[], Iterable[Script]]) -> None:
+    """Point an already built *script* at the single folder *location*, loading *revisions*.
+
+    Alembic builds the :class:`ScriptDirectory` from alembic.ini *before* env.py runs, and the
+    command functions (``upgrade``, ``revision``, ``history``...) keep that object, so the stock
+    ``alembic -x cog=NAME`` route cannot hand them another one: env.py changes it in place.
+    Private: the memoized ``_version_locations`` / ``_singular_version_location`` values
+    computed from the old locations must be dropped.  (Where we build the object ourselves,
+    the public ``version_locations`` constructor argument is used instead.)
+    """
+    script.version_locations = [str(location)]
+    script.recursive_version_locations = False
+    for memoized in ("_version_locations", "_singular_version_location"):
+        script.__dict__.pop(memoized, None)
+    script.revision_map = RevisionMap(revisions)
+
+
+def upgrade_steps(script: ScriptDirectory, current: Any) -> list[Any]:
+    """The migration steps from *current* to the heads: the ``fn`` of a scratch replay.
+
+    Private: ``ScriptDirectory._upgrade_revs``, which is what ``alembic.command.upgrade``
+    itself hands to ``EnvironmentContext``; the public route (``command.upgrade``) would run the
+    project's env.py again, on the live database, instead of our scratch connection.
+    """
+    return script._upgrade_revs("heads", current)
+
+
+@contextlib.contextmanager
+def operations_as_op(operations: Operations) -> Iterator[Operations]:
+    """Make *operations* what ``from alembic import op`` calls reach while the block runs.
+
+    Private: ``Operations._install_proxy`` / ``_remove_proxy``.  The public
+    ``Operations.context()`` installs a plain :class:`Operations` it creates itself, and the
+    scratch replay on SQLite needs its own instance (batch mode for ALTERs).
+    """
+    operations._install_proxy()
+    try:
+        yield operations
+    finally:
+        operations._remove_proxy()
+
+
+def type_affinity(type_: Any) -> Any:
+    """The generic class a column type behaves as (``VARCHAR`` and ``Text``: ``String``).
+
+    Private: ``TypeEngine._type_affinity``.  The public ``as_generic()`` keeps subclasses apart
+    (``BigInteger`` is not ``Integer`` there) and raises for some dialect types, and the rename
+    question must treat every integer as one kind.
+    """
+    return getattr(type_, "_type_affinity", None) or type(type_)
+
+
+def revision_command_autogenerate(migration_context: Any) -> bool | None:
+    """Whether the running ``revision`` / ``check`` autogenerates, as the command was called.
+
+    Private: ``revision_context.command_args`` in the migration context's options, the only
+    place that holds the ``autogenerate`` argument when a library (pytest-alembic) calls
+    ``alembic.command.revision()`` directly, without a command line.  ``None``: not a revision
+    command, or the value is not there.
+    """
+    opts = getattr(migration_context, "opts", None) or {}
+    args = getattr(opts.get("revision_context"), "command_args", None)
+    if isinstance(args, dict) and "autogenerate" in args:
+        return bool(args["autogenerate"])
+    return None

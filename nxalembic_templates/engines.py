@@ -1,0 +1,163 @@
+"""Database URLs and the engines and connections migrations run on.
+
+* URLs: parsing with one masked line for every way a URL can be wrong, and relative SQLite
+  paths anchored at the project folder;
+* engines: pool-less, sync or async by the URL's driver, prepared by :mod:`.locking`;
+* the sync/async bridge: Alembic always gets a plain sync :class:`Connection`, also on
+  ``sqlite+aiosqlite`` and ``postgresql+asyncpg`` (through ``run_sync``);
+* connect errors: one line naming the database, with the password masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from . import locking
+from .errors import NXAlembicError, first_line, hide_password, remember_url
+
+T = TypeVar("T")
+
+
+def parse_url(url: str) -> URL:
+    """Parse *url* and load its dialect, or fail with one line that never shows the password.
+
+    A URL that cannot be parsed cannot be masked either, so that error repeats nothing of it
+    (not even the parser's message, which quotes the part it choked on).
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise NXAlembicError(
+            f"the database URL cannot be parsed ({type(exc).__name__}); expected "
+            "dialect+driver://user:password@host:port/database with special characters in the "
+            "user name and password URL-quoted"
+        ) from None
+    remember_url(parsed)  # from now on no output of this process shows its credentials
+    if parsed.host and "@" in parsed.host:
+        raise NXAlembicError(
+            "the database URL has an '@' after the password: write '@' inside the user name or "
+            "password as %40 (URL-quote them, e.g. urllib.parse.quote(password, safe=''))"
+        )
+    try:
+        parsed.get_dialect()
+    except Exception as exc:
+        raise NXAlembicError(
+            hide_password(
+                parsed,
+                f"cannot use database URL {hide_password(parsed)}: {type(exc).__name__}: {exc}; "
+                "check the dialect+driver part and that the driver package is installed",
+            )
+        ) from None
+    return parsed
+
+
+#: Query keys that carry a credential; :func:`create_engine` hands them to the driver directly.
+QUERY_CREDENTIALS = ("password", "sslpassword", "passfile")
+
+
+def create_engine(url: str, read_only: bool = False) -> sa.Engine | AsyncEngine:
+    """A pool-less engine for migrations (async when the URL's driver is async).
+
+    *read_only* engines are for comparing only: they never lock and cannot write.
+    Credentials in the URL's query (``?password=``) go to the driver as connect arguments
+    instead: ``engine.url`` is what Alembic and SQLAlchemy print (``alembic current
+    --verbose``, logs), and they mask only the password before the host.
+    """
+    parsed = parse_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    connect_args: dict[str, Any] = {"timeout": locking.SQLITE_LOCK_TIMEOUT} if is_sqlite else {}
+    secrets = {key: value for key, value in parsed.query.items() if key in QUERY_CREDENTIALS and isinstance(value, str)}
+    if secrets:
+        connect_args.update(secrets)
+        parsed = parsed.difference_update_query(secrets)
+    engine: sa.Engine | AsyncEngine
+    if parsed.get_dialect().is_async:
+        engine = create_async_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
+        sync_engine = engine.sync_engine
+    else:
+        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
+        sync_engine = engine
+    locking.prepare(sync_engine, read_only)
+    return engine
+
+
+def anchor_sqlite_path(url: str, root: Path) -> str:
+    """*url* with a relative SQLite file path made absolute against *root*.
+
+    In-memory databases (``sqlite://``, ``:memory:``, ``mode=memory``) and every other
+    backend are returned unchanged; so is a URL that does not parse (it is reported when
+    the engine is made, with the password masked).
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    if parsed.query.get("mode") == "memory":
+        return url
+    if database.startswith("file:"):  # a URI filename (?uri=true): anchor the path part
+        path = database[len("file:"):]
+        if not path or path == ":memory:" or path.startswith("/"):
+            return url
+        database = f"file:{(root / path).resolve()}"
+    elif Path(database).is_absolute():
+        return url
+    else:
+        database = str((root / database).resolve())
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+def with_connection(url: str, work: Callable[[Connection], T], read_only: bool = False) -> T:
+    """Open one migration connection to *url* (sync or async driver) and run *work* on it.
+
+    Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*
+    runs through ``run_sync``, so Alembic itself always sees a plain sync connection.
+    A *read_only* connection can only compare (see :mod:`.locking`).
+    """
+    engine = create_engine(url, read_only=read_only)
+    if isinstance(engine, AsyncEngine):
+        return asyncio.run(_with_async_connection(engine, url, work))
+    try:
+        try:
+            connection = engine.connect()
+        except Exception as exc:
+            raise connect_error(url, exc) from exc
+        with connection:
+            return work(connection)
+    finally:
+        engine.dispose()
+
+
+async def _with_async_connection(engine: AsyncEngine, url: str, work: Callable[[Connection], T]) -> T:
+    try:
+        try:
+            connection = await engine.connect()
+        except Exception as exc:
+            raise connect_error(url, exc) from exc
+        try:
+            return await connection.run_sync(work)
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+
+
+def connect_error(url: str, exc: BaseException) -> NXAlembicError:
+    """The database at *url* cannot be reached: say which (masked), why, and what to check."""
+    return NXAlembicError(
+        hide_password(
+            url,
+            f"cannot connect to database {hide_password(url)}: {first_line(exc)}; check the URL "
+            "(-x url=, nxalembic.ini url, alembic.ini sqlalchemy.url or your ormar database) "
+            "and that the server is running",
+        )
+    )

@@ -1,0 +1,185 @@
+"""One cog's revision history: its own folder, checked when loaded, written safely.
+
+Every cog has a revisions folder of its own.  Alembic is pointed at it (the script directory
+it already built is retargeted for the stock route; a new one is built for the
+``nxalembic`` command), the files are loaded at once and checked for what Alembic would not
+say clearly (a duplicate revision id, an id from another cog's history, a file that fails
+to import), and the files a command writes are made safe to import whatever their message.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import util
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionMap
+from alembic.util import CommandError
+
+from . import _compat
+from .errors import NXAlembicError, file_line, first_line
+from .naming import REVISION_ID, docstring_text
+
+
+def use_cog_history(
+    script: ScriptDirectory, location: Path, cog: str | None = None, others: Mapping[str, Path] | None = None
+) -> None:
+    """Point the :class:`ScriptDirectory` Alembic built from alembic.ini at one cog's folder.
+
+    The command functions keep the object they built before env.py ran, so it is changed in
+    place (:func:`._compat.retarget`).  The revision files are loaded at once and checked (see
+    :func:`_checked_revisions`), so a broken one is named here; *others* (the other cogs'
+    folders) tell whose a stray id is.
+    """
+    _compat.retarget(script, location, _checked_revisions(script, cog, others or {}))
+    _load_now(script, location)
+
+
+def cog_script(script_dir: Path, location: Path, cog: str, others: Mapping[str, Path]) -> ScriptDirectory:
+    """A new :class:`ScriptDirectory` holding only *cog*'s history, loaded and checked."""
+    script = ScriptDirectory(str(script_dir), version_locations=[str(location)])
+    script.revision_map = RevisionMap(_checked_revisions(script, cog, others))
+    _load_now(script, location)
+    return script
+
+
+def _load_now(script: ScriptDirectory, location: Path) -> None:
+    """Import the revision files now, so that a broken one is named before anything runs."""
+    try:
+        script.revision_map.heads  # load the revision files now: a broken one is named below
+    except CommandError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a revision that exits must not end the command quietly
+        raise NXAlembicError(_broken_revision_file(exc, location)) from exc
+
+
+def _checked_revisions(
+    script: ScriptDirectory, cog: str | None, others: Mapping[str, Path]
+) -> Callable[[], Iterator[Script]]:
+    """The revision loader for :class:`RevisionMap`, refusing what Alembic would not say clearly.
+
+    Alembic only warns about two files with one revision id (and then silently uses one of
+    them), and fails with a bare ``KeyError`` on a ``down_revision`` or ``depends_on`` that is
+    not in the folder, which is what a revision pointing into another cog's history looks like.
+    """
+
+    def load() -> Iterator[Script]:
+        seen: dict[str, Script] = {}
+        for revision in _compat.load_revisions(script):
+            if revision.revision in seen:
+                first, second = sorted([seen[revision.revision].path, revision.path])
+                raise NXAlembicError(
+                    f"{_cog_prefix(cog)}revision files {first} and {second} have the same revision id "
+                    f"{revision.revision!r}; give one of them a new id (its revision = '...' and the "
+                    "down_revision of the files that follow it)"
+                )
+            seen[revision.revision] = revision
+            yield revision
+        labels = {label for revision in seen.values() for label in revision.branch_labels}
+        for revision in seen.values():
+            for key, ids in (("down_revision", revision.down_revision), ("depends_on", revision.dependencies)):
+                for missing in [i for i in util.to_tuple(ids, default=()) if i not in seen and i not in labels]:
+                    raise NXAlembicError(_stray_revision(script, revision, key, missing, cog, others))
+
+    return load
+
+
+def _cog_prefix(cog: str | None) -> str:
+    return f"cog {cog!r}: " if cog else ""
+
+
+def _stray_revision(
+    script: ScriptDirectory, revision: Script, key: str, missing: str, cog: str | None, others: Mapping[str, Path]
+) -> str:
+    """Say which file names an id its cog does not have, whose id it is, and the fix."""
+    where = f"{_cog_prefix(cog)}revision file {revision.path}: {key} {missing!r}"
+    this_cog = f"cog {cog!r}" if cog else "this cog"
+    owner = _find_revision(script, missing, others)
+    if owner is None:
+        return (
+            f"{where} is not a revision of this or any other cog; restore the revision file with that id, "
+            f"or change {key} to a revision of {this_cog}"
+        )
+    other_cog, path = owner
+    fix = (
+        f"point down_revision at a revision of {this_cog} (None for its first revision)"
+        if key == "down_revision"
+        else "remove it (nxalembic upgrades cogs in the order of their foreign keys)"
+    )
+    return f"{where} is a revision of cog {other_cog!r} ({path}); each cog has its own history: {fix}"
+
+
+def _find_revision(script: ScriptDirectory, revision_id: str, others: Mapping[str, Path]) -> tuple[str, Path] | None:
+    """The cog (and file) whose revisions folder holds *revision_id*, if any."""
+    for other_cog, location in others.items():
+        other = ScriptDirectory(script.dir, version_locations=[str(location)])
+        try:
+            for revision in _compat.load_revisions(other):
+                if revision.revision == revision_id:
+                    return other_cog, Path(revision.path)
+        except (Exception, SystemExit):  # a broken file there is that cog's problem, reported on its own
+            continue
+    return None
+
+
+def _broken_revision_file(exc: BaseException, location: Path) -> str:
+    """One line naming the revision file that cannot be imported, and where."""
+    filename, lineno = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    if not isinstance(exc, SyntaxError) or not filename:
+        filename = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename).resolve().parent == location:
+                filename, lineno = frame.filename, frame.lineno
+    where = file_line(filename, lineno) if filename else f"in {location}"
+    if isinstance(exc, SystemExit):
+        return (
+            f"cannot load revision file {where}: it calls sys.exit({exc.code!r}) when imported; "
+            "remove that call (a revision file must not end the process)"
+        )
+    detail = exc.msg if isinstance(exc, SyntaxError) else first_line(exc)
+    return f"cannot load revision file {where}: {type(exc).__name__}: {detail}; fix or remove that file"
+
+
+def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
+    """Make every revision file this command writes importable, whatever its message.
+
+    ``generate_revision`` is the one call through which ``revision`` (with or without
+    ``--autogenerate``), ``merge`` and ``nxalembic migrate`` write a file, so the message is
+    escaped there (see :func:`.naming.docstring_text`): that reaches the script.py.mako users
+    copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
+    template too (its first revision's docstring says so).
+    """
+    generate = getattr(script.generate_revision, "__wrapped__", script.generate_revision)  # never escape twice
+
+    @functools.wraps(generate)
+    def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
+        if not REVISION_ID.fullmatch(revid):
+            raise NXAlembicError(
+                f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the file "
+                "name and the file); pass another --rev-id, or none to get a generated one"
+            )
+        kw.setdefault("cog", cog)
+        return generate(revid, None if message is None else docstring_text(message), *args, **kw)
+
+    script.generate_revision = generate_revision  # type: ignore[method-assign]
+
+
+def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
+    heads = sorted(heads)
+    return NXAlembicError(
+        f"cog {cog!r} has {len(heads)} heads ({', '.join(heads)}): its history forked; merge them with "
+        f"'alembic -x cog={cog} merge heads -m \"merge\"' and run the command again"
+    )
+
+
+def has_revision(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.revision_map.get_revision(revision) is not None
+    except Exception:
+        return False

@@ -1,0 +1,231 @@
+"""What one Alembic run is asked to do for one cog: the request env.py works from.
+
+Two routes reach the same env.py.  Stock ``alembic -x cog=music upgrade head`` says it on the
+command line (``-x`` pairs and Alembic's parsed arguments, ``config.cmd_opts``); the
+``nxalembic`` command and :mod:`.testing` know it already and hand a :class:`CogRequest` over in
+``config.attributes`` under one key.  :func:`request_for` is the one place that turns either
+into a :class:`CogRequest`, and this module is the only one that reads ``config.attributes``
+or ``config.cmd_opts``.  :func:`database_url` (the URL the request leads to) lives here too,
+because it reads alembic.ini's ``sqlalchemy.url`` and ``-x url=``.
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from alembic.config import Config
+
+from . import _compat
+from .engines import anchor_sqlite_path
+from .errors import NXAlembicError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from .discovery import BotSchema
+
+#: The ``config.attributes`` key of the :class:`CogRequest`.
+REQUEST_KEY = "nxalembic.request"
+#: Where Alembic's cookbook and pytest-alembic hand a connection (or engine) to env.py.
+CONNECTION_KEY = "connection"
+#: Alembic's cookbook key for "env.py, leave logging alone" (read by env.py files of 0.1.0).
+CONFIGURE_LOGGER_KEY = "configure_logger"
+
+DEFAULT_SCRATCH_URL = "sqlite://"
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+#: ``-x`` keys that would let one cog use another cog's history; nxalembic.ini decides those.
+PER_COG_KEYS = ("version_table", "version_location", "version_locations", "version_path")
+
+#: The placeholder Alembic's own templates write; it means "no URL configured".
+PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
+
+
+@dataclass(frozen=True)
+class RenameHint:
+    """``old_table:new_table`` or ``table.old_column:new_column``."""
+
+    old: str
+    new: str
+    table: str | None = None  # set for a column rename
+
+    @classmethod
+    def parse(cls, text: str) -> RenameHint:
+        old, sep, new = text.partition(":")
+        table, dot, column = old.partition(".")
+        if not sep or not old or not new or "." in new or (dot and not (table and column)):
+            raise NXAlembicError(
+                f"rename hint {text!r} is not old_table:new_table or table.old_column:new_column"
+            )
+        return cls(old=column, new=new, table=table) if dot else cls(old=old, new=new)
+
+
+def parse_renames(texts: Sequence[str]) -> tuple[RenameHint, ...]:
+    """Rename hints as given (``-x rename=a:b,c:d`` may hold several, comma-separated)."""
+    return tuple(RenameHint.parse(hint) for text in texts for hint in text.split(",") if hint)
+
+
+def x_pairs(pairs: Sequence[str]) -> dict[str, list[str]]:
+    """``-x key=value`` pairs (``-x`` may be repeated) as key -> values in the order given."""
+    values: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        values.setdefault(key, []).append(value)
+    return values
+
+
+@dataclass
+class CogRequest:
+    """One run for one cog: which cog, which command, and how to autogenerate."""
+
+    #: The cog to migrate (``-x cog=``); ``None``: not chosen (an error, naming the known cogs).
+    cog: str | None = None
+    #: Alembic's command: ``upgrade``, ``revision``, ``check``...; ``None`` when a library calls
+    #: ``alembic.command`` functions directly (pytest-alembic).
+    command: str | None = None
+    #: ``revision --autogenerate`` or ``check``; ``None``: not known up front (see :func:`is_autogenerate`).
+    autogenerate: bool | None = None
+    #: Autogenerate against a scratch replay of the cog's history instead of the database.
+    offline: bool = False
+    #: Write drops of tables the cog's revisions created whose models are gone.
+    allow_drops: bool = False
+    renames: tuple[RenameHint, ...] = ()
+    #: Asks a yes/no question at the terminal (rename detection); ``None``: never ask.
+    ask: Callable[[str], bool] | None = None
+    scratch_url: str = DEFAULT_SCRATCH_URL
+    #: ``-x url=``: ``None`` when not given, ``""`` when given empty (a mistake).
+    url: str | None = None
+    #: Per-cog keys given with ``-x`` (:data:`PER_COG_KEYS`); env.py refuses them.
+    refused_x: tuple[str, ...] = ()
+    #: Extra ``context.configure()`` options (``on_version_apply``, ``dont_mutate``...).
+    configure: Mapping[str, Any] = field(default_factory=dict)
+    #: A connection (or sync engine) to migrate on instead of opening the database URL.
+    connection: Connection | Engine | AsyncEngine | None = None
+    #: Whether env.py sets up logging from alembic.ini (not when many cogs run in one process).
+    configure_logger: bool = True
+    #: Built from a stock ``alembic`` command line (Ctrl-C then prints one line and exits 130).
+    from_command_line: bool = False
+    #: The discovered bot, once imported (cached: importing it is the slow part).
+    schema: BotSchema | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_x(cls, pairs: Sequence[str], **fields: Any) -> CogRequest:
+        """The request that ``-x`` pairs describe (both routes parse ``-x`` here), plus *fields*.
+
+        Single-valued keys take the last value given; the flags are true when any value is.
+        """
+        x = x_pairs(pairs)
+
+        def flag(key: str) -> bool:
+            return any(value.lower() in TRUE for value in x.get(key, []))
+
+        values: dict[str, Any] = {
+            "offline": flag("offline"),
+            "allow_drops": flag("allow_drops"),
+            "renames": parse_renames(x.get("rename", [])),
+            "refused_x": tuple(key for key in PER_COG_KEYS if key in x),
+        }
+        for key in ("cog", "url", "scratch_url"):
+            if key in x:
+                values[key] = x[key][-1]
+        return cls(**{**values, **fields})
+
+
+def attach(config: Config, request: CogRequest) -> None:
+    """Hand *request* to env.py for the next Alembic command on *config*."""
+    config.attributes[REQUEST_KEY] = request
+    config.attributes[CONFIGURE_LOGGER_KEY] = request.configure_logger
+
+
+def request_for(config: Config) -> CogRequest:
+    """The request of the running command: the one attached, else the stock command line's.
+
+    The stock route is read here and nowhere else: ``-x`` pairs, the command's name (Alembic's
+    ``CommandLine`` stores the command function in ``cmd_opts.cmd``) and ``--autogenerate``.
+    The request built is cached on *config*, so the bot is imported once per command.
+    """
+    request = config.attributes.get(REQUEST_KEY)
+    if isinstance(request, CogRequest):
+        return request
+    options = config.cmd_opts
+    cmd = getattr(options, "cmd", None)
+    command = getattr(cmd[0], "__name__", None) if cmd else None
+    autogenerate = None
+    if command is not None:
+        autogenerate = command == "check" or (command == "revision" and bool(getattr(options, "autogenerate", False)))
+    request = CogRequest.from_x(
+        getattr(options, "x", None) or [],
+        command=command,
+        autogenerate=autogenerate,
+        configure_logger=bool(config.attributes.get(CONFIGURE_LOGGER_KEY, True)),
+        from_command_line=command is not None,
+    )
+    config.attributes[REQUEST_KEY] = request
+    return request
+
+
+def borrowed_connection(config: Config, request: CogRequest) -> Connection | Engine | AsyncEngine | None:
+    """The connection to migrate on: the request's, else one a caller put in ``attributes``.
+
+    pytest-alembic (and Alembic's cookbook recipe for sharing a connection) set
+    ``config.attributes["connection"]`` right before calling a command.
+    """
+    if request.connection is not None:
+        return request.connection
+    return config.attributes.get(CONNECTION_KEY)
+
+
+def is_autogenerate(request: CogRequest, migration_context: Any = None) -> bool:
+    """Whether this run compares models with the database (``revision --autogenerate``, ``check``).
+
+    The request says so on both command-line routes.  When a library calls
+    ``alembic.command.revision()`` itself, only the running revision command knows.
+    """
+    if request.autogenerate is not None:
+        return request.autogenerate
+    if migration_context is None:
+        return False
+    return bool(_compat.revision_command_autogenerate(migration_context))
+
+
+def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
+    """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's.
+
+    A relative SQLite path is made absolute against the folder of nxalembic.ini, so the same
+    file is migrated whatever the working directory (``alembic -c project/alembic.ini``).
+    """
+    given = request.url
+    if given is not None and not given.strip():
+        raise NXAlembicError(
+            "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
+            "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
+        )
+    candidates = (lambda: given, lambda: schema.settings.url, lambda: alembic_ini_url(config), schema.default_url)
+    for candidate in candidates:
+        url = candidate()
+        if url and url.strip() != PLACEHOLDER_URL:
+            return anchor_sqlite_path(url.strip(), schema.settings.root)
+    raise NXAlembicError(
+        "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
+        "pass -x url=..., or give your ormar models a database"
+    )
+
+
+def alembic_ini_url(config: Config) -> str | None:
+    """``sqlalchemy.url`` from alembic.ini, whose ``%`` must be doubled (configparser interpolation).
+
+    configparser's own error quotes the value from the first ``%`` on, which for a URL-quoted
+    password is the password itself; this error names the fix instead.
+    """
+    try:
+        return config.get_main_option("sqlalchemy.url")
+    except configparser.InterpolationError:
+        raise NXAlembicError(
+            "sqlalchemy.url in alembic.ini contains a '%' that is not doubled: alembic.ini is read with "
+            "interpolation, so write each '%' of the URL (e.g. %40 in a password) as '%%'"
+        ) from None
