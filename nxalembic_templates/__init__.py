@@ -1,15 +1,10 @@
 """Per-cog Alembic migrations for nextcord bots with ormar models.
 
 The package ships the ``nxcog`` Alembic template (``alembic init -t nxcog migrations``) and
-the ``nxalembic`` command.  Modules, one responsibility each:
-
-* :mod:`.settings`    reading ``nxalembic.ini``
-* :mod:`.discovery`   importing the bot, finding its cogs and their ormar models
-* :mod:`.scope`       the per-cog Alembic hooks (what one cog may see and touch)
-* :mod:`.locking`     migration engines: one process at a time, atomic where possible
-* :mod:`.environment` what the template's ``env.py`` runs
-* :mod:`.cli`         the ``nxalembic`` command
-* :mod:`.testing`     pytest-alembic's built-in tests once per cog
+the ``nxalembic`` command.  Each module has one job; docs/architecture.rst lists them, bottom
+layer first, and follows one command through them.  What users call: the template's env.py
+calls :func:`.environment.run_migrations`; :mod:`.testing` serves pytest-alembic; the
+``nxalembic`` command is :mod:`.cli`.
 """
 
 from pathlib import Path

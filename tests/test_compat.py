@@ -1,0 +1,176 @@
+"""Every private Alembic / SQLAlchemy API the package uses still does what we rely on.
+
+One test per function of ``nxalembic_templates._compat``, run in every CI leg (newest and
+oldest supported alembic and SQLAlchemy, see MATRIX_TESTS in the Makefile): an upstream
+release that changes one of them fails the test named after it, not a user's migration.
+No bot, no nxcog template: plain Alembic script folders written here, real SQLite.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from nxalembic_templates import _compat
+
+SCRIPT_TEMPLATE = '''"""${message}"""
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+'''
+
+
+def write_revision(folder: Path, revision: str, down: str | None, body: str = "pass", name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name or revision}.py"
+    path.write_text(textwrap.dedent(f'''\
+        revision = {revision!r}
+        down_revision = {down!r}
+        branch_labels = None
+        depends_on = None
+
+
+        def upgrade():
+            {body}
+
+
+        def downgrade():
+            pass
+        '''))
+    return path
+
+
+def scripts_folder(tmp_path: Path, env_py: str = "") -> Path:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "script.py.mako").write_text(SCRIPT_TEMPLATE)
+    (folder / "env.py").write_text(env_py)
+    return folder
+
+
+def test_load_revisions_yields_every_file_even_two_with_one_id(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path)
+    write_revision(folder / "versions", "aaa", None, name="first")
+    write_revision(folder / "versions", "aaa", None, name="second")
+    script = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
+    loaded = sorted(Path(s.path).name for s in _compat.load_revisions(script))
+    assert loaded == ["first.py", "second.py"]  # the revision map would keep only one of them
+
+
+def test_retarget_points_a_built_script_directory_at_one_folder(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path)
+    write_revision(folder / "versions/music", "m1", None)
+    write_revision(folder / "versions/economy", "e1", None)
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    config.set_main_option("version_locations", f"{folder}/versions/music {folder}/versions/economy")
+    config.set_main_option("path_separator", "space")
+    script = ScriptDirectory.from_config(config)
+    assert sorted(script.get_heads()) == ["e1", "m1"]  # built, and its memoized locations used
+
+    _compat.retarget(script, folder / "versions/economy", lambda: _compat.load_revisions(script))
+    assert script.get_heads() == ["e1"]
+    written = script.generate_revision("e2", "next", head="e1")  # needs the single (memoized) location
+    assert written is not None and Path(written.path).parent == folder / "versions/economy"
+
+
+def test_upgrade_steps_run_the_chain_from_base_to_the_heads(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path)
+    write_revision(folder / "versions", "r1", None, "op.create_table('one', sa.Column('id', sa.Integer))")
+    write_revision(folder / "versions", "r2", "r1", "op.create_table('two', sa.Column('id', sa.Integer))")
+    for path in (folder / "versions").glob("*.py"):
+        path.write_text("from alembic import op\nimport sqlalchemy as sa\n" + path.read_text())
+    script = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"fn": lambda rev, _ctx: _compat.upgrade_steps(script, rev)}
+        )
+        with Operations.context(context), context.begin_transaction():
+            context.run_migrations()
+        assert {"one", "two"} <= set(sa.inspect(connection).get_table_names())
+        assert context.get_current_heads() == ("r2",)
+
+
+def test_operations_as_op_makes_our_instance_what_op_calls_reach() -> None:
+    from alembic import op
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        seen: list[str] = []
+        operations.create_table = lambda name, *columns, **kw: seen.append(name)  # type: ignore[method-assign]
+        with _compat.operations_as_op(operations):
+            op.create_table("songs")
+        assert seen == ["songs"]
+        with pytest.raises((NameError, AttributeError)):  # removed again afterwards
+            op.create_table("after")
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        (sa.Integer(), sa.BigInteger(), True),
+        (sa.String(40), sa.Text(), True),
+        (sa.VARCHAR(10), sa.String(), True),
+        (sa.String(40), sa.Integer(), False),
+        (sa.Boolean(), sa.Integer(), False),
+    ],
+)
+def test_type_affinity_groups_the_types_a_rename_may_keep(a: sa.types.TypeEngine, b: sa.types.TypeEngine,
+                                                            same: bool) -> None:
+    assert (_compat.type_affinity(a) is _compat.type_affinity(b)) is same
+
+
+RECORDING_ENV = """
+import sqlalchemy as sa
+from alembic import context
+from nxalembic_templates import _compat
+
+def record(migration_context, revision, directives):
+    context.config.attributes["seen"].append(_compat.revision_command_autogenerate(migration_context))
+    if context.config.attributes["write_no_file"]:
+        directives[:] = []
+
+engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"))
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=sa.MetaData(),
+                      process_revision_directives=record)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+
+def test_revision_command_autogenerate_tells_how_revision_was_called(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path, RECORDING_ENV)
+    (folder / "versions").mkdir()
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config.set_main_option("revision_environment", "true")  # env.py runs for a blank revision too
+    config.attributes.update(seen=[], write_no_file=True)
+    command.revision(config, message="auto", autogenerate=True)
+    command.revision(config, message="blank")
+    config.attributes["write_no_file"] = False  # check needs the (empty) script to say "no changes"
+    command.check(config)
+    assert config.attributes["seen"] == [True, False, True]
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:  # outside a revision command: nothing to tell
+        assert _compat.revision_command_autogenerate(MigrationContext.configure(connection)) is None
