@@ -30,7 +30,7 @@ test: install
 # SQLite only, one driver per test (aiosqlite, the example bot's), so each leg stays short.
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
 OLDEST_PINS := alembic==1.16.0 SQLAlchemy==2.0.40 ormar==0.26.0 nextcord==2.6.0
-MATRIX_TESTS := tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py
+MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py
 MATRIX_SELECT := not postgresql and not uninstall and (aiosqlite or not sqlite or on_sqlite)
 MATRIX_PYTEST_ARGS ?= -q
 

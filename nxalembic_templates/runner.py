@@ -94,7 +94,9 @@ class Project:
             raise NXAlembicError(
                 f"no Alembic config at {alembic_ini}; run 'nxalembic init' or pass -c PATH/alembic.ini"
             )
-        self.config = Config(str(alembic_ini), cmd_opts=Namespace(quiet=True), stdout=io.StringIO())
+        # x: for env.py files that read context.get_x_argument() themselves, as with stock alembic
+        self.config = Config(str(alembic_ini), cmd_opts=Namespace(x=list(x_arguments), quiet=True),
+                             stdout=io.StringIO())
         #: What every command of this process asks (the ``-x`` pairs); each Alembic call adds its cog.
         self.request = CogRequest.from_x(x_arguments, configure_logger=False)
         attach(self.config, self.request)

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NXAlembicError
+from .errors import NXAlembicError, first_line
 
 CONFIG_FILE = "nxalembic.ini"
 SECTION = "nxalembic"
@@ -185,8 +185,7 @@ def load_settings(path: Path | str) -> Settings:
             "save it with UTF-8 encoding"
         ) from None
     except (OSError, configparser.Error) as exc:
-        first = str(exc).splitlines()[0]
-        raise NXAlembicError(f"cannot read {path}: {first}") from exc
+        raise NXAlembicError(f"cannot read {path}: {first_line(str(exc))}") from exc
     if not parser.has_section(SECTION):
         raise NXAlembicError(
             f"{path} has no [{SECTION}] section; add one with 'module = yourbot.main' and 'bot = bot'"
