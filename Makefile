@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-py312 test-oldest matrix-leg bench docs clean
+.PHONY: install demo test test-long test-py312 test-oldest matrix-leg bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,41 @@ demo: install
 test: install
 	bash .ci/install-postgres.sh
 	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
+
+# -- The ownership property at scale (hours: .ci/run does not run it) ------------------------
+# tests/test_property_ownership.py with LONG_EXAMPLES cases on each backend (sync SQLite,
+# async SQLite, PostgreSQL), LONG_CHUNK cases per pytest process, the backends taking turns,
+# one process at a time.  Chunk k runs with --hypothesis-seed=LONG_SEED+k: a failure stops the
+# run and reproduces with the command printed above it.  Case folders go to LONG_TMP (tmpfs
+# where there is one); one line per chunk goes to LONG_REPORT, totals to the end of the output.
+LONG_EXAMPLES ?= 10000
+LONG_CHUNK ?= 500
+LONG_SEED ?= 20261125
+LONG_BACKENDS ?= sqlite_sync sqlite_async postgresql
+LONG_REPORT ?= build/test-long.txt
+LONG_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
+
+test-long: install
+	bash .ci/install-postgres.sh
+	@mkdir -p $(dir $(LONG_REPORT)) && : > $(LONG_REPORT)
+	@echo "test-long: $(LONG_EXAMPLES) cases on each of $(LONG_BACKENDS); machine: $$(nproc) CPUs," \
+	    "$$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $$($(BIN)/python -V)" | tee -a $(LONG_REPORT)
+	@set -e; done=0; chunk=0; \
+	while [ $$done -lt $(LONG_EXAMPLES) ]; do \
+	    chunk=$$((chunk + 1)); n=$$(( $(LONG_EXAMPLES) - done < $(LONG_CHUNK) ? $(LONG_EXAMPLES) - done : $(LONG_CHUNK) )); \
+	    for backend in $(LONG_BACKENDS); do \
+	        cmd="NXALEMBIC_PROPERTY_EXAMPLES=$$n $(BIN)/python -P -m pytest -q -x -p no:cacheprovider \
+	            'tests/test_property_ownership.py::test_autogenerate_only_touches_owned_tables[$$backend]' \
+	            --hypothesis-seed=$$(( $(LONG_SEED) + chunk )) --basetemp=$(LONG_TMP)/nxalembic-test-long-$$backend"; \
+	        echo "=== chunk $$chunk, $$backend, $$(date -u +%H:%M:%S) UTC, load $$(cut -d' ' -f1-3 /proc/loadavg): $$cmd"; \
+	        NXALEMBIC_PROPERTY_REPORT=$(abspath $(LONG_REPORT)) sh -c "$$cmd" \
+	            || { echo "test-long: FAILED in chunk $$chunk on $$backend; reproduce with: $$cmd"; exit 1; }; \
+	    done; \
+	    done=$$((done + n)); \
+	done
+	@awk -F'[ :=]+' '/ cases=/ { c[$$1] += $$3; f[$$1] += $$5; s[$$1] += $$7 } \
+	    END { for (b in c) printf "test-long total: %s: %d cases, %d failed, %.0f s\n", b, c[b], f[b], s[b] }' \
+	    $(LONG_REPORT) | sort | tee -a $(LONG_REPORT)
 
 # -- Compatibility matrix (.ci/run runs it after `make test`) --------------------------------
 # The core tests again, each leg in a venv of its own with the freshly built wheel installed:
