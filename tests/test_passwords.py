@@ -11,10 +11,11 @@ string from the point where they choke).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from conftest import ALEMBIC, NXALEMBIC, BotProject, Result, run
 from postgres_server import PostgresServer
@@ -23,16 +24,31 @@ from postgres_server import PostgresServer
 SPECIAL_PASSWORD = "Lk4Qz8-p@ss:w/rd%#?&=+ -Mv7Rt2"
 SPECIAL_USER = "nx_secret_user"
 DRIVERS = ["asyncpg", "psycopg"]
+#: What stands for a password wherever a URL is shown (documented in docs/configuration.rst).
+MASK = "***"
 
 
 def forms_of(password: str) -> set[str]:
-    """The password as written, URL-quoted both ways, and its alphanumeric runs of 6+ characters."""
-    return {password, quote(password, safe=""), quote_plus(password), *re.findall(r"[A-Za-z0-9]{6,}", password)}
+    """Every way *password* could be printed: as written, as ``repr`` shows it, URL-quoted by urllib
+    (each ``safe`` choice) and by SQLAlchemy, and its alphanumeric runs of 6+ characters (what is
+    left of it when a parser quotes a string from the point where it choked)."""
+    runs = re.findall(r"[A-Za-z0-9]{6,}", password)
+    assert runs, f"{password!r} has no fragment long enough to search for"
+    sqlalchemy = URL.create("d", username="u", password=password, host="h").render_as_string(hide_password=False)
+    return {password, repr(password)[1:-1], quote(password), quote(password, safe=""), quote_plus(password),
+            sqlalchemy.removeprefix("d://u:").removesuffix("@h"), *runs}
 
 
-def assert_hidden(result: Result, password: str) -> None:
-    leaked = sorted(form for form in forms_of(password) if form in result.output)
+def assert_hidden(result: Result, *passwords: str) -> None:
+    leaked = sorted(form for password in passwords for form in forms_of(password) if form in result.output)
     assert not leaked, f"{' '.join(result.args)} printed {leaked}:\n{result.output}"
+
+
+def assert_masked(result: Result, user: str) -> None:
+    """Wherever *user*'s URL is shown, its password is shown as the mask (not left out, not shortened)."""
+    for found in re.finditer(rf"(?<![\w%]){re.escape(user)}:", result.output):
+        shown = result.output[found.end():found.end() + len(MASK) + 1]
+        assert shown == f"{MASK}@", f"{' '.join(result.args)} shows {user}:{shown}...:\n{result.output}"
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +60,10 @@ def special_user(pg_server: PostgresServer) -> tuple[str, str]:
     return SPECIAL_USER, SPECIAL_PASSWORD
 
 
-@pytest.fixture(params=["server", "special"])
+@pytest.fixture
 def credentials(request: pytest.FixtureRequest, pg_server: PostgresServer) -> tuple[str, str]:
-    """The suite server's own login (pg_server.password) and the special-character one."""
+    """``server``: the suite server's own login (a password with nothing to quote);
+    ``special``: the login whose password needs every kind of quoting."""
     if request.param == "server":
         return pg_server.user, pg_server.password
     return request.getfixturevalue("special_user")
@@ -58,6 +75,11 @@ def pg_url(server: PostgresServer, driver: str, user: str, password: str, databa
     return f"postgresql+{driver}://{user}:{secret}@{server.host}:{server.port if port is None else port}/{database}"
 
 
+def masked_url(server: PostgresServer, driver: str, user: str, database: str, port: int | str | None = None) -> str:
+    """The URL as a message must show it."""
+    return f"postgresql+{driver}://{user}:{MASK}@{server.host}:{server.port if port is None else port}/{database}"
+
+
 def database_name(project: BotProject) -> str:
     return str(make_url(project.db.url).database)
 
@@ -66,6 +88,7 @@ def debug_logging(project: BotProject) -> None:
     """Turn every logger of the project's alembic.ini up to DEBUG, SQLAlchemy's engine included."""
     ini = project.path / "alembic.ini"
     text = re.sub(r"^level = \w+$", "level = DEBUG", ini.read_text(), flags=re.M)
+    assert text != ini.read_text()
     ini.write_text(text)
 
 
@@ -76,74 +99,112 @@ def test_no_output_shows_the_password_when_commands_succeed(
     user, password = special_user
     project = make_project(f"postgresql+{driver}")
     url = pg_url(pg_server, driver, user, password, database_name(project))
+    masked = masked_url(pg_server, driver, user, database_name(project))
+    nowhere = "sqlite:////nonexistent/x.db"  # ormar's URL when another route must carry the password
     debug_logging(project)
     results: list[Result] = []
 
-    def alembic(*args: str, env_url: str = url, ok: bool = True) -> None:
-        results.append(run([ALEMBIC, *args], cwd=project.path, env={"DEMOBOT_DATABASE_URL": env_url}, check=ok))
+    def alembic(*args: str, env_url: str = url) -> Result:
+        results.append(run([ALEMBIC, *args], cwd=project.path, env={"DEMOBOT_DATABASE_URL": env_url}))
+        return results[-1]
 
-    def nxalembic(*args: str, ok: bool = True) -> None:
-        results.append(run([NXALEMBIC, *args], cwd=project.path, env={"DEMOBOT_DATABASE_URL": url}, check=ok))
+    def nxalembic(*args: str, env_url: str = url) -> Result:
+        results.append(run([NXALEMBIC, *args], cwd=project.path, env={"DEMOBOT_DATABASE_URL": env_url}))
+        if "--sql" not in args:  # nxalembic names the database it connects to first, on stderr, masked
+            assert f"database: {masked}" in results[-1].stderr.splitlines(), results[-1].output
+        return results[-1]
 
     # The URL as ormar's database URL (the bot's own setting).
     alembic("-x", "cog=core", "revision", "--autogenerate", "-m", "users")
     alembic("-x", "cog=core", "upgrade", "head")
-    alembic("-x", "cog=core", "current", "--verbose")
+    current = alembic("-x", "cog=core", "current", "--verbose")
+    assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
     alembic("-x", "cog=core", "history", "--verbose")
     alembic("-x", "cog=core", "check")
     alembic("-x", "cog=core", "upgrade", "base:head", "--sql")
     alembic("-x", "cog=core", "downgrade", "-1")
     # The URL on the command line, with ormar's URL pointing at nothing that exists.
-    alembic("-x", f"url={url}", "-x", "cog=core", "upgrade", "head", env_url="sqlite:////nonexistent/x.db")
-    nxalembic("-x", f"url={url}", "status", "--json")
-    # The URL in nxalembic.ini.
+    alembic("-x", f"url={url}", "-x", "cog=core", "upgrade", "head", env_url=nowhere)
+    current = alembic("-x", f"url={url}", "-x", "cog=core", "current", "--verbose", env_url=nowhere)
+    assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
+    nxalembic("-x", f"url={url}", "status", "--json", env_url=nowhere)
+    # The URL in nxalembic.ini, again with ormar's URL pointing at nothing.
     with (project.path / "nxalembic.ini").open("a") as ini:
         ini.write(f"url = {url}\n")
-    nxalembic("migrate")
-    nxalembic("upgrade")
-    nxalembic("status")
-    nxalembic("check")
-    nxalembic("upgrade", "--sql")
-    nxalembic("downgrade", "economy")
-    nxalembic("--raiseerr", "status")
+    nxalembic("migrate", env_url=nowhere)
+    nxalembic("upgrade", env_url=nowhere)
+    nxalembic("status", env_url=nowhere)
+    nxalembic("check", env_url=nowhere)
+    nxalembic("upgrade", "--sql", env_url=nowhere)
+    nxalembic("downgrade", "economy", env_url=nowhere)
+    nxalembic("--raiseerr", "status", env_url=nowhere)
+    current = alembic("-x", "cog=core", "current", "--verbose", env_url=nowhere)
+    assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
 
-    assert "core_users" in project.db.tables()  # the commands really ran against the database
+    assert {"core_users", "music_songs"} <= project.db.tables()  # the commands really ran against the database
     for result in results:
         assert_hidden(result, password)
-    assert any("***" in result.output for result in results)  # current --verbose names the masked URL
+        assert_masked(result, user)
+
+
+#: Each way a user gets a URL wrong: the URL (from the login, driver, server and database),
+#: what its FAILED line says, and whether that line shows the URL (masked).
+WrongURL = Callable[[PostgresServer, str, str, str, str], tuple[str, str, bool]]
+WRONG_URLS: dict[str, WrongURL] = {
+    "wrong database": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password, "no_such_db"), "does not exist", True),
+    "wrong password": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password + WRONG, database), "password authentication failed", True),
+    "nothing listens on the port": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password, database, port=1), "cannot connect", True),
+    "port is not a number": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password, database, port="5x32"), "cannot be parsed", False),
+    "unknown driver": lambda pg, driver, user, password, database: (
+        pg_url(pg, "nosuchdriver", user, password, database), "postgresql.nosuchdriver", False),
+    # Only a password with something to quote can be left unquoted: these run with the special login.
+    "password not URL-quoted": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password, database, quoted=False), "cannot be parsed", False),
+    "only its '@' not URL-quoted": lambda pg, driver, user, password, database: (
+        pg_url(pg, driver, user, password, database).replace("%40", "@"), "%40", False),
+}
+WRONG = "-Wr0ngPw"
+NEEDS_QUOTING = {"password not URL-quoted", "only its '@' not URL-quoted"}
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize(
+    ("credentials", "case"),
+    [(login, case) for case in WRONG_URLS for login in ("server", "special")
+     if login == "special" or case not in NEEDS_QUOTING],
+    indirect=["credentials"],
+)
 def test_no_output_shows_the_password_when_the_url_is_wrong(
-    make_project, pg_server: PostgresServer, credentials: tuple[str, str], driver: str
+    make_project, pg_server: PostgresServer, credentials: tuple[str, str], case: str, driver: str
 ) -> None:
     user, password = credentials
     project = make_project(f"postgresql+{driver}")
     database = database_name(project)
-    wrong_password = password + "-Wr0ngPw"
-    cases = {
-        "wrong database": (pg_url(pg_server, driver, user, password, "no_such_db"), "does not exist"),
-        "wrong password": (pg_url(pg_server, driver, user, wrong_password, database), "password authentication failed"),
-        "nothing listens on the port": (pg_url(pg_server, driver, user, password, database, port=1), "cannot connect"),
-        "port is not a number": (pg_url(pg_server, driver, user, password, database, port="5x32"), "cannot be parsed"),
-        "password not URL-quoted": (pg_url(pg_server, driver, user, password, database, quoted=False), "cannot be parsed"),
-        "only its '@' not URL-quoted": (pg_url(pg_server, driver, user, password, database).replace("%40", "@"), "%40"),
-        "unknown driver": (pg_url(pg_server, "nosuchdriver", user, password, database), "postgresql.nosuchdriver"),
-    }
-    for case, (url, expected) in cases.items():
-        if "URL-quoted" in case and "%40" not in quote(password, safe=""):
-            continue  # nothing to get wrong in this password
-        env = {"DEMOBOT_DATABASE_URL": url}
-        for args in ([ALEMBIC, "-x", "cog=core", "upgrade", "head"],
-                     [NXALEMBIC, "status"],
-                     [ALEMBIC, "--raiseerr", "-x", "cog=core", "current"]):  # a traceback, still no password
-            result = run(args, cwd=project.path, env=env, check=False)
-            assert result.returncode != 0, f"{case}: {' '.join(args)} succeeded:\n{result.output}"
-            assert_hidden(result, wrong_password if case == "wrong password" else password)
-            if "--raiseerr" not in args:
-                [line] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
-                assert "Traceback" not in result.output, f"{case}:\n{result.output}"
-                assert expected in line, f"{case}: {line}"
+    url, expected, shows_url = WRONG_URLS[case](pg_server, driver, user, password, database)
+    assert url != pg_url(pg_server, driver, user, password, database), f"{case}: {password!r} has nothing to get wrong"
+    env = {"DEMOBOT_DATABASE_URL": url}
+    for args in ([ALEMBIC, "-x", "cog=core", "upgrade", "head"],
+                 [NXALEMBIC, "status"],
+                 [ALEMBIC, "--raiseerr", "-x", "cog=core", "current"]):  # a traceback, still no password
+        result = run(args, cwd=project.path, env=env, check=False)
+        assert result.returncode != 0, f"{case}: {' '.join(args)} succeeded:\n{result.output}"
+        assert_hidden(result, password, password + WRONG)
+        assert_masked(result, user)
+        if "--raiseerr" in args:
+            assert "Traceback (most recent call last)" in result.output, f"{case}:\n{result.output}"
+            line = result.output.splitlines()[-1]  # the exception, after the traceback
+        else:
+            [line] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+            assert "Traceback" not in result.output, f"{case}:\n{result.output}"
+        assert expected in line, f"{case}: {line}"
+        if shows_url:
+            port = 1 if case == "nothing listens on the port" else None
+            shown = masked_url(pg_server, driver, user, "no_such_db" if case == "wrong database" else database, port)
+            assert shown in line, f"{case}: {line}"
     assert project.db.tables() == set()
 
 
@@ -160,11 +221,17 @@ def test_an_unescaped_percent_in_alembic_ini_does_not_print_the_password(
         result = run(args, cwd=project.path, env=env, check=False)
         assert result.returncode != 0
         assert_hidden(result, password)
+        assert_masked(result, user)
         [line] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
         assert "sqlalchemy.url in alembic.ini" in line and "'%%'" in line, line
 
     # Escaped as the message says, the same URL works and still is not printed.
     project.edit("alembic.ini", f"sqlalchemy.url = {url}", f"sqlalchemy.url = {url.replace('%', '%%')}")
-    for args in ([ALEMBIC, "-x", "cog=core", "current", "--verbose"], [NXALEMBIC, "status"]):
-        result = run(args, cwd=project.path, env=env)
+    masked = masked_url(pg_server, "psycopg", user, database_name(project))
+    current = run([ALEMBIC, "-x", "cog=core", "current", "--verbose"], cwd=project.path, env=env)
+    assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
+    status = run([NXALEMBIC, "status"], cwd=project.path, env=env)
+    assert f"database: {masked}" in status.stderr.splitlines(), status.output
+    for result in (current, status):
         assert_hidden(result, password)
+        assert_masked(result, user)
