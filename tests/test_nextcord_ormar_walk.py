@@ -434,3 +434,30 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
         assert list(conn.execute(sa.text('SELECT id, name, top FROM "Music.playlists"'))) == [(7, "calm", 1)]
     assert old_rows(bot.db) == OLD_ROWS
     assert "No new upgrade operations detected" in bot.cog("Music", "check").output
+
+
+def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
+    """``--rename Music.playlists:Music.mixes`` and ``--rename Music.songs.title:name``: the table
+    names are matched whole against the cog's tables, never split on their dots."""
+    bot = OldBot(make_project("sqlite+aiosqlite"))
+    bot.nx("upgrade")
+    bot.develop()
+    bot.nx("migrate")
+    bot.nx("upgrade")
+    bot.db.execute("INSERT INTO \"Music.songs\" (id, title, genre) VALUES (1, 'Clair de lune', 'jazz')")
+    bot.db.execute("INSERT INTO \"Music.playlists\" (id, name, top) VALUES (7, 'calm', 1)")
+    models = bot.path / "oldbot/cogs/music/models.py"
+    models.write_text(models.read_text().replace('tablename="Music.playlists"', 'tablename="Music.mixes"')
+                      .replace("title: str = ormar.String(max_length=200)", "name: str = ormar.String(max_length=200)"))
+
+    bot.nx("migrate", "--cog", "Music", "--rename", "Music.playlists:Music.mixes", "--rename", "Music.songs.title:name")
+    [rename] = [p for p in bot.new_revisions() if "rename" in p.name]
+    text = rename.read_text()
+    assert "op.rename_table('Music.playlists', 'Music.mixes')" in text and "new_column_name='name'" in text, text
+    bot.nx("upgrade")
+
+    with bot.db.engine.connect() as conn:
+        assert list(conn.execute(sa.text('SELECT id, name, genre FROM "Music.songs"'))) == [(1, "Clair de lune", "jazz")]
+        assert list(conn.execute(sa.text('SELECT id, name, top FROM "Music.mixes"'))) == [(7, "calm", 1)]
+    assert ("Music.mixes", ("top",), "Music.songs", ("id",)) in foreign_keys(bot.db)
+    assert_zero_drift(bot)
