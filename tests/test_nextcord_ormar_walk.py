@@ -435,6 +435,14 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     assert old_rows(bot.db) == OLD_ROWS
     assert "No new upgrade operations detected" in bot.cog("Music", "check").output
 
+    # A new database from the same files: the old revision now makes the constraint, the new one keeps it once.
+    fresh = Database(bot.db.url.replace("bot.db", "fresh.db"))
+    bot.nx("upgrade", "--cog", "Music", db=fresh)
+    [fk] = sa.inspect(fresh.engine).get_foreign_keys("Music.playlists")
+    assert (fk["name"], fk["referred_table"]) == ("fk_Music.playlists_Music.songs_id_top", "Music.songs")
+    assert "No new upgrade operations detected" in bot.run(ALEMBIC, "-x", "cog=Music", "check", db=fresh).output
+    fresh.dispose()
+
 
 def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
     """``--rename Music.playlists:Music.mixes`` and ``--rename Music.songs.title:name``: the table
