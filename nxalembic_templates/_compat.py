@@ -15,9 +15,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import Operations
+from alembic.operations.batch import ApplyBatchImpl
+from alembic.operations.schemaobj import SchemaObjects
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionMap
+from sqlalchemy.engine import Connection
 
 
 def load_revisions(script: ScriptDirectory) -> Iterator[Script]:
@@ -96,3 +100,76 @@ def revision_command_autogenerate(migration_context: Any) -> bool | None:
     if isinstance(args, dict) and "autogenerate" in args:
         return bool(args["autogenerate"])
     return None
+
+
+#: ``is_table(name, connection)``: whether a table called *name* (dots and all) exists or is modelled.
+IsTable = Callable[[str, "Connection | None"], bool]
+
+
+@contextlib.contextmanager
+def dotted_table_targets(is_table: IsTable) -> Iterator[None]:
+    """While the block runs, the foreign key target ``'music.songs.id'`` names the table
+    ``music.songs`` (when *is_table* says so), not the table ``songs`` in a schema ``music``.
+
+    Alembic writes foreign key targets as ``'table.column'`` strings and, when it runs
+    ``create_table``, ``add_column`` or a batch recreate, adds a placeholder for the referenced
+    table to a throwaway MetaData; for ``'music.songs.id'`` that placeholder is table ``songs``
+    in schema ``music``, so PostgreSQL fails (schema "music" does not exist) and SQLite
+    silently leaves the constraint out (a foreign key into another schema).  SQLAlchemy itself
+    resolves the same string to a Table keyed ``music.songs`` when one is on the MetaData, so
+    the placeholder is made that table instead.  Only targets whose table part names a table
+    *is_table* knows change; everything else goes to Alembic unchanged.
+
+    Private: ``SchemaObjects._ensure_table_for_fk`` and ``ApplyBatchImpl._setup_referent``,
+    the two places that make the placeholder.  No public route: the revision file (which must
+    run unchanged) only has the string, and SQLAlchemy's unambiguous target form (a token
+    tuple) is new in SQLAlchemy 2.1 and rendered by no Alembic release.
+    """
+    ensure, setup = SchemaObjects._ensure_table_for_fk, ApplyBatchImpl._setup_referent
+
+    def ensure_table_for_fk(self: SchemaObjects, metadata: sa.MetaData, fk: sa.ForeignKey) -> None:
+        context = self.migration_context
+        target = _dotted_target(fk, context.connection if context is not None else None, is_table)
+        if target is None:
+            return ensure(self, metadata, fk)
+        _placeholder(metadata, target[0], [target[1]])
+
+    def setup_referent(self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint) -> None:
+        connection = self.impl.connection
+        targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements]
+        if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
+            return setup(self, metadata, constraint)
+        table = targets[0][0]  # type: ignore[index]
+        if table != self.temp_table_name:
+            _placeholder(metadata, table, [t[1] for t in targets])  # type: ignore[index]
+
+    SchemaObjects._ensure_table_for_fk = ensure_table_for_fk  # type: ignore[method-assign]
+    ApplyBatchImpl._setup_referent = setup_referent  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SchemaObjects._ensure_table_for_fk = ensure  # type: ignore[method-assign]
+        ApplyBatchImpl._setup_referent = setup  # type: ignore[method-assign]
+
+
+def _dotted_target(fk: sa.ForeignKey, connection: Connection | None, is_table: IsTable) -> tuple[str, str] | None:
+    """(table, column) of a string target whose table has a dot in its name and exists."""
+    try:
+        named = isinstance(fk._colspec, str)  # a Column object target is resolved already
+        spec = fk.target_fullname
+    except sa.exc.SQLAlchemyError:
+        return None
+    # The column is what follows the last dot (as for SQLAlchemy); the table part stays whole.
+    table, _, column = spec.rpartition(".")
+    if not named or "." not in table or not is_table(table, connection):
+        return None
+    return table, column
+
+
+def _placeholder(metadata: sa.MetaData, table: str, columns: list[str]) -> None:
+    placeholder = metadata.tables.get(table)
+    if placeholder is None:
+        placeholder = sa.Table(table, metadata)
+    for column in columns:
+        if column not in placeholder.c:
+            placeholder.append_column(sa.Column(column, sa.types.NULLTYPE))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from logging.config import fileConfig
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import locking
+from . import _compat, locking
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
 from .errors import NXAlembicError, failing_revision, file_line, first_line, hide_password, remember_url, revision_frame
@@ -126,6 +127,8 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
         options.setdefault("dont_mutate", True)  # comparing must not create a version table
     with contextlib.ExitStack() as stack:
         stack.enter_context(_revisions_must_not_exit(scope.cog.name))
+        # 'music.songs.id' in a revision means the table music.songs (replay and live run alike)
+        stack.enter_context(_compat.dotted_table_targets(_is_table(scope.schema)))
         if autogenerate:
             scratch = _replay_history(stack, context.script, scope)
             if scope.request.offline:
@@ -136,6 +139,18 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
                 _run_on_connection(context, scope, scratch, {**options, "render_as_batch": target == "sqlite"})
                 return
         _run_online_or_sql(context, scope, options)
+
+
+def _is_table(schema: BotSchema) -> Callable[[str, Connection | None], bool]:
+    """Whether a table of this name (dots and all) is modelled by a loaded cog or exists in the
+    database a revision runs on (which covers tables the cog's history created or renamed)."""
+    modelled = {table.name for metadata in schema.metadata for table in metadata.tables.values()
+                if table.schema is None}
+
+    def is_table(name: str, connection: Connection | None) -> bool:
+        return name in modelled or (connection is not None and sa.inspect(connection).has_table(name))
+
+    return is_table
 
 
 def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope: CogScope) -> Connection:

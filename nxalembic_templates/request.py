@@ -12,7 +12,7 @@ because it reads alembic.ini's ``sqlalchemy.url`` and ``-x url=``.
 from __future__ import annotations
 
 import configparser
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,21 +48,31 @@ PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
 
 @dataclass(frozen=True)
 class RenameHint:
-    """``old_table:new_table`` or ``table.old_column:new_column``."""
+    """``old_table:new_table`` or ``table.old_column:new_column``, kept as written.
+
+    Table names may contain dots (``Music.songs``), so the text is never split on ``.``: it is
+    matched against the cog's real table names (:meth:`column_of`), longest table name first.
+    """
 
     old: str
     new: str
-    table: str | None = None  # set for a column rename
 
     @classmethod
     def parse(cls, text: str) -> RenameHint:
         old, sep, new = text.partition(":")
-        table, dot, column = old.partition(".")
-        if not sep or not old or not new or "." in new or (dot and not (table and column)):
+        if not sep or not old or not new:
             raise NXAlembicError(
                 f"rename hint {text!r} is not old_table:new_table or table.old_column:new_column"
             )
-        return cls(old=column, new=new, table=table) if dot else cls(old=old, new=new)
+        return cls(old=old, new=new)
+
+    def column_of(self, tables: Iterable[str]) -> tuple[str, str] | None:
+        """(table, old column) when the hint reads ``<one of tables>.<column>``: the longest such table."""
+        for table in sorted(tables, key=len, reverse=True):
+            prefix = f"{table}."
+            if self.old.startswith(prefix) and len(self.old) > len(prefix):
+                return table, self.old[len(prefix):]
+        return None
 
 
 def parse_renames(texts: Sequence[str]) -> tuple[RenameHint, ...]:

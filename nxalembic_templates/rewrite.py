@@ -66,7 +66,7 @@ class Rewriter:
 
     def _rename_tables(self, connection: Connection | None, upgrade_ops: ops.UpgradeOps) -> set[str]:
         # hints about other cogs' tables are theirs (nxalembic migrate passes every hint to every cog)
-        pairs = {h.old: h.new for h in self.request.renames if h.table is None and h.new in self.own_tables}
+        pairs = {h.old: h.new for h in self.request.renames if h.new in self.own_tables}
         creates = {op.table_name: op for op in upgrade_ops.ops if isinstance(op, ops.CreateTableOp)}
         if self.request.ask:
             for old in sorted(self.droppable - set(pairs)):
@@ -98,8 +98,10 @@ class Rewriter:
     # column renames -----------------------------------------------------------------------
 
     def _rename_columns(self, upgrade_ops: ops.UpgradeOps) -> None:
+        # table names are whole strings ('Music.songs.title' is table Music.songs, column title)
         hinted = {
-            (h.table, h.old): h.new for h in self.request.renames if h.table is not None and h.table in self.own_tables
+            column: h.new for h in self.request.renames
+            if h.new not in self.own_tables and (column := h.column_of(self.own_tables)) is not None
         }
         for table_ops in [op for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)]:
             drops = {op.column_name: op for op in table_ops.ops if isinstance(op, ops.DropColumnOp)}
@@ -222,6 +224,10 @@ def _table_changes(connection: Connection, model_table: sa.Table, old: str, new:
     """Column changes between the existing table *old* and the model table *new*, as ops on *new*."""
     metadata = sa.MetaData()
     model_table.to_metadata(metadata, name=old)
+    for fk in model_table.foreign_keys:  # comparing the foreign keys needs the tables they reference
+        referred = fk.column.table
+        if referred is not model_table and referred.key not in metadata.tables:
+            referred.to_metadata(metadata)
     context = MigrationContext.configure(
         connection,
         opts={

@@ -174,3 +174,42 @@ def test_revision_command_autogenerate_tells_how_revision_was_called(tmp_path: P
     engine = sa.create_engine("sqlite://")
     with engine.connect() as connection:  # outside a revision command: nothing to tell
         assert _compat.revision_command_autogenerate(MigrationContext.configure(connection)) is None
+
+
+def test_dotted_table_targets_make_music_songs_id_the_table_music_songs() -> None:
+    """create_table, batch create_foreign_key and a batch recreate keep a foreign key to the table
+    'music.songs' (not schema 'music', which SQLite would silently leave out); a target that is
+    not a known table ('other.things.id') still goes to Alembic as before; the hook is gone after."""
+    engine = sa.create_engine("sqlite://")
+    asked: list[str] = []
+
+    def is_table(name: str, connection: object) -> bool:
+        asked.append(name)
+        return connection is not None and sa.inspect(connection).has_table(name)
+
+    def fks(connection: sa.Connection, table: str) -> list[tuple[str | None, str]]:
+        return [(fk["referred_schema"], fk["referred_table"]) for fk in sa.inspect(connection).get_foreign_keys(table)]
+
+    with engine.begin() as connection:
+        op = Operations(MigrationContext.configure(connection))
+        with _compat.dotted_table_targets(is_table):
+            op.create_table("music.songs", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table("music.playlists", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("top", sa.Integer),
+                            sa.ForeignKeyConstraint(["top"], ["music.songs.id"], name="fk_top"))
+            op.create_table("music.albums", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("song", sa.Integer))
+            with op.batch_alter_table("music.albums") as batch:
+                batch.create_foreign_key("fk_song", "music.songs", ["song"], ["id"])
+            with op.batch_alter_table("music.playlists", recreate="always") as batch:
+                batch.add_column(sa.Column("name", sa.String(20)))
+            op.create_table("other_things", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("x", sa.Integer), sa.ForeignKeyConstraint(["x"], ["other.things.id"]))
+        assert fks(connection, "music.playlists") == [(None, "music.songs")]
+        assert fks(connection, "music.albums") == [(None, "music.songs")]
+        assert fks(connection, "other_things") == []  # schema 'other', as Alembic reads it
+        assert "music.songs" in asked and "other.things" in asked
+        asked.clear()
+        op.create_table("after", sa.Column("id", sa.Integer, primary_key=True), sa.Column("top", sa.Integer),
+                        sa.ForeignKeyConstraint(["top"], ["music.songs.id"]))
+        assert asked == [] and fks(connection, "after") == []  # Alembic's own reading again
