@@ -293,6 +293,10 @@ def test_read_only_sqlite_file(at_head: Any, read_only: Any, backend: str) -> No
 # -- item 14: a SQLite lock wait is announced at once; item 15: Ctrl-C ---------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Waiting:
     """A migration command started while the test holds SQLite's write lock."""
 
@@ -303,6 +307,9 @@ class Waiting:
         self.process = subprocess.Popen(
             args, cwd=project.path, env={**os.environ, **project.env}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # Ctrl-C reaches the command as at a terminal, also when the suite itself runs in the
+            # background (a shell starts background jobs with SIGINT ignored, and so their children)
+            preexec_fn=_default_sigint,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
