@@ -35,8 +35,13 @@ def load_revisions(script: ScriptDirectory) -> Iterator[Script]:
     return script._load_revisions()
 
 
-def retarget(script: ScriptDirectory, location: Path, revisions: Callable[[], Iterable[Script]]) -> None:
+def retarget(
+    script: ScriptDirectory, location: Path, revisions: Callable[[], Iterable[Script]] | RevisionMap
+) -> None:
     """Point an already built *script* at the single folder *location*, loading *revisions*.
+
+    *revisions* is the loader of a new :class:`RevisionMap`, or a map already loaded (the
+    ``nxalembic`` command reads each cog's files once and hands its map to every command).
 
     Alembic builds the :class:`ScriptDirectory` from alembic.ini *before* env.py runs, and the
     command functions (``upgrade``, ``revision``, ``history``...) keep that object, so the stock
@@ -49,7 +54,7 @@ def retarget(script: ScriptDirectory, location: Path, revisions: Callable[[], It
     script.recursive_version_locations = False
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
-    script.revision_map = RevisionMap(revisions)
+    script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
 
 
 def upgrade_steps(script: ScriptDirectory, current: Any) -> list[Any]:

@@ -81,6 +81,9 @@ class BotSchema:
     extensions_without_models: tuple[str, ...]
     metadata: tuple[sa.MetaData, ...]
     _owners: dict[TableKey, str] = field(default_factory=dict, repr=False)
+    #: What higher layers derive from the schema once per process and keep with it (e.g. the
+    #: revisions folder of every cog, :class:`~.scope.CogLayout`): key -> value.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._owners = {key: cog.name for cog in self.cogs.values() for key in cog.table_keys}

@@ -108,7 +108,8 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
-    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations)
+    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations,
+                    scope.request.revisions)
     write_revisions_safely(context.script, scope.cog.name)
     options: dict[str, Any] = {
         "target_metadata": list(scope.schema.metadata),
