@@ -57,6 +57,23 @@ def retarget(
     script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
 
 
+def metadata_view(tables: Iterable[sa.Table], like: sa.MetaData) -> sa.MetaData:
+    """A :class:`MetaData` holding *tables* themselves (not copies), named as *like* names things.
+
+    Autogenerate sorts and walks every table of ``target_metadata`` for each cog, so handing
+    it the bot's whole MetaData costs every cog time in proportion to all cogs' tables.  One
+    cog's tables alone are what it compares (``include_object`` turns the others away), but
+    ``Table.to_metadata()`` copies would lose what a table's foreign keys resolve against (the
+    other cogs' tables, dotted names): the tables stay where they are, on *like*, and this
+    MetaData only lists them.  Private: ``MetaData._add_table``, the method ``Table`` itself
+    registers with; the public route (``Table(name, metadata)``) makes a new table.
+    """
+    view = sa.MetaData(schema=like.schema, naming_convention=like.naming_convention, info=like.info)
+    for table in tables:
+        view._add_table(table.name, table.schema, table)
+    return view
+
+
 def upgrade_steps(script: ScriptDirectory, current: Any) -> list[Any]:
     """The migration steps from *current* to the heads: the ``fn`` of a scratch replay.
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import ops
 
+from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 from .naming import DEFAULT_SLUG_LENGTH, revision_message
@@ -146,6 +148,17 @@ class CogScope:
                 f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
                 f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
             )
+
+    def target_metadata(self) -> list[sa.MetaData]:
+        """What autogenerate compares: the cog's own tables, listed per MetaData they belong to.
+
+        The tables stay on their MetaData (foreign keys resolve as before); autogenerate then
+        sorts and walks this cog's tables only, not every cog's (see :func:`._compat.metadata_view`).
+        """
+        by_metadata: dict[int, tuple[sa.MetaData, list[sa.Table]]] = {}
+        for table in self.cog.tables:
+            by_metadata.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)
+        return [_compat.metadata_view(tables, metadata) for metadata, tables in by_metadata.values()]
 
     # -- ownership -----------------------------------------------------------------------------
 
