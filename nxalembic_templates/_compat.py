@@ -57,6 +57,20 @@ def retarget(
     script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
 
 
+class _MetadataView(sa.MetaData):
+    """A MetaData listing tables of another one, in the order given (see :func:`metadata_view`)."""
+
+    def __init__(self, tables: list[sa.Table], like: sa.MetaData) -> None:
+        super().__init__(schema=like.schema, naming_convention=like.naming_convention, info=like.info)
+        self._in_order = tables
+        for table in tables:
+            self._add_table(table.name, table.schema, table)
+
+    @property
+    def sorted_tables(self) -> list[sa.Table]:
+        return list(self._in_order)
+
+
 def metadata_view(tables: Iterable[sa.Table], like: sa.MetaData) -> sa.MetaData:
     """A :class:`MetaData` holding *tables* themselves (not copies), named as *like* names things.
 
@@ -65,13 +79,13 @@ def metadata_view(tables: Iterable[sa.Table], like: sa.MetaData) -> sa.MetaData:
     cog's tables alone are what it compares (``include_object`` turns the others away), but
     ``Table.to_metadata()`` copies would lose what a table's foreign keys resolve against (the
     other cogs' tables, dotted names): the tables stay where they are, on *like*, and this
-    MetaData only lists them.  Private: ``MetaData._add_table``, the method ``Table`` itself
-    registers with; the public route (``Table(name, metadata)``) makes a new table.
+    MetaData only lists them.  Its ``sorted_tables`` (the order autogenerate writes
+    ``create_table`` in) is *tables* as given, so the caller passes them in the order of
+    ``like.sorted_tables``: sorting a subset anew can order unrelated tables differently.
+    Private: ``MetaData._add_table``, the method ``Table`` itself registers with; the public
+    route (``Table(name, metadata)``) makes a new table.
     """
-    view = sa.MetaData(schema=like.schema, naming_convention=like.naming_convention, info=like.info)
-    for table in tables:
-        view._add_table(table.name, table.schema, table)
-    return view
+    return _MetadataView(list(tables), like)
 
 
 def upgrade_steps(script: ScriptDirectory, current: Any) -> list[Any]:

@@ -158,7 +158,14 @@ class CogScope:
         by_metadata: dict[int, tuple[sa.MetaData, list[sa.Table]]] = {}
         for table in self.cog.tables:
             by_metadata.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)
-        return [_compat.metadata_view(tables, metadata) for metadata, tables in by_metadata.values()]
+        views = []
+        for metadata, tables in by_metadata.values():
+            position = self.schema.derived.get(("table order", id(metadata)))
+            if position is None:  # once per MetaData and process: the order the whole MetaData sorts in
+                position = {table: i for i, table in enumerate(metadata.sorted_tables)}
+                self.schema.derived[("table order", id(metadata))] = position
+            views.append(_compat.metadata_view(sorted(tables, key=position.__getitem__), metadata))
+        return views
 
     # -- ownership -----------------------------------------------------------------------------
 
