@@ -35,8 +35,13 @@ def load_revisions(script: ScriptDirectory) -> Iterator[Script]:
     return script._load_revisions()
 
 
-def retarget(script: ScriptDirectory, location: Path, revisions: Callable[[], Iterable[Script]]) -> None:
+def retarget(
+    script: ScriptDirectory, location: Path, revisions: Callable[[], Iterable[Script]] | RevisionMap
+) -> None:
     """Point an already built *script* at the single folder *location*, loading *revisions*.
+
+    *revisions* is the loader of a new :class:`RevisionMap`, or a map already loaded (the
+    ``nxalembic`` command reads each cog's files once and hands its map to every command).
 
     Alembic builds the :class:`ScriptDirectory` from alembic.ini *before* env.py runs, and the
     command functions (``upgrade``, ``revision``, ``history``...) keep that object, so the stock
@@ -49,7 +54,38 @@ def retarget(script: ScriptDirectory, location: Path, revisions: Callable[[], It
     script.recursive_version_locations = False
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
-    script.revision_map = RevisionMap(revisions)
+    script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
+
+
+class _MetadataView(sa.MetaData):
+    """A MetaData listing tables of another one, in the order given (see :func:`metadata_view`)."""
+
+    def __init__(self, tables: list[sa.Table], like: sa.MetaData) -> None:
+        super().__init__(schema=like.schema, naming_convention=like.naming_convention, info=like.info)
+        self._in_order = tables
+        for table in tables:
+            self._add_table(table.name, table.schema, table)
+
+    @property
+    def sorted_tables(self) -> list[sa.Table]:
+        return list(self._in_order)
+
+
+def metadata_view(tables: Iterable[sa.Table], like: sa.MetaData) -> sa.MetaData:
+    """A :class:`MetaData` holding *tables* themselves (not copies), named as *like* names things.
+
+    Autogenerate sorts and walks every table of ``target_metadata`` for each cog, so handing
+    it the bot's whole MetaData costs every cog time in proportion to all cogs' tables.  One
+    cog's tables alone are what it compares (``include_object`` turns the others away), but
+    ``Table.to_metadata()`` copies would lose what a table's foreign keys resolve against (the
+    other cogs' tables, dotted names): the tables stay where they are, on *like*, and this
+    MetaData only lists them.  Its ``sorted_tables`` (the order autogenerate writes
+    ``create_table`` in) is *tables* as given, so the caller passes them in the order of
+    ``like.sorted_tables``: sorting a subset anew can order unrelated tables differently.
+    Private: ``MetaData._add_table``, the method ``Table`` itself registers with; the public
+    route (``Table(name, metadata)``) makes a new table.
+    """
+    return _MetadataView(list(tables), like)
 
 
 def upgrade_steps(script: ScriptDirectory, current: Any) -> list[Any]:

@@ -81,6 +81,9 @@ class BotSchema:
     extensions_without_models: tuple[str, ...]
     metadata: tuple[sa.MetaData, ...]
     _owners: dict[TableKey, str] = field(default_factory=dict, repr=False)
+    #: What higher layers derive from the schema once per process and keep with it (e.g. the
+    #: revisions folder of every cog, :class:`~.scope.CogLayout`): key -> value.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._owners = {key: cog.name for cog in self.cogs.values() for key in cog.table_keys}
@@ -429,15 +432,19 @@ def _all_models() -> Iterator[type[ormar.Model]]:
 
 
 def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str | None:
-    """The innermost loaded extension that contains *module_name*."""
-    best: str | None = None
-    for ext, ext_module in extensions.items():
-        inside = module_name == ext or (
-            hasattr(ext_module, "__path__") and module_name.startswith(ext + ".")
-        )
-        if inside and (best is None or len(ext) > len(best)):
-            best = ext
-    return best
+    """The innermost loaded extension that contains *module_name*.
+
+    The module itself, else its enclosing packages from the innermost out: one lookup per
+    dotted part, not one comparison per extension (a bot may load hundreds).
+    """
+    if module_name in extensions:
+        return module_name
+    parts = module_name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        ext = ".".join(parts[:end])
+        if ext in extensions and hasattr(extensions[ext], "__path__"):
+            return ext
+    return None
 
 
 def _inside_unloaded_extension(module_name: str) -> bool:

@@ -108,10 +108,14 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
-    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations)
+    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations,
+                    scope.request.revisions)
     write_revisions_safely(context.script, scope.cog.name)
+    autogenerate = is_autogenerate(scope.request)
     options: dict[str, Any] = {
-        "target_metadata": list(scope.schema.metadata),
+        # autogenerate compares the cog's own tables only: handing it every cog's would cost
+        # each cog time in proportion to all cogs' tables (include_object turns them away anyway)
+        "target_metadata": scope.target_metadata() if autogenerate else list(scope.schema.metadata),
         "version_table": scope.version_table,
         "include_name": scope.include_name,
         "include_object": scope.include_object,
@@ -122,7 +126,6 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
         **scope.request.configure,
         **configure_options,
     }
-    autogenerate = is_autogenerate(scope.request)
     if autogenerate:
         options.setdefault("dont_mutate", True)  # comparing must not create a version table
     with contextlib.ExitStack() as stack:
@@ -144,8 +147,11 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
 def _is_table(schema: BotSchema) -> Callable[[str, Connection | None], bool]:
     """Whether a table of this name (dots and all) is modelled by a loaded cog or exists in the
     database a revision runs on (which covers tables the cog's history created or renamed)."""
-    modelled = {table.name for metadata in schema.metadata for table in metadata.tables.values()
-                if table.schema is None}
+    modelled = schema.derived.get("modelled table names")
+    if modelled is None:  # once per process, not once per cog
+        modelled = schema.derived["modelled table names"] = frozenset(
+            table.name for metadata in schema.metadata for table in metadata.tables.values() if table.schema is None
+        )
 
     def is_table(name: str, connection: Connection | None) -> bool:
         return name in modelled or (connection is not None and sa.inspect(connection).has_table(name))

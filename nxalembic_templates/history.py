@@ -26,22 +26,33 @@ from .naming import REVISION_ID, docstring_text
 
 
 def use_cog_history(
-    script: ScriptDirectory, location: Path, cog: str | None = None, others: Mapping[str, Path] | None = None
+    script: ScriptDirectory, location: Path, cog: str | None = None, others: Mapping[str, Path] | None = None,
+    loaded: Callable[[], RevisionMap] | None = None,
 ) -> None:
     """Point the :class:`ScriptDirectory` Alembic built from alembic.ini at one cog's folder.
 
     The command functions keep the object they built before env.py ran, so it is changed in
     place (:func:`._compat.retarget`).  The revision files are loaded at once and checked (see
     :func:`_checked_revisions`), so a broken one is named here; *others* (the other cogs'
-    folders) tell whose a stray id is.
+    folders) tell whose a stray id is.  *loaded*, when given, returns the cog's revision map
+    already loaded and checked (the ``nxalembic`` command loads each cog's files once per
+    process, see :func:`cog_script`): the files are then not read again.
     """
+    if loaded is not None:
+        _compat.retarget(script, location, loaded())
+        return
     _compat.retarget(script, location, _checked_revisions(script, cog, others or {}))
     _load_now(script, location)
 
 
-def cog_script(script_dir: Path, location: Path, cog: str, others: Mapping[str, Path]) -> ScriptDirectory:
-    """A new :class:`ScriptDirectory` holding only *cog*'s history, loaded and checked."""
-    script = ScriptDirectory(str(script_dir), version_locations=[str(location)])
+def cog_script(
+    script_dir: Path, location: Path, cog: str, others: Mapping[str, Path], sourceless: bool = False
+) -> ScriptDirectory:
+    """A new :class:`ScriptDirectory` holding only *cog*'s history, loaded and checked.
+
+    *sourceless*: alembic.ini's ``sourceless`` (revision files may be ``.pyc`` only).
+    """
+    script = ScriptDirectory(str(script_dir), version_locations=[str(location)], sourceless=sourceless)
     script.revision_map = RevisionMap(_checked_revisions(script, cog, others))
     _load_now(script, location)
     return script

@@ -23,6 +23,7 @@ from .engines import anchor_sqlite_path
 from .errors import NXAlembicError
 
 if TYPE_CHECKING:
+    from alembic.script.revision import RevisionMap
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -122,6 +123,9 @@ class CogRequest:
     from_command_line: bool = False
     #: The discovered bot, once imported (cached: importing it is the slow part).
     schema: BotSchema | None = field(default=None, repr=False, compare=False)
+    #: Returns the cog's revision map, already loaded and checked (the ``nxalembic`` command
+    #: reads each cog's revision files once per process); ``None``: env.py loads the files.
+    revisions: Callable[[], RevisionMap] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_x(cls, pairs: Sequence[str], **fields: Any) -> CogRequest:

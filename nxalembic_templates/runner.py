@@ -102,7 +102,13 @@ class Project:
         attach(self.config, self.request)
         self.schema: BotSchema = load_schema(self.config)
         self._connection: Connection | None = None
-        self.script_location = Path(ScriptDirectory.from_config(self.config).dir).resolve()
+        with _sys_path_kept():
+            template = ScriptDirectory.from_config(self.config)
+        self.script_location = Path(template.dir).resolve()
+        self._sourceless = template.sourceless
+        #: Computed once per cog and process (see docs/performance.rst): scopes, loaded histories.
+        self._scopes: dict[str, CogScope] = {}
+        self._scripts: dict[str, ScriptDirectory] = {}
         #: Called with the database URL just before the command connects (``database:`` line).
         self.announce: Callable[[URL], None] | None = None
 
@@ -126,12 +132,25 @@ class Project:
         return order[::-1] if reverse else order
 
     def scope(self, cog: str) -> CogScope:
-        return CogScope.for_cog(self.schema, cog, self.script_location)
+        scope = self._scopes.get(cog)
+        if scope is None:
+            scope = self._scopes[cog] = CogScope.for_cog(self.schema, cog, self.script_location)
+        return scope
 
     def script(self, cog: str) -> ScriptDirectory:
-        """The cog's own history, loaded and checked."""
-        scope = self.scope(cog)
-        return cog_script(self.script_location, scope.version_location, cog, scope.other_locations)
+        """The cog's own history, loaded and checked once per process.
+
+        Its revision map is handed to env.py for every Alembic command on the cog
+        (:attr:`.CogRequest.revisions`), so each revision file is read and executed once; a
+        revision a command writes is added to that same map by Alembic.
+        """
+        script = self._scripts.get(cog)
+        if script is None:
+            scope = self.scope(cog)
+            script = cog_script(self.script_location, scope.version_location, cog, scope.other_locations,
+                                sourceless=self._sourceless)
+            self._scripts[cog] = script
+        return script
 
     @contextlib.contextmanager
     def selected(self, cog: str, command: str, configure: dict[str, Any] | None = None,
@@ -145,11 +164,12 @@ class Project:
         """
         attach(self.config, dataclasses.replace(
             self.request, cog=cog, command=command, configure=configure or {}, connection=self._connection,
-            **{"autogenerate": False, **request},
+            revisions=lambda: self.script(cog).revision_map, **{"autogenerate": False, **request},
         ))
         self.config.stdout = io.StringIO()
         try:
-            yield
+            with _sys_path_kept():
+                yield
         except CommandError as exc:
             if f"cog {cog!r}" in str(exc):
                 raise
@@ -372,6 +392,24 @@ class Project:
         known = {key[1] for cog in self.schema.cogs.values() for key in cog.table_keys}
         known |= {self.scope(cog).version_table for cog in self.schema.cogs}
         return sorted(set(sa.inspect(connection).get_table_names()) - known)
+
+
+@contextlib.contextmanager
+def _sys_path_kept() -> Iterator[None]:
+    """Let an Alembic command prepend to ``sys.path`` only what is not there yet.
+
+    Every command builds a :class:`ScriptDirectory` from alembic.ini, which puts the
+    ``prepend_sys_path`` folders in front of ``sys.path`` again: one more entry per cog and
+    command, and every later import that misses looks in each of them.
+    """
+    before = list(sys.path)
+    try:
+        yield
+    finally:
+        added = len(sys.path) - len(before)
+        if added > 0 and sys.path[added:] == before:
+            present = set(before)
+            sys.path[:added] = [entry for entry in dict.fromkeys(sys.path[:added]) if entry not in present]
 
 
 def _to_stderr(text: str) -> None:

@@ -15,13 +15,15 @@ revision).  Three layers enforce it, each cheap:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import ops
 
+from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 from .naming import DEFAULT_SLUG_LENGTH, revision_message
@@ -32,6 +34,61 @@ log = logging.getLogger("nxalembic_templates")
 
 #: Alembic names the version table's primary key constraint ``<version table>_pkc``.
 VERSION_PK_SUFFIX = "_pkc"
+
+
+@dataclass(frozen=True)
+class CogLayout:
+    """Every loaded cog's revisions folder and version table, worked out once per process.
+
+    One command asks for the scope of every cog, often several times (``nxalembic status``:
+    five times per cog); the folders are resolved on disk, so they are computed and checked
+    once per bot and scripts folder and kept on the :class:`~.discovery.BotSchema`.
+    """
+
+    locations: dict[str, Path]
+    version_tables: dict[str, str]
+    #: Revisions folder -> the cogs whose revisions it would hold, in cog order.
+    by_folder: dict[Path, list[str]]
+
+    @classmethod
+    def of(cls, schema: BotSchema, script_location: Path) -> CogLayout:
+        key = (cls.__name__, script_location)
+        layout = schema.derived.get(key)
+        if layout is None:
+            settings = schema.settings
+            locations = {
+                cog.name: settings.version_location_for(cog.name, cog.directory, script_location)
+                for cog in schema.cogs.values()
+            }
+            _refuse_source_folders(schema, locations, script_location)  # an error is not cached
+            by_folder: dict[Path, list[str]] = {}
+            for name, location in locations.items():
+                by_folder.setdefault(location, []).append(name)
+            layout = schema.derived[key] = cls(
+                locations=locations,
+                version_tables={name: settings.version_table_for(name) for name in schema.cogs},
+                by_folder=by_folder,
+            )
+        return layout
+
+
+class _AllBut(Mapping[str, Path]):
+    """*mapping* without the key *left_out*, without copying it."""
+
+    def __init__(self, mapping: Mapping[str, Path], left_out: str) -> None:
+        self._mapping = mapping
+        self._left_out = left_out
+
+    def __getitem__(self, key: str) -> Path:
+        if key == self._left_out:
+            raise KeyError(key)
+        return self._mapping[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._mapping if key != self._left_out)
+
+    def __len__(self) -> int:
+        return len(self._mapping) - (self._left_out in self._mapping)
 
 
 @dataclass
@@ -54,30 +111,27 @@ class CogScope:
         cls, schema: BotSchema, name: str | None, script_location: Path, request: CogRequest | None = None
     ) -> CogScope:
         cog = schema.cog(name)
-        locations = {
-            other.name: schema.settings.version_location_for(other.name, other.directory, script_location)
-            for other in schema.cogs.values()
-        }
-        _refuse_source_folders(schema, locations, script_location)
-        for other, location in locations.items():
-            if other != cog.name and location == locations[cog.name]:
-                raise NXAlembicError(
-                    f"cogs {cog.name!r} and {other!r} would share the revisions folder {location}; "
-                    "put {cog} into version_location in nxalembic.ini"
-                )
+        layout = CogLayout.of(schema, script_location)
+        location = layout.locations[cog.name]
+        sharing = [other for other in layout.by_folder[location] if other != cog.name]
+        if sharing:
+            raise NXAlembicError(
+                f"cogs {cog.name!r} and {sharing[0]!r} would share the revisions folder {location}; "
+                "put {cog} into version_location in nxalembic.ini"
+            )
         return cls(
             schema=schema,
             cog=cog,
-            version_table=schema.settings.version_table_for(cog.name),
-            version_location=locations[cog.name],
-            locations=locations,
+            version_table=layout.version_tables[cog.name],
+            version_location=location,
+            locations=layout.locations,
             request=request or CogRequest(cog=cog.name),
         )
 
     @property
-    def other_locations(self) -> dict[str, Path]:
-        """The revisions folders of the other loaded cogs."""
-        return {name: path for name, path in self.locations.items() if name != self.cog.name}
+    def other_locations(self) -> Mapping[str, Path]:
+        """The revisions folders of the other loaded cogs (a view: nothing is copied)."""
+        return _AllBut(self.locations, self.cog.name)
 
     def check_dialect(self, dialect: Any) -> None:
         """Refuse a version table name the database would reject or cut short.
@@ -94,6 +148,24 @@ class CogScope:
                 f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
                 f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
             )
+
+    def target_metadata(self) -> list[sa.MetaData]:
+        """What autogenerate compares: the cog's own tables, listed per MetaData they belong to.
+
+        The tables stay on their MetaData (foreign keys resolve as before); autogenerate then
+        sorts and walks this cog's tables only, not every cog's (see :func:`._compat.metadata_view`).
+        """
+        by_metadata: dict[int, tuple[sa.MetaData, list[sa.Table]]] = {}
+        for table in self.cog.tables:
+            by_metadata.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)
+        views = []
+        for metadata, tables in by_metadata.values():
+            position = self.schema.derived.get(("table order", id(metadata)))
+            if position is None:  # once per MetaData and process: the order the whole MetaData sorts in
+                position = {table: i for i, table in enumerate(metadata.sorted_tables)}
+                self.schema.derived[("table order", id(metadata))] = position
+            views.append(_compat.metadata_view(sorted(tables, key=position.__getitem__), metadata))
+        return views
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -207,15 +279,21 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
     modules and env.py as revisions.
     """
     sources = {cog.name: cog.directory.resolve() for cog in schema.cogs.values()}
+    # Each source folder and its ancestors -> the first cog (in cog order) at or below it: one
+    # lookup per revisions folder instead of comparing it with every cog's folder.
+    holding: dict[Path, str] = {}
+    for cog, folder in sources.items():
+        for ancestor in (folder, *folder.parents):
+            holding.setdefault(ancestor, cog)
     for name, location in locations.items():
         if location == script_location:
             held = f"the scripts folder {script_location} (env.py)"
         else:
-            inside = [cog for cog, folder in sources.items() if location == folder or location in folder.parents]
-            if not inside:
+            inside = holding.get(location)
+            if inside is None:
                 continue
-            held = f"the source folder of cog {inside[0]!r}" if location == sources[inside[0]] else (
-                f"a folder that contains the sources of cog {inside[0]!r}"
+            held = f"the source folder of cog {inside!r}" if location == sources[inside] else (
+                f"a folder that contains the sources of cog {inside!r}"
             )
         raise NXAlembicError(
             f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "

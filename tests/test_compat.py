@@ -91,6 +91,50 @@ def test_retarget_points_a_built_script_directory_at_one_folder(tmp_path: Path) 
     assert written is not None and Path(written.path).parent == folder / "versions/economy"
 
 
+def test_retarget_takes_a_revision_map_already_loaded(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path)
+    write_revision(folder / "versions/music", "m1", None)
+    write_revision(folder / "versions/economy", "e1", None)
+    loaded = ScriptDirectory(str(folder), version_locations=[str(folder / "versions/economy")]).revision_map
+    assert loaded.heads == ("e1",)
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    config.set_main_option("version_locations", f"{folder}/versions/music")
+    config.set_main_option("path_separator", "space")
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == ["m1"]
+
+    _compat.retarget(script, folder / "versions/economy", loaded)
+    assert script.revision_map is loaded and script.get_heads() == ["e1"]
+    written = script.generate_revision("e2", "next", head="e1")
+    assert written is not None and Path(written.path).parent == folder / "versions/economy"
+    assert loaded.get_revision("e2") is written  # the shared map learns the new revision
+
+
+def test_metadata_view_lists_tables_in_place_in_the_order_given() -> None:
+    metadata = sa.MetaData(naming_convention={"ix": "ix_%(column_0_label)s"})
+    users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    songs = sa.Table("music.songs", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("owner", sa.ForeignKey("users.id")))
+    plays = sa.Table("plays", metadata, sa.Column("song", sa.ForeignKey("music.songs.id")), schema="stats")
+
+    view = _compat.metadata_view([plays, songs], metadata)
+    assert list(view.tables) == ["stats.plays", "music.songs"]
+    assert view.tables["music.songs"] is songs and songs.metadata is metadata  # listed, not copied or moved
+    assert view.sorted_tables == [plays, songs]  # the order given, not sorted anew
+    assert view.naming_convention == metadata.naming_convention
+    assert {fk.column.table for fk in songs.foreign_keys} == {users}  # still resolves on its own MetaData
+    assert list(metadata.tables) == ["users", "music.songs", "stats.plays"]
+    # what autogenerate does with target_metadata: list, sort, compare against a database
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"target_metadata": view})
+        from alembic.autogenerate import compare_metadata
+
+        diffs = compare_metadata(context, view)
+    assert [(d[0], d[1].name) for d in diffs] == [("add_table", "plays"), ("add_table", "music.songs")]
+
+
 def test_upgrade_steps_run_the_chain_from_base_to_the_heads(tmp_path: Path) -> None:
     folder = scripts_folder(tmp_path)
     write_revision(folder / "versions", "r1", None, "op.create_table('one', sa.Column('id', sa.Integer))")

@@ -1,0 +1,111 @@
+"""Issue 12, what can be observed of "cost linear in cogs" (the timings are benchmarks/bench_scale.py).
+
+* each revision file is read and executed once per ``nxalembic`` process, however many steps
+  of the command need the cog's history (checking every history first, then migrating;
+  listing pending revisions, then comparing);
+* Alembic's ``prepend_sys_path`` does not grow ``sys.path`` by one entry per cog and command;
+* a ``sqlite+aiosqlite`` database is migrated through the standard ``sqlite3`` driver
+  (Alembic is synchronous: the async bridge cost every statement a round trip).
+
+Every count is written by the revision files themselves into a log file, never timed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLES, BotProject, Database
+
+COGS = ("core", "economy", "music")
+
+#: Appended to each revision file: one line per import, one per upgrade() call.
+PROBE = '''
+
+import json as _json
+import sys as _sys
+
+_LOG = __import__("pathlib").Path(__file__).parents[3] / "probe.log"  # next to alembic.ini
+
+with open(_LOG, "a", encoding="utf-8") as _log:
+    _log.write(_json.dumps({"imported": __file__}) + "\\n")
+
+_upgrade = upgrade
+
+
+def upgrade() -> None:
+    with open(_LOG, "a", encoding="utf-8") as _log:
+        _log.write(_json.dumps({"upgraded": __file__, "sys_path": len(_sys.path),
+                                "driver": op.get_bind().dialect.driver}) + "\\n")
+    _upgrade()
+'''
+
+
+@pytest.fixture(scope="module")
+def probed_base(tmp_path_factory: pytest.TempPathFactory, initialised_template: Path) -> Path:
+    """The example bot on async SQLite with two revisions per cog, each logging to probe.log."""
+    path = tmp_path_factory.mktemp("scale") / "bot"
+    shutil.copytree(initialised_template, path)
+    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
+    project = BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
+    for cog in COGS:
+        project.cog(cog, "revision", "--autogenerate", "-m", "create")
+        project.cog(cog, "revision", "-m", "second")
+    project.db.dispose()
+    for cog in COGS:
+        files = project.revisions(cog)
+        assert len(files) == 2
+        for file in files:
+            file.write_text(file.read_text() + PROBE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def probed(probed_base: Path, tmp_path: Path) -> Iterator[tuple[BotProject, Path, list[Path]]]:
+    """A copy of the probed project (fresh database); the log, and the revision files."""
+    path = tmp_path / "bot"
+    shutil.copytree(probed_base, path, ignore=shutil.ignore_patterns("__pycache__", "*.db", "probe.log"))
+    project = BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
+    yield project, path / "probe.log", [file for cog in COGS for file in project.revisions(cog)]
+    project.db.dispose()
+
+
+def _entries(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    log.unlink()
+    return entries
+
+
+def _imports(entries: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(Path(e["imported"]).name for e in entries if "imported" in e)
+
+
+@pytest.mark.parametrize("command", [("upgrade",), ("status",), ("check",), ("migrate", "--offline")])
+def test_each_revision_file_is_imported_once_per_process(probed: Any, command: tuple[str, ...]) -> None:
+    project, log, files = probed
+    if command != ("upgrade",):
+        project.nxalembic("upgrade")  # status / check / migrate of a database at head
+        _entries(log)
+    project.nxalembic(*command)
+    assert _imports(_entries(log)) == Counter(path.name for path in files)
+
+
+def test_upgrade_of_many_cogs_keeps_sys_path_and_uses_the_sync_sqlite_driver(probed: Any) -> None:
+    project, log, files = probed
+    project.nxalembic("upgrade")
+    upgraded = [e for e in _entries(log) if "upgraded" in e]
+    assert sorted(Path(e["upgraded"]).name for e in upgraded) == sorted(path.name for path in files)
+    # prepend_sys_path = . is put in front of sys.path once, not once more per cog
+    assert len({e["sys_path"] for e in upgraded}) == 1, upgraded
+    # sqlite+aiosqlite is the standard library's sqlite3 behind a thread: migrations use sqlite3
+    assert {e["driver"] for e in upgraded} == {"pysqlite"}
+    assert project.db.versions("alembic_version_music")
