@@ -184,6 +184,7 @@ def generate(root: Path, cogs: int) -> dict[str, str]:
     (root / "nxalembic.ini").write_text("[nxalembic]\nmodule = benchbot.main\nbot = bot\n", encoding="utf-8")
     env = {**os.environ, URL_VARIABLE: f"sqlite+aiosqlite:///{root / 'bench.db'}"}
     env.pop("PYTHONSAFEPATH", None)  # the floor imports the bot from the working directory
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as deployed: bot, env.py and revisions cached as .pyc
     run([ALEMBIC, "init", "-t", "nxcog", "migrations"], root, env)
     return env
 
@@ -243,6 +244,7 @@ def generate_nx033(root: Path, cogs: int) -> dict[str, str]:
     (root / "nxalembic.ini").write_text("[nxalembic]\nmodule = benchbot033.main\nbot = bot\n", encoding="utf-8")
     env = {**os.environ, variable: f"sqlite:///{root / 'bench033.db'}", "PYTHONPATH": "."}
     env.pop("PYTHONSAFEPATH", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("VIRTUAL_ENV", None)
     return env
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from logging.config import fileConfig
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ def setup_logging(context: EnvironmentContext) -> None:
     """Logging from alembic.ini, unless the caller runs many cogs in one process (``nxalembic``)."""
     config = context.config
     if config.config_file_name and request_for(config).configure_logger:
+        from logging.config import fileConfig  # imported here: the nxalembic command never needs it
+
         fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 

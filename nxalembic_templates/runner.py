@@ -206,6 +206,27 @@ class Project:
         context = MigrationContext.configure(connection, opts={"version_table": self.scope(cog).version_table})
         return sorted(context.get_current_heads())
 
+    def currents(self, connection: Connection, cogs: Sequence[str]) -> dict[str, list[str]]:
+        """Each cog's current revisions, read from every version table in one statement.
+
+        What :meth:`current` answers for one cog, for many at once (a ``UNION ALL`` of the
+        version tables that exist, in batches under SQLite's limit of 500 terms); a cog whose
+        version table does not exist yet gets ``[]``.
+        """
+        tables = {cog: self.scope(cog).version_table for cog in cogs}
+        existing = set(sa.inspect(connection).get_table_names())
+        found: dict[str, list[str]] = {cog: [] for cog in cogs}
+        present = [cog for cog in cogs if tables[cog] in existing]
+        for start in range(0, len(present), _UNION_BATCH):
+            selects = [
+                sa.select(sa.literal(cog).label("cog"), sa.column("version_num")).select_from(sa.table(tables[cog]))
+                for cog in present[start:start + _UNION_BATCH]
+            ]
+            for cog, version in connection.execute(sa.union_all(*selects)):
+                found[cog].append(version)
+        connection.rollback()  # end the read's implicit transaction
+        return {cog: sorted(versions) for cog, versions in found.items()}
+
     def pending(self, connection: Connection, cog: str) -> tuple[list[str], list[str], int]:
         """The cog's current revisions, its heads, and how many revisions are not applied."""
         current = self.current(connection, cog)
@@ -245,8 +266,17 @@ class Project:
 
         def work(connection: Connection) -> list[MigrationResult]:
             results = []
+            # Every deploy and restart runs this with nothing to do: one read of every version
+            # table tells which cogs are at their head already, and those need no Alembic command
+            # (nor env.py run).  A cog behind is upgraded by Alembic under the migration lock.
+            current = self.currents(connection, order) if revision == "head" else {}
             for position, cog in enumerate(order):
                 steps: list[str] = []
+                heads = sorted(self.script(cog).get_heads())
+                if heads and current.get(cog) == heads:  # no revisions: Alembic creates the version table
+                    results.append(result := MigrationResult(cog, [], heads))
+                    report(result)
+                    continue
                 try:
                     with self.selected(cog, "upgrade", {"on_version_apply": _collect(steps)}):
                         command.upgrade(self.config, revision)
@@ -255,8 +285,11 @@ class Project:
                     if not untouched:
                         raise
                     raise NXAlembicError(f"{exc}; not touched: {', '.join(untouched)}") from exc
-                result = MigrationResult(cog, steps, self.current(connection, cog))
-                connection.rollback()  # end the read's implicit transaction before the next cog
+                if revision == "head":  # Alembic succeeded: the cog is at its heads
+                    result = MigrationResult(cog, steps, heads)
+                else:
+                    result = MigrationResult(cog, steps, self.current(connection, cog))
+                    connection.rollback()  # end the read's implicit transaction before the next cog
                 results.append(result)
                 report(result)
             return results
@@ -410,6 +443,10 @@ def _sys_path_kept() -> Iterator[None]:
         if added > 0 and sys.path[added:] == before:
             present = set(before)
             sys.path[:added] = [entry for entry in dict.fromkeys(sys.path[:added]) if entry not in present]
+
+
+#: Version tables read per ``UNION ALL`` statement (SQLite allows 500 terms by default).
+_UNION_BATCH = 200
 
 
 def _to_stderr(text: str) -> None:
