@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, BotProject, Database
+from conftest import EXAMPLES, BotProject, Database, run
 
 COGS = ("core", "economy", "music")
 
@@ -109,3 +110,76 @@ def test_upgrade_of_many_cogs_keeps_sys_path_and_uses_the_sync_sqlite_driver(pro
     # sqlite+aiosqlite is the standard library's sqlite3 behind a thread: migrations use sqlite3
     assert {e["driver"] for e in upgraded} == {"pysqlite"}
     assert project.db.versions("alembic_version_music")
+
+
+#: Appended to env.py: one line per run of env.py (that is, per Alembic command on a cog).
+ENV_PROBE = '''
+
+with open(__import__("pathlib").Path(context.config.config_file_name).parent / "probe.log", "a") as _log:
+    _log.write(__import__("json").dumps({"env": True}) + "\\n")
+'''
+
+
+def test_upgrade_at_head_runs_no_alembic_command_and_a_cog_behind_is_upgraded_alone(probed: Any) -> None:
+    """Every deploy runs ``upgrade`` with nothing to do: one read answers it, env.py never runs."""
+    project, log, _files = probed
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text(encoding="utf-8") + ENV_PROBE, encoding="utf-8")
+    project.nxalembic("upgrade")
+    assert sum("env" in e for e in _entries(log)) == len(COGS)
+    heads = {cog: project.db.versions(f"alembic_version_{cog}") for cog in COGS}
+
+    result = project.nxalembic("upgrade")
+    # each revision file is read (to know the cog's head), but neither env.py nor an upgrade() ran
+    assert [e for e in _entries(log) if "imported" not in e] == []
+    assert result.stdout.count("nothing to do") == len(COGS), result.stdout
+    assert {cog: project.db.versions(f"alembic_version_{cog}") for cog in COGS} == heads
+
+    project.nxalembic("downgrade", "economy")
+    _entries(log)
+    result = project.nxalembic("upgrade")
+    entries = _entries(log)
+    assert sum("env" in e for e in entries) == 1  # economy only
+    assert [Path(e["upgraded"]).parent.name for e in entries if "upgraded" in e] == ["economy"]
+    assert result.stdout.count("nothing to do") == len(COGS) - 1, result.stdout
+    assert {cog: project.db.versions(f"alembic_version_{cog}") for cog in COGS} == heads
+
+
+READ_CURRENTS = '''
+import json
+from pathlib import Path
+from nxalembic_templates import runner
+
+runner._UNION_BATCH = 2  # three cogs: two statements
+project = runner.Project(Path("alembic.ini"))
+cogs = sorted(project.schema.cogs)
+
+
+def read(connection):
+    return {"batched": project.currents(connection, cogs),
+            "one_by_one": {cog: project.current(connection, cog) for cog in cogs}}
+
+
+print(json.dumps(project.connected(read, read_only=True)))
+'''
+
+
+def test_one_read_of_every_version_table_matches_alembics_own_reads(probed: Any) -> None:
+    """The batched read (statements of ``_UNION_BATCH`` tables) answers what Alembic answers per cog."""
+    project, _log, _files = probed
+    script = project.path / "read_currents.py"
+    script.write_text(READ_CURRENTS, encoding="utf-8")
+
+    def read() -> dict[str, dict[str, list[str]]]:
+        return json.loads(run([sys.executable, str(script)], cwd=project.path, env=project.env).stdout)
+
+    project.nxalembic("upgrade", "--cog", "core")  # economy and music: no version table yet
+    answer = read()
+    assert answer["batched"] == answer["one_by_one"]
+    assert answer["batched"]["economy"] == answer["batched"]["music"] == []
+    project.nxalembic("upgrade")
+    project.nxalembic("downgrade", "music", "base")  # an empty version table
+    answer = read()
+    assert answer["batched"] == answer["one_by_one"]
+    assert answer["batched"]["music"] == []
+    assert answer["batched"]["economy"] == project.db.versions("alembic_version_economy") != []
