@@ -97,8 +97,9 @@ class Starter:
         return self.out.read_text(errors="replace")
 
     def report(self) -> dict[str, Any]:
-        """What an ``api`` starter's upgrade() returned (its last stdout line)."""
-        return json.loads(self.output().strip().splitlines()[-1])
+        """What an ``api`` starter's upgrade() returned (its one JSON line)."""
+        [line] = [line for line in self.output().splitlines() if line.startswith("{")]
+        return json.loads(line)
 
     def last_line(self) -> str:
         lines = [line for line in self.output().splitlines() if line.strip()]
