@@ -2,8 +2,8 @@
 
 The files are taken from the page itself (each ``code-block`` with a ``:caption:`` is one
 file, named by its caption), so the page cannot drift from what is tested.  The bot is
-generated here: ``mybot`` with one cog, ``notes``, and its first revision written by the real
-``nxalembic migrate``.  Each file then runs in a real process (``python start.py``,
+generated once per session: ``mybot`` with one cog, ``notes``, an environment made by the real
+``alembic init -t nxcog`` and the cog's first revision written by the real ``nxalembic migrate``.  Each file then runs in a real process (``python start.py``,
 ``sh entrypoint.sh``...) on a fresh database.
 
 Only the Discord login is replaced, as the page says: ``sitecustomize.py`` (on
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, NXALEMBIC, REPO, Database, _database_for
+from conftest import BIN, NXALEMBIC, REPO, Database, _database_for, run
 from startup_bots import STEP_TIMEOUT, Starter, stop, wait_for
 
 PAGE = REPO / "docs" / "deploying.rst"
@@ -155,21 +156,31 @@ def started(output: str) -> dict:
     return json.loads(line.removeprefix("STARTED "))
 
 
+@pytest.fixture(scope="session")
+def generated_bot(initialised_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated bot with an nxcog environment and its first revision, made once per session."""
+    path = tmp_path_factory.mktemp("deploying") / "project"
+    shutil.copytree(initialised_template, path)
+    for name, text in BOT.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(textwrap.dedent(text).lstrip())
+    scratch = path.parent / "scratch.db"
+    run([NXALEMBIC, "migrate"], cwd=path, env={"MYBOT_DATABASE_URL": f"sqlite+aiosqlite:///{scratch}"})
+    scratch.unlink(missing_ok=True)
+    return path
+
+
 @pytest.fixture
-def make_bot(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], DeployedBot]:
-    """``make_bot(backend)``: the generated bot with its first revision, on a fresh, empty database."""
+def make_bot(generated_bot: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], DeployedBot]:
+    """``make_bot(backend)``: a copy of the generated bot on a fresh, empty database."""
     made: list[Database] = []
 
     def make(backend: str) -> DeployedBot:
         path = tmp_path / "project"
-        for name, text in BOT.items():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            (path / name).write_text(textwrap.dedent(text).lstrip())
+        shutil.copytree(generated_bot, path)
         db = _database_for(backend, tmp_path, request)
         made.append(db)
         bot = DeployedBot(path, db)
-        bot.run(str(BIN / "alembic"), "init", "-t", "nxcog", "migrations")
-        bot.run(NXALEMBIC, "migrate")
         assert bot.versions() == [] and NOTES_TABLE not in db.tables()
         return bot
 
