@@ -386,7 +386,7 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
     assert not {"core_t", "music_t", "economy_t", "extra_t"} & project.db.tables()
 
 
-@pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
+@pytest.mark.parametrize("bot_project", [*BACKENDS, "postgresql+psycopg"], indirect=True)
 def test_nxalembic_upgrade_lock_timeout_exits_non_zero_with_one_line(
     bot_project: BotProject, lock_held: None,
 ) -> None:
