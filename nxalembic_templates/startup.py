@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .discovery import CLIENT_LIBRARIES, discover
-from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password
+from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401  (re-exported by the package root)
 from .locking import LockPolicy
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, find_config_file, load_settings
@@ -48,8 +48,7 @@ MODES = ("apply", "verify")
 #: The Alembic config file looked for next to the bot's code.
 ALEMBIC_INI = "alembic.ini"
 
-__all__ = ["LOGGER_NAME", "MODES", "CogResult", "CogsBehind", "LockTimeout", "find_alembic_ini", "upgrade",
-           "upgrade_sync"]
+__all__ = ["LOGGER_NAME", "MODES", "CogResult", "find_alembic_ini", "upgrade", "upgrade_sync"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,11 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
             raise NXAlembicError(f"no Alembic config at {path}; pass config= the project's alembic.ini")
         return path.resolve()
     looked: list[str] = []
-    for folder in dict.fromkeys(_code_folders(bot)):
+    seen: set[Path] = set()
+    for folder in _code_folders(bot):  # lazily: a bot with hundreds of cogs stops at the first
+        if folder in seen:
+            continue
+        seen.add(folder)
         for candidate in (folder, *folder.parents):
             if (candidate / ALEMBIC_INI).is_file():
                 return (candidate / ALEMBIC_INI).resolve()
@@ -163,12 +166,12 @@ def _code_folders(bot: Any) -> Iterator[Path]:
     bot_class_module = type(bot).__module__
     if bot_class_module.split(".", 1)[0] not in CLIENT_LIBRARIES:
         modules.append(sys.modules.get(bot_class_module))
-    modules += list(dict(bot.extensions).values())
+    modules += list(bot.extensions.values())
     modules.append(sys.modules.get("__main__"))
     for module in modules:
         filename = getattr(module, "__file__", None)
         if filename:
-            yield Path(filename).resolve().parent
+            yield Path(os.path.abspath(filename)).parent
 
 
 def _settings_for(ini: Path) -> Path:

@@ -38,23 +38,26 @@ PROCESS_TIMEOUT = 180
 WAIT_REPORT = "waiting for the "
 
 START = '''\
-"""A bot's start-up: build the bot, load extensions, migrate, then (here) report instead of connecting."""
+"""The bot's own script: it builds the bot, and when run, loads one more extension and migrates.
+
+nxalembic.ini names this module (module = start), as for a bot whose entry script defines it:
+a second import of it would build a second bot, without the extension loaded at run time.
+"""
 import asyncio
 import json
 import logging
 import os
 import sys
 
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(levelname)s %(message)s")
+import nextcord
+from nextcord.ext import commands
 
 import nxalembic_templates
-from demobot.main import bot
+from demobot import models  # noqa: F401  (the core cog)
 
-import gate
-
-for extension in os.environ.get("EXTRA_EXTENSIONS", "").split():
+bot = commands.Bot(command_prefix="!", intents=nextcord.Intents.default())
+for extension in ("demobot.cogs.music", "demobot.cogs.economy", "demobot.cogs.fun"):
     bot.load_extension(extension)
-KEYWORDS = json.loads(os.environ.get("STARTUP_KEYWORDS", "{}"))
 
 
 def report(outcome):
@@ -69,7 +72,9 @@ def failure(exc):
     return {"error": type(exc).__name__, "message": str(exc), "behind": getattr(exc, "behind", None)}
 
 
-async def main():
+async def main(keywords):
+    import gate
+
     gate.LOOP = asyncio.get_running_loop()
     gate.ARRIVED = asyncio.Event()
 
@@ -79,24 +84,29 @@ async def main():
 
     opener_task = asyncio.create_task(opener())
     try:
-        report(outcome_of(await nxalembic_templates.upgrade(bot, **KEYWORDS)))
+        report(outcome_of(await nxalembic_templates.upgrade(bot, **keywords)))
     except Exception as exc:
         report(failure(exc))
     finally:
         opener_task.cancel()
     try:
-        nxalembic_templates.upgrade_sync(bot, **KEYWORDS)
+        nxalembic_templates.upgrade_sync(bot, **keywords)
     except RuntimeError as exc:
         report({"inside_loop": str(exc)})
 
 
-if os.environ.get("STARTUP_SYNC"):
-    try:
-        report(outcome_of(nxalembic_templates.upgrade_sync(bot, **KEYWORDS)))
-    except Exception as exc:
-        report(failure(exc))
-else:
-    asyncio.run(main())
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(levelname)s %(message)s")
+    for extension in os.environ.get("EXTRA_EXTENSIONS", "").split():
+        bot.load_extension(extension)
+    keywords = json.loads(os.environ.get("STARTUP_KEYWORDS", "{}"))
+    if os.environ.get("STARTUP_SYNC"):  # a bot.run()-style start: no loop running yet
+        try:
+            report(outcome_of(nxalembic_templates.upgrade_sync(bot, **keywords)))
+        except Exception as exc:
+            report(failure(exc))
+    else:
+        asyncio.run(main(keywords))
 '''
 
 GATE = '''\
@@ -162,15 +172,21 @@ HISTORY: dict[str, list[tuple[str, str]]] = {
 @pytest.fixture
 def bot_project(make_project: Callable[..., BotProject], request: pytest.FixtureRequest) -> BotProject:
     """The example bot with a run-time cog, start.py, and a history for every cog."""
-    project = make_project(request.param)
-    (project.path / "start.py").write_text(START)
-    (project.path / "gate.py").write_text(GATE)
+    project = with_start_script(make_project(request.param))
     (project.path / "demobot" / "cogs" / "extra.py").write_text(EXTRA_COG)
     for cog, revisions in HISTORY.items():
         down = None
         for revision, body in revisions:
             write_revision(project, cog, revision, down, body)
             down = revision
+    return project
+
+
+def with_start_script(project: BotProject) -> BotProject:
+    """The bot's entry script start.py, named by nxalembic.ini, and the gate its revision uses."""
+    (project.path / "start.py").write_text(START)
+    (project.path / "gate.py").write_text(GATE)
+    (project.path / "nxalembic.ini").write_text("[nxalembic]\nmodule = start\nbot = bot\n")
     return project
 
 
@@ -311,9 +327,7 @@ def test_verify_names_every_cog_behind_and_by_how_many_and_changes_nothing(
 def test_bad_arguments_are_one_clear_error_before_anything_runs(
     make_project: Callable[..., BotProject], elsewhere: Path,
 ) -> None:
-    project = make_project("sqlite+aiosqlite")
-    (project.path / "start.py").write_text(START)
-    (project.path / "gate.py").write_text(GATE)
+    project = with_start_script(make_project("sqlite+aiosqlite"))
     outcome, _stdout, _logs = start_bot(project, elsewhere, extra=False, mode="dry-run")
     assert outcome["error"] == "ValueError"
     assert outcome["message"] == "mode='dry-run' is not a mode; use one of 'apply', 'verify'"
@@ -372,7 +386,7 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
     assert not {"core_t", "music_t", "economy_t", "extra_t"} & project.db.tables()
 
 
-@pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
+@pytest.mark.parametrize("bot_project", [*BACKENDS, "postgresql+psycopg"], indirect=True)
 def test_nxalembic_upgrade_lock_timeout_exits_non_zero_with_one_line(
     bot_project: BotProject, lock_held: None,
 ) -> None:
