@@ -8,7 +8,7 @@ way a deployed bot does, either
 * ``cli``: the deploy step ``nxalembic upgrade`` (the process execs the real executable).
 
 Every starter can wait at a *barrier* first: it announces itself with a ``ready-PID`` file and
-then blocks reading its stdin until the test writes to it, so that many starters begin
+then blocks reading its stdin until the test closes it, so that many starters begin
 migrating at the same moment without the test sleeping.  Output goes to a file per process
 (never a pipe that could fill up and block it).
 """
