@@ -85,7 +85,8 @@ matrix-leg:
 	@.venv-$(LEG)/bin/python -c 'import sys, importlib.metadata as m; print("matrix $(LEG): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "nextcord")))'
 	.venv-$(LEG)/bin/python -P -m pytest $(MATRIX_TESTS) -k "$(MATRIX_SELECT)" $(MATRIX_PYTEST_ARGS)
 
-# Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md).
+# Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md); among them
+# bench_startup_check.py, the start-up API at head against the bot's import (issue 13).
 bench: install
 	set -e; for script in benchmarks/bench_*.py; do $(BIN)/python -P $$script; done
 

@@ -2,11 +2,14 @@
 
 It copies the example bot into a temporary folder and runs the documented workflow with the
 real ``alembic`` and ``nxalembic`` executables, printing every step and the resulting tables
-and version tables.
+and version tables.  Last, the bot migrates itself: ``python -m demobot.main`` is the bot's
+real start-up path (``prepare()``, then connect), and without ``DISCORD_TOKEN`` it stops
+before connecting to Discord, so the demo needs no token and no network.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +25,9 @@ def step(folder: Path, *args: str) -> None:
     print(f"\n$ {' '.join(args)}", flush=True)
     exe = str(BIN / args[0]) if (BIN / args[0]).exists() else args[0]
     # stderr (the database line, notes, Alembic's log) interleaved with stdout, as at a terminal
-    proc = subprocess.run([exe, *args[1:]], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}  # the bot must never connect here
+    proc = subprocess.run([exe, *args[1:]], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
     for line in proc.stdout.splitlines():
         if not line.startswith("INFO  [alembic.runtime.plugins]"):
             print(f"  {line}")
@@ -68,6 +73,13 @@ def main() -> None:
         step(folder, "alembic", "-x", "cog=economy", "downgrade", "base")
         show_database(folder / "demobot.db")
         step(folder, "nxalembic", "upgrade")
+        show_database(folder / "demobot.db")
+        print("\n--- the bot migrates itself at start-up (a release with economy's revision) ---")
+        step(folder, "alembic", "-x", "cog=economy", "downgrade", "base")
+        print("\n# no DISCORD_TOKEN: the bot runs its start-up (prepare: migrate every cog), then stops")
+        step(folder, "python", "-m", "demobot.main")
+        print("\n# a restart: every cog is at its head, one read of the version tables and nothing else")
+        step(folder, "python", "-m", "demobot.main")
         show_database(folder / "demobot.db")
         print("\nRevision folders:")
         for path in sorted((folder / "migrations" / "versions").rglob("*.py")):

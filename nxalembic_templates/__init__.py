@@ -4,10 +4,14 @@ The package ships the ``nxcog`` Alembic template (``alembic init -t nxcog migrat
 the ``nxalembic`` command.  Each module has one job; docs/architecture.rst lists them, bottom
 layer first, and follows one command through them.  What users call: the template's env.py
 calls :func:`.environment.run_migrations`; :mod:`.testing` serves pytest-alembic; the
-``nxalembic`` command is :mod:`.cli`.
+``nxalembic`` command is :mod:`.cli`; a bot migrates itself at start-up with
+``await nxalembic_templates.upgrade(bot)`` (:mod:`.startup`).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -17,4 +21,21 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "percog"
 #: The name under which installed wheels register the template with stock Alembic.
 TEMPLATE_NAME = "nxcog"
 
-__all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "__version__"]
+#: The start-up API, importable from the top level (``from nxalembic_templates import upgrade``).
+#: Loaded on first use: env.py and the ``nxalembic`` command import this package too, and
+#: must not pay for the start-up module (nor could they: it sits in the top layers).
+STARTUP_NAMES = ("upgrade", "upgrade_sync", "CogResult", "CogsBehind", "LockTimeout")
+
+__all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "__version__", *STARTUP_NAMES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in STARTUP_NAMES:
+        from . import startup
+
+        return getattr(startup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *STARTUP_NAMES})

@@ -25,6 +25,7 @@ from . import TEMPLATE_DIR, __version__
 from .environment import INTERRUPTED
 from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
 from .request import FALSE, PER_COG_KEYS, TRUE
+from .locking import LockPolicy
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE
 
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = subs.add_parser("upgrade", help="upgrade every cog to head (or one cog to REVISION)")
     _cog_option(sub, "only this cog")
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    sub.add_argument("--lock-timeout", type=_seconds, metavar="SECONDS",
+                     help="give up (exit 1) when another process holds the migration lock for longer "
+                          "(default: wait; SQLite gives up after 300 s)")
     sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
 
     sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
@@ -121,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
     sub.add_argument("--json", action="store_true", help="print the status as JSON")
+    sub.add_argument("--exit-code", action="store_true",
+                     help="exit 1 when any cog is behind its head (a readiness probe); changes nothing")
 
     subs.add_parser("check", help="exit 1 when any cog has model changes without a revision")
 
@@ -133,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in subs.choices.values():
         _common_options(sub)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A ``--lock-timeout`` value: a finite number of seconds, 0 or more."""
+    try:
+        return LockPolicy(float(text)).timeout  # type: ignore[return-value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0") from None
 
 
 parser = build_parser()
@@ -236,8 +250,12 @@ def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
     if args.revision != "head" and not args.cog:
         raise CommandError("a REVISION other than head needs --cog NAME (revisions are per cog)")
     if args.sql:
+        if args.lock_timeout is not None:
+            raise NXAlembicError("--lock-timeout has no meaning with --sql: offline mode takes no lock")
         project.sql("upgrade", args.cog, args.revision, out=print)
         return 0
+    if args.lock_timeout is not None:
+        project.lock = LockPolicy(args.lock_timeout)
     results = project.upgrade(args.cog, args.revision, report=_progress(out, "applied"))
     total = sum(len(r.steps) for r in results)
     out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
@@ -289,7 +307,24 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
     if args.json:
         cogs = [{**asdict(c), "differs": c.differs} for c in status.cogs]
         print(json.dumps({**asdict(status), "cogs": cogs}, indent=2))
+    else:
+        _print_status(status)
+    return _behind_exit_code(status) if args.exit_code else 0
+
+
+def _behind_exit_code(status: Any) -> int:
+    """``status --exit-code``: 1 when any cog is behind its head (or cannot tell), one line saying which."""
+    behind = [f"{c.cog} by {_count(c.pending, 'revision')}" for c in status.cogs if c.pending]
+    unknown = [c.cog for c in status.cogs if c.pending is None]
+    if unknown:
+        behind.append(f"{', '.join(unknown)} unknown (history unreadable)")
+    if not behind:
         return 0
+    print(f"behind: {'; '.join(behind)}; run 'nxalembic upgrade'", file=sys.stderr)
+    return 1
+
+
+def _print_status(status: Any) -> None:
     rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
     for c in status.cogs:
         rows.append((c.cog, c.version_table, _short(c.current), _short(c.head),
@@ -306,7 +341,6 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
         print("extensions without models: " + ", ".join(status.extensions_without_models))
     if status.unowned_tables:
         print("tables owned by no loaded cog: " + ", ".join(status.unowned_tables))
-    return 0
 
 
 def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:

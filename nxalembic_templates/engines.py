@@ -82,10 +82,12 @@ def migration_url(parsed: URL) -> URL:
     return parsed.set(drivername=sync) if sync else parsed
 
 
-def create_engine(url: str, read_only: bool = False) -> sa.Engine | AsyncEngine:
+def create_engine(url: str, read_only: bool = False,
+                  lock: locking.LockPolicy | None = None) -> sa.Engine | AsyncEngine:
     """A pool-less engine for migrations (async when the URL's driver is async).
 
-    *read_only* engines are for comparing only: they never lock and cannot write.
+    *read_only* engines are for comparing only: they never lock and cannot write.  *lock*:
+    how long to wait for the migration lock (:class:`.locking.LockPolicy`).
     Credentials in the URL's query (``?password=``) go to the driver as connect arguments
     instead: ``engine.url`` is what Alembic and SQLAlchemy print (``alembic current
     --verbose``, logs), and they mask only the password before the host.  An async SQLite
@@ -105,7 +107,7 @@ def create_engine(url: str, read_only: bool = False) -> sa.Engine | AsyncEngine:
     else:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
         sync_engine = engine
-    locking.prepare(sync_engine, read_only)
+    locking.prepare(sync_engine, read_only, lock)
     return engine
 
 
@@ -137,14 +139,19 @@ def anchor_sqlite_path(url: str, root: Path) -> str:
     return parsed.set(database=database).render_as_string(hide_password=False)
 
 
-def with_connection(url: str, work: Callable[[Connection], T], read_only: bool = False) -> T:
+def with_connection(url: str, work: Callable[[Connection], T], read_only: bool = False,
+                    lock: locking.LockPolicy | None = None) -> T:
     """Open one migration connection to *url* (sync or async driver) and run *work* on it.
 
     Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*
     runs through ``run_sync``, so Alembic itself always sees a plain sync connection.
     A *read_only* connection can only compare (see :mod:`.locking`).
+
+    The async route runs its own event loop (``asyncio.run``), so it must not be called from
+    a thread whose loop is running: the start-up API (:mod:`.startup`) calls it from a worker
+    thread, which has none.
     """
-    engine = create_engine(url, read_only=read_only)
+    engine = create_engine(url, read_only=read_only, lock=lock)
     if isinstance(engine, AsyncEngine):
         return asyncio.run(_with_async_connection(engine, url, work))
     try:

@@ -158,3 +158,30 @@ def file_line(filename: str, lineno: int | None, root: Path | None = None) -> st
     path = Path(filename).resolve()
     shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     return f"{shown}:{lineno}"
+
+
+# -- errors a deploy script or a bot's start-up code tells apart -----------------------------
+
+
+class LockTimeout(NXAlembicError):
+    """The migration lock was not obtained within the lock timeout the caller set.
+
+    Its own type, so that a bot starting next to a long migration (another shard, a deploy
+    step) can choose to retry or to start in read-only fashion instead of failing hard.
+    """
+
+
+class CogsBehind(NXAlembicError):
+    """``verify`` mode found cogs whose database is behind their revisions; nothing was changed.
+
+    :attr:`behind` maps each such cog to how many of its revisions are not applied, so a
+    replica that must not migrate itself can report exactly what it waits for.
+    """
+
+    def __init__(self, behind: dict[str, int]) -> None:
+        self.behind = dict(behind)
+        listed = ", ".join(f"{cog} by {n} revision{'' if n == 1 else 's'}" for cog, n in self.behind.items())
+        super().__init__(
+            f"the database is behind the bot's revisions: {listed}; run 'nxalembic upgrade' (or start one "
+            "process with mode='apply') before starting processes in verify mode"
+        )

@@ -27,6 +27,16 @@ When another process holds SQLite's write lock, ``BEGIN IMMEDIATE`` is first tri
 waiting; if the lock is taken, one line on stderr says so at once and the wait goes on in
 short slices (:data:`SQLITE_WAIT_SLICE`), so that Ctrl-C is noticed quickly, also when an
 async driver runs the wait in its worker thread (which nothing can interrupt mid-wait).
+PostgreSQL's advisory lock is likewise tried first (``pg_try_advisory_lock``) and the wait
+announced the same way.
+
+**Lock timeout** (:class:`LockPolicy`, ``nxalembic upgrade --lock-timeout``, the start-up
+API): how long to wait before giving up with :class:`~.errors.LockTimeout`.  On SQLite it
+bounds the sliced wait above.  On PostgreSQL the server itself bounds the wait: ``SET LOCAL
+lock_timeout`` around the blocking ``pg_advisory_lock``, so the waiter keeps its place in
+the lock's queue (first come, first served) and gets the lock the moment it is free, which
+polling ``pg_try_advisory_lock`` could not promise; the setting is put back right after, so
+the revisions themselves run under the session's own ``lock_timeout``.
 
 Connections handed in by the caller are otherwise used as they are: the caller owns their
 transaction handling (on SQLite, whether DDL is transactional is then up to the caller).
@@ -34,10 +44,13 @@ transaction handling (on SQLite, whether DDL is transactional is then up to the 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import weakref
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +58,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from .errors import NXAlembicError
+from .errors import LockTimeout, hide_password
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
@@ -66,11 +79,50 @@ _READ_ONLY_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
 
 
-def prepare(engine: sa.Engine, read_only: bool = False) -> None:
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How long a migration waits for the lock, and who is told that it waits.
+
+    The command line keeps the defaults (wait, say so on stderr); the start-up API sets a
+    timeout when asked and reports through :mod:`logging`, since a bot prints nothing.
+    """
+
+    #: Seconds to wait at most; ``None``: :data:`SQLITE_LOCK_TIMEOUT` on SQLite, no limit on PostgreSQL.
+    timeout: float | None = None
+    #: Called with one line when the lock is held by another process and the wait begins.
+    report: Callable[[str], None] = _to_stderr
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
+                                             and self.timeout >= 0):
+            raise ValueError(f"lock timeout must be a number of seconds >= 0, not {self.timeout!r}")
+
+    def limit(self, default: float | None) -> float | None:
+        return self.timeout if self.timeout is not None else default
+
+    def describe(self, default: float | None) -> str:
+        limit = self.limit(default)
+        return "no time limit" if limit is None else f"up to {limit:g} s"
+
+
+#: The policy of each engine given to :func:`prepare` (engines made elsewhere get the default).
+_POLICIES: weakref.WeakKeyDictionary[sa.Engine, LockPolicy] = weakref.WeakKeyDictionary()
+
+
+def _policy(connection: Connection) -> LockPolicy:
+    return _POLICIES.get(connection.engine) or LockPolicy()
+
+
+def prepare(engine: sa.Engine, read_only: bool = False, policy: LockPolicy | None = None) -> None:
     """Make *engine* (made by :func:`.engines.create_engine`) migrate atomically, or only read.
 
     Its connections then get the lock and transaction handling described above; connections
-    of other engines (handed in by a caller) are left as they are.
+    of other engines (handed in by a caller) are left as they are.  *policy*: the lock timeout
+    and where the wait is reported (default: no timeout but SQLite's, stderr).
     """
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine, read_only)
@@ -79,6 +131,8 @@ def prepare(engine: sa.Engine, read_only: bool = False) -> None:
     _OWN_ENGINES.add(engine)
     if read_only:
         _READ_ONLY_ENGINES.add(engine)
+    if policy is not None:
+        _POLICIES[engine] = policy
 
 
 def _make_sqlite_transactional(engine: sa.Engine, read_only: bool = False) -> None:
@@ -120,13 +174,16 @@ def _begin_immediate(connection: Connection) -> None:
     """``BEGIN IMMEDIATE``; when another process holds the write lock, say so at once, then wait.
 
     The first attempt does not wait.  After that the wait goes on in slices of
-    :data:`SQLITE_WAIT_SLICE` ms up to :data:`SQLITE_LOCK_TIMEOUT` s: the driver's busy
-    handler blocks in C (in a worker thread for aiosqlite), and a short slice is what lets
-    Ctrl-C end the command promptly.  The statements go to the driver connection directly,
-    so a failed attempt leaves SQLAlchemy's transaction bookkeeping alone.
+    :data:`SQLITE_WAIT_SLICE` ms up to the policy's timeout (default
+    :data:`SQLITE_LOCK_TIMEOUT` s): the driver's busy handler blocks in C (in a worker thread
+    for aiosqlite), and a short slice is what lets Ctrl-C end the command promptly.  The
+    statements go to the driver connection directly, so a failed attempt leaves SQLAlchemy's
+    transaction bookkeeping alone.
     """
     dbapi_connection = connection.connection.dbapi_connection
-    deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT
+    policy = _policy(connection)
+    limit = policy.limit(SQLITE_LOCK_TIMEOUT)
+    deadline = time.monotonic() + limit
     timeout_ms = 0
     try:
         while True:
@@ -138,16 +195,17 @@ def _begin_immediate(connection: Connection) -> None:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
             where = _sqlite_file(connection)
-            if timeout_ms == 0:
-                print(f"waiting for the write lock on {where}, held by another process "
-                      f"(up to {SQLITE_LOCK_TIMEOUT} s; Ctrl-C to stop)...", file=sys.stderr, flush=True)
-                timeout_ms = SQLITE_WAIT_SLICE
-            elif time.monotonic() > deadline:
-                raise NXAlembicError(
-                    f"gave up after {SQLITE_LOCK_TIMEOUT} s waiting for the write lock on {where}: another "
+            left_ms = math.ceil((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise LockTimeout(
+                    f"gave up after {limit:g} s waiting for the write lock on {where}: another "
                     "process (a migration, or the bot itself in a long transaction) still holds it; "
                     "stop that process or run the command again later"
                 )
+            if timeout_ms == 0:
+                policy.report(f"waiting for the write lock on {where}, held by another process "
+                              f"({policy.describe(SQLITE_LOCK_TIMEOUT)}; Ctrl-C to stop)...")
+            timeout_ms = min(SQLITE_WAIT_SLICE, left_ms)
     finally:
         _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {SQLITE_LOCK_TIMEOUT * 1000}")
 
@@ -178,7 +236,47 @@ def acquire(connection: Connection) -> None:
     if connection.dialect.name != "postgresql" or is_read_only(connection):
         return  # SQLite: BEGIN IMMEDIATE (see _make_sqlite_transactional) holds the write lock.
     if not _is_own(connection):
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
+        _advisory_lock(connection, "pg_advisory_xact_lock")
     elif not connection.info.get(_HOLDS_LOCK):
-        connection.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})")
+        _advisory_lock(connection, "pg_advisory_lock")
         connection.info[_HOLDS_LOCK] = True
+
+
+def _advisory_lock(connection: Connection, function: str) -> None:
+    """Take the advisory lock: at once if free, else announce the wait and queue for it.
+
+    With a timeout, ``lock_timeout`` is set for the one blocking statement (``SET LOCAL``
+    semantics through ``set_config(..., true)``) and put back right after; its expiry
+    (SQLSTATE 55P03) becomes :class:`~.errors.LockTimeout`.  The transaction it aborted is
+    rolled back by the caller, as after any failed migration.
+    """
+    try_function = function.replace("pg_advisory", "pg_try_advisory")
+    if connection.exec_driver_sql(f"SELECT {try_function}({ADVISORY_LOCK_KEY})").scalar():
+        return
+    policy = _policy(connection)
+    where = hide_password(connection.engine.url)
+    policy.report(f"waiting for the migration lock on {where}, held by another process "
+                  f"({policy.describe(None)}; Ctrl-C to stop)...")
+    if policy.timeout is None:
+        connection.exec_driver_sql(f"SELECT {function}({ADVISORY_LOCK_KEY})")
+        return
+    before = connection.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar()
+    wait_ms = max(1, math.ceil(policy.timeout * 1000))
+    connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": f"{wait_ms}ms"})
+    try:
+        connection.exec_driver_sql(f"SELECT {function}({ADVISORY_LOCK_KEY})")
+    except sa.exc.DBAPIError as exc:
+        if not _is_lock_timeout(exc):
+            raise
+        raise LockTimeout(
+            f"gave up after {policy.timeout:g} s waiting for the migration lock on {where}: another process "
+            "is migrating this database (or holds the lock); let it finish, raise the lock timeout, or try again later"
+        ) from None
+    connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": before})
+
+
+def _is_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
+    """SQLSTATE 55P03 (lock_not_available), as psycopg and asyncpg each expose it."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code == "55P03" or "lock timeout" in str(orig)

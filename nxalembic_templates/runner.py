@@ -35,8 +35,9 @@ from sqlalchemy.engine import URL, Connection
 from .discovery import BotSchema
 from .engines import parse_url, with_connection
 from .environment import load_schema
-from .errors import NXAlembicError, described, first_line, hide_password
+from .errors import LockTimeout, NXAlembicError, described, first_line, hide_password
 from .history import cog_script, forked_history
+from .locking import LockPolicy
 from .request import CogRequest, attach, database_url, parse_renames
 from .scope import CogScope
 
@@ -83,13 +84,30 @@ class MigrationResult:
     now: list[str]
 
 
+@dataclass(frozen=True)
+class CogBehind:
+    """Where one cog's database is, and how many of its revisions are not applied."""
+
+    cog: str
+    current: list[str]
+    head: list[str]
+    behind: int
+
+
 class Project:
     """An ``alembic.ini`` plus the bot it migrates, opened once for a whole command."""
 
     #: How the user named the cog on the command line, for the "unknown cog" advice.
     cog_given_as = "to --cog"
 
-    def __init__(self, alembic_ini: Path, x_arguments: Sequence[str] = ()) -> None:
+    def __init__(self, alembic_ini: Path, x_arguments: Sequence[str] = (), *,
+                 schema: BotSchema | None = None, url: str | None = None) -> None:
+        """Open *alembic_ini* and the bot it migrates.
+
+        *schema*: the bot discovered already (the start-up API has the running bot in hand and
+        must not import its module a second time); otherwise env.py's discovery imports it.
+        *url*: the database URL, as ``-x url=`` gives it.
+        """
         if not alembic_ini.is_file():
             raise NXAlembicError(
                 f"no Alembic config at {alembic_ini}; run 'nxalembic init' or pass -c PATH/alembic.ini"
@@ -98,7 +116,9 @@ class Project:
         self.config = Config(str(alembic_ini), cmd_opts=Namespace(x=list(x_arguments), quiet=True),
                              stdout=io.StringIO())
         #: What every command of this process asks (the ``-x`` pairs); each Alembic call adds its cog.
-        self.request = CogRequest.from_x(x_arguments, configure_logger=False)
+        self.request = CogRequest.from_x(x_arguments, configure_logger=False,
+                                         **({} if url is None else {"url": url}))
+        self.request.schema = schema
         attach(self.config, self.request)
         self.schema: BotSchema = load_schema(self.config)
         self._connection: Connection | None = None
@@ -111,6 +131,8 @@ class Project:
         self._scripts: dict[str, ScriptDirectory] = {}
         #: Called with the database URL just before the command connects (``database:`` line).
         self.announce: Callable[[URL], None] | None = None
+        #: How long to wait for the migration lock, and where the wait is reported.
+        self.lock = LockPolicy()
 
     # -- building blocks ---------------------------------------------------------------------
 
@@ -170,6 +192,8 @@ class Project:
         try:
             with _sys_path_kept():
                 yield
+        except LockTimeout:
+            raise  # about the database, not the cog: kept as it is, so callers can tell it apart
         except CommandError as exc:
             if f"cog {cog!r}" in str(exc):
                 raise
@@ -195,7 +219,7 @@ class Project:
             finally:
                 self._connection = None
 
-        return with_connection(url, run, read_only=read_only)
+        return with_connection(url, run, read_only=read_only, lock=self.lock)
 
     def check_dialect(self, dialect: Any) -> None:
         """Every cog's version table must fit the database, checked before any cog is touched."""
@@ -280,6 +304,8 @@ class Project:
                 try:
                     with self.selected(cog, "upgrade", {"on_version_apply": _collect(steps)}):
                         command.upgrade(self.config, revision)
+                except LockTimeout:
+                    raise
                 except CommandError as exc:
                     untouched = order[position + 1:]
                     if not untouched:
@@ -295,6 +321,35 @@ class Project:
             return results
 
         return self.connected(work)
+
+    def behind(self, only: str | None = None) -> list[CogBehind]:
+        """How far each cog's database is behind its head, changing nothing (no lock taken).
+
+        One read of every version table (as the upgrade fast path); revisions are counted only
+        for the cogs that are not at their head.  A cog that is ahead of, or off, its history
+        (a revision id the files do not know) is an error, as it is for ``upgrade``.
+        """
+        order = self.order(only)
+        for cog in order:
+            self.check_history(cog)
+
+        def work(connection: Connection) -> list[CogBehind]:
+            current = self.currents(connection, order)
+            rows = []
+            for cog in order:
+                script = self.script(cog)
+                heads = sorted(script.get_heads())
+                count = 0
+                if current[cog] != heads:
+                    lower = tuple(current[cog]) if current[cog] else "base"
+                    try:
+                        count = len(list(script.iterate_revisions("heads", lower)))
+                    except CommandError as exc:
+                        raise NXAlembicError(f"cog {cog!r}: {first_line(str(exc))}") from exc
+                rows.append(CogBehind(cog, current[cog], heads, count))
+            return rows
+
+        return self.connected(work, read_only=True)
 
     def check_history(self, cog: str, single_head: bool = True) -> None:
         """Load the cog's revision files (a broken one is named) and refuse a forked history."""

@@ -34,9 +34,13 @@ LAYERS: list[set[str]] = [
     {"scope"},
     {"environment"},
     {"runner", "testing"},
-    {"cli"},
+    {"startup", "cli"},
 ]
 LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}
+
+#: The package root re-exports the start-up API, imported lazily inside its ``__getattr__``
+#: (PEP 562): the one import allowed to go up, since nothing runs it on ``import nxalembic_templates``.
+LAZY_REEXPORTS = {"__init__": {"startup"}}
 
 
 def modules() -> dict[str, ast.Module]:
@@ -69,9 +73,22 @@ def test_imports_go_down_the_layers_only(name: str) -> None:
     wrong = [
         f"{name}.py:{line} imports {target}"
         for target, line in internal_imports(modules()[name])
-        if target not in LAYER_OF or LAYER_OF[target] >= LAYER_OF[name]
+        if (target not in LAYER_OF or LAYER_OF[target] >= LAYER_OF[name])
+        and target not in LAZY_REEXPORTS.get(name, set())
     ]
     assert not wrong, wrong
+
+
+def test_lazy_reexports_happen_inside_module_getattr_only() -> None:
+    """``import nxalembic_templates`` (every env.py run) must not import the start-up module."""
+    for name, targets in LAZY_REEXPORTS.items():
+        tree = modules()[name]
+        getattr_ = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"]
+        inside = {line for fn in getattr_ for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
+                  for line in [node.lineno]}
+        outside = [f"{name}.py:{line} imports {target}" for target, line in internal_imports(tree)
+                   if target in targets and line not in inside]
+        assert not outside, outside
 
 
 def test_config_attributes_and_cmd_opts_are_read_in_request_py_only() -> None:

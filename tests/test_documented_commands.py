@@ -282,7 +282,8 @@ def test_status_works_with_a_foreign_key_cycle_between_cogs(make_project) -> Non
 
 
 def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
-    """README / quickstart.rst: ``make demo`` runs the whole workflow on the example bot on SQLite."""
+    """README / quickstart.rst: ``make demo`` runs the whole workflow on the example bot on SQLite,
+    and last the bot's own start-up migrates the database (deploying.rst)."""
     recipe = re.search(r"^demo: install\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
     assert recipe and recipe.group(1) == "\t$(BIN)/python examples/demo.py\n", "the demo target changed"
     copy = tmp_path / "repo"
@@ -304,14 +305,22 @@ def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
     assert "all cogs: models match their migrations" in out
 
     # the database after `alembic -x cog=economy downgrade base`, then after `nxalembic upgrade`
-    after_downgrade, after_upgrade = out.split("Tables in demobot.db:")[1:]
-    for listing, economy_rev in ((after_downgrade, "(empty)"), (after_upgrade, written["economy"])):
+    after_downgrade, after_upgrade, after_start = out.split("Tables in demobot.db:")[1:]
+    for listing, economy_rev in ((after_downgrade, "(empty)"), (after_upgrade, written["economy"]),
+                                 (after_start, written["economy"])):
         tables = dict(re.findall(r"^  (\w+) +(.*)$", listing.split("\n\n")[0], re.M))
         assert tables["alembic_version_core"] == f"version table -> {written['core']}"
         assert tables["alembic_version_music"] == f"version table -> {written['music']}"
         assert tables["alembic_version_economy"] == f"version table -> {economy_rev}"
         assert tables["core_users"] == "(id, name)" and tables["music_songs"] == "(id, title, artist)"
         assert ("economy_wallets" in tables) == (economy_rev != "(empty)")
+    # the bot's own start-up (python -m demobot.main, no token): economy was down again, the bot applied it
+    first_start, restart = out.split("$ python -m demobot.main")[1:]
+    assert f"cog economy: 1 revision applied, now at {written['economy']}" in first_start
+    for start in (first_start, restart):
+        assert f"cog core: at head {written['core']}, nothing to do" in start
+        assert "not connecting to Discord" in start
+    assert f"cog economy: at head {written['economy']}, nothing to do" in restart
     files = re.findall(r"^  (migrations/versions/\S+\.py)$", out, re.M)
     assert sorted(f.split("/")[2] for f in files) == ["core", "economy", "music"]
     assert list(temp.iterdir()) == [], "the demo must remove its temporary folder"

@@ -31,7 +31,7 @@ from test_passwords import assert_hidden, debug_logging
 #: A safety net only: a bot that really starts would hang; the guarded one fails in seconds.
 TIMEOUT = 120
 IF_MAIN = 'if __name__ == "__main__":'
-MAIN_END = f'\n\n{IF_MAIN}\n    bot.run(os.environ["DISCORD_TOKEN"])\n'
+MAIN_END = f'\n\n{IF_MAIN}\n'
 
 
 def at_import(p: BotProject, code: str) -> None:

@@ -1,0 +1,225 @@
+"""Migrating from inside the running bot: ``await nxalembic_templates.upgrade(bot)``.
+
+Most bots run as one long-lived process that is restarted with new code, so "upgrade the
+database when the bot starts" is the deploy step they want.  Three things make that harder
+than calling :class:`~.runner.Project`:
+
+* the bot is already imported and running: its loaded extensions are the cogs, and its
+  module must not be imported a second time (a second ``Bot`` object, extensions run twice);
+* Alembic is synchronous: run on the bot's event loop it would block the loop, and a loop
+  blocked for longer than the gateway heartbeat gets the bot disconnected by Discord.  So
+  the whole migration runs in a worker thread and the loop keeps serving (:func:`upgrade`);
+  the worker has no running loop, so an async driver's ``asyncio.run`` bridge works there;
+* several shards or replicas start at once: one migrates under the migration lock
+  (:mod:`.locking`), the others wait (``lock_timeout`` bounds that) and then find every cog
+  at its head; or they run in ``verify`` mode and never migrate at all.
+
+What it does is the ``nxalembic upgrade`` of :mod:`.runner`, with the same fast path: one
+read of every version table, and a cog already at its head runs no Alembic command.  It
+prints nothing: one INFO line per cog goes to the logger ``nxalembic_templates.startup``
+(:data:`LOGGER_NAME`), and a wait for the lock is a WARNING there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .discovery import CLIENT_LIBRARIES, discover
+from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401  (re-exported by the package root)
+from .locking import LockPolicy
+from .runner import MigrationResult, Project
+from .settings import CONFIG_FILE, find_config_file, load_settings
+
+#: The logger the start-up API reports to (one INFO line per cog).
+LOGGER_NAME = "nxalembic_templates.startup"
+log = logging.getLogger(LOGGER_NAME)
+
+#: ``apply``: migrate every cog to its head; ``verify``: change nothing, fail if any cog is behind.
+MODES = ("apply", "verify")
+
+#: The Alembic config file looked for next to the bot's code.
+ALEMBIC_INI = "alembic.ini"
+
+__all__ = ["LOGGER_NAME", "MODES", "CogResult", "find_alembic_ini", "upgrade", "upgrade_sync"]
+
+
+@dataclass(frozen=True)
+class CogResult:
+    """What the start-up check did for one cog."""
+
+    cog: str
+    #: The revisions applied by this call, oldest first (always empty in ``verify`` mode).
+    applied: list[str]
+    #: The cog's revision(s) in the database after the call.
+    now: list[str]
+    #: How many of the cog's revisions are not applied (0 after ``apply``).
+    behind: int
+
+
+async def upgrade(bot: Any, *, mode: str = "apply", config: str | os.PathLike[str] | None = None,
+                  url: str | None = None, lock_timeout: float | None = None) -> list[CogResult]:
+    """Bring the database up to the bot's cogs (or, in ``verify`` mode, check that it is), off the loop.
+
+    *bot*: the bot object, with its extensions loaded (``load_extension`` before this call).
+    *mode*: ``"apply"`` (default) or ``"verify"`` (raise :class:`~.errors.CogsBehind` naming
+    every cog that is behind and by how many revisions; change nothing, take no lock).
+    *config*: the project's ``alembic.ini`` (default: see :func:`find_alembic_ini`).
+    *url*: the database URL, as ``-x url=`` would give it (default: nxalembic.ini ``url``,
+    alembic.ini ``sqlalchemy.url``, then the models' ormar database).
+    *lock_timeout*: seconds to wait for another process's migration at most, then
+    :class:`~.errors.LockTimeout` (default: wait; SQLite gives up after 300 s).
+
+    Returns one :class:`CogResult` per cog, referenced cogs first.  The work runs in a worker
+    thread: the event loop keeps running meanwhile.  Cancelling the awaiting task does not
+    stop a migration already running; it completes (or fails and rolls back) in its thread.
+    """
+    ini, policy = _arguments(bot, mode, config, lock_timeout)
+    return await asyncio.to_thread(_run, bot, ini, mode, url, policy)
+
+
+def upgrade_sync(bot: Any, *, mode: str = "apply", config: str | os.PathLike[str] | None = None,
+                 url: str | None = None, lock_timeout: float | None = None) -> list[CogResult]:
+    """:func:`upgrade` for code with no running event loop: before ``bot.run(TOKEN)``.
+
+    The work still runs in a worker thread of its own, so an async driver's event loop never
+    becomes (or replaces) the calling thread's current loop, the one ``bot.run`` may use.
+    Inside a running loop this refuses: waiting here would block that loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "nxalembic_templates.upgrade_sync() was called inside a running event loop, which it would block; "
+            "use 'await nxalembic_templates.upgrade(bot)' there instead"
+        )
+    ini, policy = _arguments(bot, mode, config, lock_timeout)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nxalembic-startup") as worker:
+        return worker.submit(_run, bot, ini, mode, url, policy).result()
+
+
+def _arguments(bot: Any, mode: str, config: str | os.PathLike[str] | None,
+               lock_timeout: float | None) -> tuple[Path, LockPolicy]:
+    """Check the arguments on the caller's side, before any thread or database is involved."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(repr(m) for m in MODES)}")
+    if not isinstance(getattr(bot, "extensions", None), Mapping):
+        raise TypeError(
+            f"{type(bot).__name__} object is not a nextcord bot (it has no 'extensions' mapping); pass the "
+            "commands.Bot instance, with its extensions loaded"
+        )
+    if isinstance(lock_timeout, bool):
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, not {lock_timeout!r}")
+    policy = LockPolicy(lock_timeout, report=log.warning)
+    return find_alembic_ini(bot, config), policy
+
+
+def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> Path:
+    """The ``alembic.ini`` of the project *bot* belongs to.
+
+    *config* when given (a file, or a folder holding ``alembic.ini``); else ``$ALEMBIC_CONFIG``
+    (as for ``alembic`` and ``nxalembic``); else the nearest ``alembic.ini`` found walking up
+    from the folder of the bot's code: the module of the bot's class when it is the bot's own
+    (``class MyBot(commands.Bot)``), then each loaded extension (in load order), then the
+    script that started Python (``__main__``); last, the current directory.
+    """
+    if config is None:
+        config = os.environ.get("ALEMBIC_CONFIG") or None
+    if config is not None:
+        path = Path(config)
+        if path.is_dir():
+            path = path / ALEMBIC_INI
+        if not path.is_file():
+            raise NXAlembicError(f"no Alembic config at {path}; pass config= the project's alembic.ini")
+        return path.resolve()
+    looked: list[str] = []
+    seen: set[Path] = set()
+    for folder in _code_folders(bot):  # lazily: a bot with hundreds of cogs stops at the first
+        if folder in seen:
+            continue
+        seen.add(folder)
+        for candidate in (folder, *folder.parents):
+            if (candidate / ALEMBIC_INI).is_file():
+                return (candidate / ALEMBIC_INI).resolve()
+        looked.append(f"{folder} and above")
+    if (Path.cwd() / ALEMBIC_INI).is_file():
+        return (Path.cwd() / ALEMBIC_INI).resolve()
+    looked.append(str(Path.cwd()))
+    raise NXAlembicError(
+        f"no {ALEMBIC_INI} found for the bot (looked in {'; '.join(looked)}); pass config='path/to/alembic.ini' "
+        "or set ALEMBIC_CONFIG"
+    )
+
+
+def _code_folders(bot: Any) -> Iterator[Path]:
+    """Folders holding the bot's own code, most specific first (see :func:`find_alembic_ini`)."""
+    modules = []
+    bot_class_module = type(bot).__module__
+    if bot_class_module.split(".", 1)[0] not in CLIENT_LIBRARIES:
+        modules.append(sys.modules.get(bot_class_module))
+    modules += list(bot.extensions.values())
+    modules.append(sys.modules.get("__main__"))
+    for module in modules:
+        filename = getattr(module, "__file__", None)
+        if filename:
+            yield Path(os.path.abspath(filename)).parent
+
+
+def _settings_for(ini: Path) -> Path:
+    """nxalembic.ini next to alembic.ini, else where the command line looks (current directory)."""
+    beside = ini.parent / CONFIG_FILE
+    return beside if beside.is_file() else find_config_file(ini.parent)
+
+
+def _run(bot: Any, ini: Path, mode: str, url: str | None, policy: LockPolicy) -> list[CogResult]:
+    """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify."""
+    schema = discover(load_settings(_settings_for(ini)), bot)
+    project = Project(ini, schema=schema, url=url)
+    project.lock = policy
+    project.announce = lambda parsed: log.debug("database: %s", hide_password(parsed))
+    if mode == "verify":
+        return _verify(project)
+    return [_applied(result) for result in project.upgrade(report=_log_applied)]
+
+
+def _verify(project: Project) -> list[CogResult]:
+    rows = project.behind()
+    for row in rows:
+        if row.behind:
+            log.info("cog %s: %s behind (at %s, head %s)", row.cog, _count(row.behind, "revision"),
+                     _short(row.current), _short(row.head))
+        else:
+            log.info("cog %s: at head %s", row.cog, _short(row.head))
+    behind = {row.cog: row.behind for row in rows if row.behind}
+    if behind:
+        raise CogsBehind(behind)
+    return [CogResult(row.cog, [], list(row.current), 0) for row in rows]
+
+
+def _applied(result: MigrationResult) -> CogResult:
+    return CogResult(result.cog, list(result.steps), list(result.now), 0)
+
+
+def _log_applied(result: MigrationResult) -> None:
+    if result.steps:
+        log.info("cog %s: %s applied, now at %s", result.cog, _count(len(result.steps), "revision"),
+                 _short(result.now))
+    else:
+        log.info("cog %s: at head %s, nothing to do", result.cog, _short(result.now))
+
+
+def _short(revisions: list[str]) -> str:
+    return ", ".join(revisions) or "base"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

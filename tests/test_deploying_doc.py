@@ -1,0 +1,259 @@
+"""docs/deploying.rst: every file on the page runs as written, against a small generated bot.
+
+The files are taken from the page itself (each ``code-block`` with a ``:caption:`` is one
+file, named by its caption), so the page cannot drift from what is tested.  The bot is
+generated once per session: ``mybot`` with one cog, ``notes``, an environment made by the real
+``alembic init -t nxcog`` and the cog's first revision written by the real ``nxalembic migrate``.  Each file then runs in a real process (``python start.py``,
+``sh entrypoint.sh``...) on a fresh database.
+
+Only the Discord login is replaced, as the page says: ``sitecustomize.py`` (on
+``PYTHONPATH``) swaps nextcord's ``Client.start`` for a stand-in that, instead of
+connecting, checks with ``upgrade(bot, mode="verify")`` that the database is at head at the
+moment the bot would have connected, and prints ``STARTED`` with what it found.  ``bot.run``
+goes through ``Client.start`` too, so both start-up styles meet the stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, NXALEMBIC, REPO, Database, _database_for, run
+from startup_bots import STEP_TIMEOUT, Starter, stop, wait_for
+
+PAGE = REPO / "docs" / "deploying.rst"
+TOKEN = "not-a-real-token"
+NOTES_TABLE = "notes_notes"
+
+#: The stand-in for the Discord login (see the module docstring).
+SITECUSTOMIZE = '''
+"""Test stand-in: nextcord's Client.start checks the database instead of logging in."""
+import json
+
+import nextcord
+
+
+async def _start_without_discord(self, token, *, reconnect=True):
+    import nxalembic_templates
+
+    results = await nxalembic_templates.upgrade(self, mode="verify")  # raises CogsBehind if not at head
+    print("STARTED " + json.dumps({"token": token, "at": {r.cog: r.now for r in results}}), flush=True)
+
+
+nextcord.Client.start = _start_without_discord
+'''
+
+BOT = {
+    "mybot/__init__.py": "",
+    "mybot/db.py": '''
+        import os
+
+        import ormar
+        import sqlalchemy
+
+        database = ormar.DatabaseConnection(os.environ["MYBOT_DATABASE_URL"])
+        base_config = ormar.OrmarConfig(database=database, metadata=sqlalchemy.MetaData())
+    ''',
+    "mybot/cogs/__init__.py": "",
+    "mybot/cogs/notes.py": f'''
+        import ormar
+        from nextcord.ext import commands
+
+        from ..db import base_config
+
+
+        class Note(ormar.Model):
+            ormar_config = base_config.copy(tablename="{NOTES_TABLE}")
+
+            id: int = ormar.Integer(primary_key=True)
+            text: str = ormar.String(max_length=200)
+
+
+        def setup(bot: commands.Bot) -> None:
+            bot.add_cog(commands.Cog())
+    ''',
+    "mybot/main.py": '''
+        import os
+
+        import nextcord
+        from nextcord.ext import commands
+
+        bot = commands.Bot(command_prefix="!", intents=nextcord.Intents.default())
+        bot.load_extension("mybot.cogs.notes")
+
+        if __name__ == "__main__":
+            bot.run(os.environ["DISCORD_TOKEN"])
+    ''',
+    "nxalembic.ini": '''
+        [nxalembic]
+        module = mybot.main
+        bot = bot
+    ''',
+}
+
+
+def documented_files() -> dict[str, str]:
+    """Every ``code-block`` of the page that has a ``:caption:``, by caption."""
+    files = {}
+    pattern = re.compile(r"^\.\. code-block:: \S+\n   :caption: (\S+)\n\n((?:   .*\n|\n)+)", re.M)
+    for caption, body in pattern.findall(PAGE.read_text()):
+        files[caption] = textwrap.dedent(body).strip() + "\n"
+    return files
+
+
+FILES = documented_files()
+
+
+class DeployedBot:
+    """The generated bot in a folder, with its database and the page's files."""
+
+    def __init__(self, path: Path, db: Database) -> None:
+        self.path = path
+        self.db = db
+        stand_in = path / "stand_in"
+        stand_in.mkdir()
+        (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        self.env = {
+            "MYBOT_DATABASE_URL": db.url, "DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(stand_in),
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # python and nxalembic of the test environment
+        }
+        for name, text in FILES.items():
+            (path / name).write_text(text)
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(args, cwd=self.path, env={**os.environ, **self.env, **(env or {})}, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, stdin=subprocess.DEVNULL)
+        assert not check or proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}"
+        return proc
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Starter:
+        out = self.path / f"{name}.log"
+        with out.open("w") as handle:
+            process = subprocess.Popen(args, cwd=self.path, env={**os.environ, **self.env, **(env or {})},
+                                       stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return Starter(process, out)
+
+    def head(self) -> str:
+        [revision] = (self.path / "migrations" / "versions" / "notes").glob("*.py")
+        return revision.name.split("_", 1)[0]
+
+    def versions(self) -> list[str]:
+        return self.db.versions("alembic_version_notes")
+
+
+def started(output: str) -> dict:
+    """What the stand-in found when the bot would have connected."""
+    [line] = [line for line in output.splitlines() if line.startswith("STARTED ")]
+    return json.loads(line.removeprefix("STARTED "))
+
+
+@pytest.fixture(scope="session")
+def generated_bot(initialised_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated bot with an nxcog environment and its first revision, made once per session."""
+    path = tmp_path_factory.mktemp("deploying") / "project"
+    shutil.copytree(initialised_template, path)
+    for name, text in BOT.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(textwrap.dedent(text).lstrip())
+    scratch = path.parent / "scratch.db"
+    run([NXALEMBIC, "migrate"], cwd=path, env={"MYBOT_DATABASE_URL": f"sqlite+aiosqlite:///{scratch}"})
+    scratch.unlink(missing_ok=True)
+    return path
+
+
+@pytest.fixture
+def make_bot(generated_bot: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], DeployedBot]:
+    """``make_bot(backend)``: a copy of the generated bot on a fresh, empty database."""
+    made: list[Database] = []
+
+    def make(backend: str) -> DeployedBot:
+        path = tmp_path / "project"
+        shutil.copytree(generated_bot, path)
+        db = _database_for(backend, tmp_path, request)
+        made.append(db)
+        bot = DeployedBot(path, db)
+        assert bot.versions() == [] and NOTES_TABLE not in db.tables()
+        return bot
+
+    yield make
+    for db in made:
+        db.dispose()
+
+
+def test_the_page_has_the_files_this_test_runs() -> None:
+    assert sorted(FILES) == ["entrypoint.sh", "probe.yaml", "start.py", "start_shard.py", "start_sync.py"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
+def test_recipe_1_start_py_migrates_before_connecting(make_bot: Callable[[str], DeployedBot], backend: str) -> None:
+    bot = make_bot(backend)
+    first = bot.run(sys.executable, "start.py").stdout
+    assert started(first) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, first
+    assert f"nxalembic_templates.startup:cog notes: 1 revision applied, now at {bot.head()}" in first
+    assert bot.versions() == [bot.head()] and NOTES_TABLE in bot.db.tables()
+
+    restart = bot.run(sys.executable, "start.py").stdout
+    assert f"cog notes: at head {bot.head()}, nothing to do" in restart and "STARTED" in restart
+
+
+def test_recipe_1_start_sync_py_migrates_before_bot_run(make_bot: Callable[[str], DeployedBot]) -> None:
+    bot = make_bot("sqlite+aiosqlite")
+    out = bot.run(sys.executable, "start_sync.py").stdout
+    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, out
+    assert f"cog notes: 1 revision applied, now at {bot.head()}" in out
+    assert bot.versions() == [bot.head()]
+
+
+def test_recipe_2_entrypoint_migrates_then_execs_the_bot_and_the_probe_follows(
+    make_bot: Callable[[str], DeployedBot],
+) -> None:
+    bot = make_bot("sqlite+aiosqlite")
+    probe = json.loads(re.search(r"command: (\[.*\])", FILES["probe.yaml"]).group(1))  # type: ignore[union-attr]
+    assert probe[0] == "nxalembic"
+
+    not_ready = bot.run(*probe, check=False)
+    assert not_ready.returncode == 1 and "behind: notes by 1 revision" in not_ready.stdout, not_ready.stdout
+    assert bot.versions() == [] and NOTES_TABLE not in bot.db.tables()  # the probe changed nothing
+
+    out = bot.run("sh", "entrypoint.sh").stdout
+    assert "upgraded 1 cog: 1 revision applied" in out
+    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, out
+    assert bot.run(*probe).returncode == 0
+
+
+def test_recipe_2_entrypoint_stops_before_the_bot_when_the_migration_fails(
+    make_bot: Callable[[str], DeployedBot],
+) -> None:
+    bot = make_bot("sqlite+aiosqlite")
+    bot.db.execute(f"CREATE TABLE {NOTES_TABLE} (id INTEGER PRIMARY KEY)")  # in the revision's way
+    out = bot.run("sh", "entrypoint.sh", check=False)
+    assert out.returncode == 1, out.stdout
+    assert "FAILED: cog 'notes'" in out.stdout and "STARTED" not in out.stdout and "Traceback" not in out.stdout
+
+
+def test_recipe_3_other_shards_wait_in_verify_mode_until_shard_0_migrated(
+    make_bot: Callable[[str], DeployedBot],
+) -> None:
+    bot = make_bot("sqlite+aiosqlite")
+    starters: list[Starter] = []
+    try:
+        starters.append(shard1 := bot.start("shard1", sys.executable, "start_shard.py", env={"SHARD_ID": "1"}))
+        wait_for(lambda: "waiting for shard 0 to migrate: {'notes': 1}" in shard1.output() or None,
+                 "shard 1 to wait for shard 0", starters)
+        assert bot.versions() == []  # shard 1 only looked
+        shard0 = bot.run(sys.executable, "start_shard.py", env={"SHARD_ID": "0"}).stdout
+        assert f"cog notes: 1 revision applied, now at {bot.head()}" in shard0 and "STARTED" in shard0
+        assert shard1.process.wait(timeout=STEP_TIMEOUT) == 0, shard1.output()
+    finally:
+        stop(starters)
+    assert started(shard1.output()) == {"token": TOKEN, "at": {"notes": [bot.head()]}}
+    assert "applied" not in shard1.output()
