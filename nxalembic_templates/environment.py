@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import _compat, locking
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
-from .errors import LockTimeout, NXAlembicError, failing_revision, file_line, first_line, hide_password, remember_url, revision_frame
+from .errors import (LockTimeout, NXAlembicError, failing_revision, file_line, first_line, hide_password,
+                     remember_url, revision_frame)
 from .history import forked_history, has_revision, use_cog_history, write_revisions_safely
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .discovery import CLIENT_LIBRARIES, discover
-from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401  (re-exported by the package root)
+# LockTimeout is not raised here, but the package root re-exports it from this module
+from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .locking import LockPolicy
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, find_config_file, load_settings

@@ -72,6 +72,21 @@ def failure(exc):
     return {"error": type(exc).__name__, "message": str(exc), "behind": getattr(exc, "behind", None)}
 
 
+async def on_ready_upgrade(keywords):
+    """Migrate in an on_ready listener, dispatched as nextcord does once connected (as a task)."""
+    done = asyncio.get_running_loop().create_future()
+
+    @bot.listen("on_ready")
+    async def migrate_when_ready():
+        try:
+            done.set_result(await nxalembic_templates.upgrade(bot, **keywords))
+        except Exception as exc:
+            done.set_exception(exc)
+
+    bot.dispatch("ready")
+    return await done
+
+
 async def main(keywords):
     import gate
 
@@ -84,7 +99,11 @@ async def main(keywords):
 
     opener_task = asyncio.create_task(opener())
     try:
-        report(outcome_of(await nxalembic_templates.upgrade(bot, **keywords)))
+        if os.environ.get("STARTUP_ON_READY"):
+            results = await on_ready_upgrade(keywords)
+        else:  # in main(), before 'await bot.start(TOKEN)'
+            results = await nxalembic_templates.upgrade(bot, **keywords)
+        report(outcome_of(results))
     except Exception as exc:
         report(failure(exc))
     finally:
@@ -197,12 +216,17 @@ def elsewhere(tmp_path: Path) -> Path:
     return folder
 
 
-def start_bot(project: BotProject, cwd: Path, *, sync: bool = False, extra: bool = True,
+def start_bot(project: BotProject, cwd: Path, *, sync: bool = False, extra: bool = True, on_ready: bool = False,
               **keywords: Any) -> tuple[dict[str, Any], str, list[str]]:
-    """Run start.py in a real process; return its outcome, its stdout, and its log lines."""
+    """Run start.py in a real process; return its outcome, its stdout, and its log lines.
+
+    *sync*: ``upgrade_sync`` before any loop runs (``bot.run()`` style); *on_ready*: ``await
+    upgrade()`` in an ``on_ready`` listener; otherwise ``await upgrade()`` in ``main()``.
+    """
     env = {
         **os.environ, **project.env, "PYTHONPATH": str(project.path), "STARTUP_KEYWORDS": json.dumps(keywords),
         "EXTRA_EXTENSIONS": "demobot.cogs.extra" if extra else "", "STARTUP_SYNC": "1" if sync else "",
+        "STARTUP_ON_READY": "1" if on_ready else "",
     }
     env.pop("ALEMBIC_CONFIG", None)
     proc = subprocess.run([sys.executable, str(project.path / "start.py")], cwd=cwd, env=env,
@@ -233,9 +257,10 @@ def versions(project: BotProject) -> dict[str, list[str]]:
 # -- apply -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("where", ["main", "on_ready"])
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its_loop(
-    bot_project: BotProject, elsewhere: Path,
+    bot_project: BotProject, elsewhere: Path, where: str,
 ) -> None:
     project = bot_project
     # economy's last revision stands in the migration's thread until the bot's loop lets it go
@@ -244,7 +269,7 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
         gate.wait_for_the_loop()
         op.create_index("ix_economy_t_coins", "economy_t", ["coins"])
     """)
-    outcome, stdout, logs = start_bot(project, elsewhere)
+    outcome, stdout, logs = start_bot(project, elsewhere, on_ready=where == "on_ready")
 
     assert "error" not in outcome, outcome
     results = {cog: (applied, now, behind) for cog, applied, now, behind in outcome["results"]}
@@ -281,7 +306,8 @@ def test_a_bot_at_head_takes_the_fast_path_and_runs_no_alembic_command(
     outcome, _stdout, logs = start_bot(project, elsewhere, sync=True)
 
     assert sorted(outcome["results"]) == sorted([cog, [], [rev], 0] for cog, rev in heads().items())
-    assert sorted(startup_lines(logs)) == sorted(f"cog {cog}: at head {rev}, nothing to do" for cog, rev in heads().items())
+    assert sorted(startup_lines(logs)) == sorted(
+        f"cog {cog}: at head {rev}, nothing to do" for cog, rev in heads().items())
     # Alembic logs every migration context it opens ("Context impl ..."): the fast path opens none
     assert [line for line in logs if line.startswith("alembic.runtime.migration")] == [], logs
     assert project.db.snapshot() == before
