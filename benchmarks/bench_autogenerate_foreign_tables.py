@@ -52,6 +52,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
+from machine import cpu_model  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ALEMBIC = str(BIN / "alembic")
@@ -270,16 +273,6 @@ def verify(envs: list[Environment], scene: Scene, canary: Scene, root: Path) -> 
             if (proc.returncode == 0) != must_pass or detected == must_pass:
                 sys.exit(f"{env.name}: check on {target.url} should {'pass' if must_pass else 'find the stray column'}:\n"
                          f"{proc.stdout}{proc.stderr}")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def sqlite_open_floor(scene: Scene, runs: int = 21) -> float:

@@ -50,6 +50,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
+from machine import cpu_model, load_average  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 ALEMBIC = str(BIN / "alembic")
@@ -263,23 +266,6 @@ def measure_nx033(python: str, cogs: int, runs: int) -> list[float]:
         return times
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def print_tables(medians: dict[int, dict[str, float]], nx033: float | None, nx033_cogs: int,

@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
+from machine import cpu_model  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ALEMBIC = str(BIN / "alembic")
@@ -72,16 +75,6 @@ def setup(root: Path) -> tuple[dict[str, str], Path, Path]:
         sys.exit("Alembic's generic alembic.ini changed: no placeholder sqlalchemy.url")
     ini.write_text(text.replace(PLACEHOLDER, f"sqlite:///{database}"))
     return env, database, ini
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
+from machine import cpu_model  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ALEMBIC = str(BIN / "alembic")
 NXALEMBIC = str(BIN / "nxalembic")
@@ -146,16 +149,6 @@ def contents(path: Path) -> dict[str, object]:
             if name.startswith("alembic_version_")
         }
     return {"schema": schema, "versions": versions}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

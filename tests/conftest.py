@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,10 +196,58 @@ class BotProject:
         """Remove an extension from the bot, as a user commenting out load_extension would."""
         self.edit("demobot/main.py", f'    "{extension}",', f'    # "{extension}",')
 
+    def write_revision(self, cog: str, revision: str, down: str | None, body: str, *, name: str = "hand",
+                       preamble: str = "") -> Path:
+        """A hand-written revision file of *cog*: *body* is upgrade()'s code, *preamble* goes above it.
+
+        The module imports ``os``, ``time``, ``Path``, ``sa`` and ``op`` for the body to use.
+        """
+        folder = self.path / "migrations" / "versions" / cog
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{revision}_{name}.py"
+        path.write_text(
+            "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
+            "import sqlalchemy as sa\nfrom alembic import op\n\n"
+            f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
+            f"{preamble}\n\n"
+            f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
+            "def downgrade() -> None:\n    pass\n",
+            encoding="utf-8",
+        )
+        return path
+
     def revision_ops(self, path: Path) -> str:
         """The body of upgrade() in a revision file."""
         text = path.read_text()
         return re.search(r"def upgrade\(\) -> None:\n(.*?)\ndef downgrade", text, re.S).group(1)  # type: ignore[union-attr]
+
+
+def copy_example_bot(path: Path, initialised_template: Path) -> BotProject:
+    """The example bot and its nxalembic.ini in *path*, beside an nxcog migrations folder, on async SQLite."""
+    shutil.copytree(initialised_template, path)
+    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
+    return BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
+
+
+@dataclass
+class Spawned:
+    """A process a test started; its output goes to a file, so that it can never block on a pipe."""
+
+    process: subprocess.Popen
+    out: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+
+def create_table_op(name: str) -> str:
+    """The ``op.create_table`` line of a one-column table, for hand-written revisions."""
+    return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
 
 
 @pytest.fixture

@@ -19,14 +19,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conftest import NXALEMBIC, BotProject
+from conftest import NXALEMBIC, BotProject, Spawned, create_table_op
 
 T = TypeVar("T")
 
@@ -66,35 +64,14 @@ asyncio.run(main())
 
 
 def write_revision(project: BotProject, cog: str, revision: str, down: str | None, body: str) -> None:
-    """A hand-written revision of *cog* whose ``upgrade()`` runs *body* (``os``, ``Path``, ``sa``, ``op`` imported)."""
-    folder = project.path / "migrations" / "versions" / cog
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{revision}_deploy.py").write_text(
-        "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
-        "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
-        f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
-    )
+    project.write_revision(cog, revision, down, body, name="deploy")
 
 
-def create_table(name: str) -> str:
-    return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
+create_table = create_table_op
 
 
-@dataclass
-class Starter:
+class Starter(Spawned):
     """One starting bot process."""
-
-    process: subprocess.Popen
-    out: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")
 
     def report(self) -> dict[str, Any]:
         """What an ``api`` starter's upgrade() returned (its one JSON line)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, BotProject, Database, run
+from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, copy_example_bot, run
 
 COGS = ("core", "music", "economy")
 PASSWORD = "s3cretpw"
@@ -28,10 +28,7 @@ LOG_LINE = re.compile(r"^(INFO|WARNI|WARNING|DEBUG) +\[")
 def base_project(tmp_path_factory: pytest.TempPathFactory, initialised_template: Path) -> Path:
     """The example bot with every cog at its first revision and one more revision pending."""
     path = tmp_path_factory.mktemp("bad-input") / "bot"
-    shutil.copytree(initialised_template, path)
-    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
-    project = BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
+    project = copy_example_bot(path, initialised_template)
     for cog in COGS:
         project.cog(cog, "revision", "--autogenerate", "-m", "create")
         project.cog(cog, "upgrade", "head")

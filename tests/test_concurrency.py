@@ -24,13 +24,12 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, NXALEMBIC, BotProject
+from conftest import ALEMBIC, NXALEMBIC, BotProject, Spawned, create_table_op
 
 T = TypeVar("T")
 
@@ -54,36 +53,17 @@ def _gate(revision: str) -> None:
 def write_revision(project: BotProject, cog: str, revision: str, down: str | None, upgrade: str,
                    gate: bool = False) -> None:
     """A hand-written revision that logs its run in race_log (and stops at the gate if asked)."""
-    folder = project.path / "migrations" / "versions" / cog
-    folder.mkdir(parents=True, exist_ok=True)
     body = textwrap.dedent(upgrade).strip() + f"\nop.execute(\"INSERT INTO race_log (revision) VALUES ('{revision}')\")"
     if gate:
         body += f"\n_gate({revision!r})"
-    (folder / f"{revision}_race.py").write_text(
-        "import os\nimport time\nfrom pathlib import Path\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n"
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
-        f"{GATE}\n\ndef upgrade() -> None:\n{textwrap.indent(body, '    ')}\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
-    )
+    project.write_revision(cog, revision, down, body, name="race", preamble=GATE)
 
 
-def create_table(name: str) -> str:
-    return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
+create_table = create_table_op
 
 
-@dataclass
-class Racer:
-    """One migration process; its output goes to files so that neither can block on a pipe."""
-
-    process: subprocess.Popen
-    out: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")
+class Racer(Spawned):
+    """One migration process (output in a file, see Spawned)."""
 
     def waits_for_sqlite_lock(self) -> bool:
         """Whether the last thing this process said is that it waits for SQLite's write lock."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, BotProject, Database, run
+from conftest import BotProject, Database, copy_example_bot, run
 
 COGS = ("core", "economy", "music")
 
@@ -52,10 +52,7 @@ def upgrade() -> None:
 def probed_base(tmp_path_factory: pytest.TempPathFactory, initialised_template: Path) -> Path:
     """The example bot on async SQLite with two revisions per cog, each logging to probe.log."""
     path = tmp_path_factory.mktemp("scale") / "bot"
-    shutil.copytree(initialised_template, path)
-    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
-    project = BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
+    project = copy_example_bot(path, initialised_template)
     for cog in COGS:
         project.cog(cog, "revision", "--autogenerate", "-m", "create")
         project.cog(cog, "revision", "-m", "second")

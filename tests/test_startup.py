@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import NXALEMBIC, BotProject
+from conftest import BotProject, create_table_op
 
 #: One SQLite (async driver, as the example bot uses) and one PostgreSQL (asyncpg) leg.
 BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg"]
@@ -164,18 +163,11 @@ def setup(bot: commands.Bot) -> None:
 
 
 def write_revision(project: BotProject, cog: str, revision: str, down: str | None, body: str) -> None:
-    folder = project.path / "migrations" / "versions" / cog
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{revision}_startup.py").write_text(
-        "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
-        f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
-    )
+    project.write_revision(cog, revision, down, body, name="startup")
 
 
-def table(name: str) -> str:
-    return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
+table = create_table_op
+
 
 
 #: cog -> its revisions, oldest first: (revision id, body of upgrade()).
