@@ -10,7 +10,7 @@ and PostgreSQL (the suite's throwaway server).
 (``NXALEMBIC_PROPERTY_EXAMPLES``, with a fixed ``--hypothesis-seed`` so a failure reproduces).
 Each case gets a fresh SQLite file, or an emptied PostgreSQL ``public`` schema, and its own
 temp folder; what one case leaves in the process (the imported bot packages, their folder on
-``sys.path``) is removed after it, so case 10,000 costs what case 1 did.
+``sys.path``) is removed after it, so case 3,334 costs what case 1 did.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from nxalembic_templates import TEMPLATE_DIR
 
-#: Cases per backend; ``make test-long`` raises it (10,000 by default).
+#: Cases per backend; ``make test-long`` raises it (3,334 per backend by default: 10,002 in all).
 EXAMPLES = int(os.environ.get("NXALEMBIC_PROPERTY_EXAMPLES", "20"))
 #: One line per finished backend (cases, wall time), appended here when set (``make test-long``).
 REPORT = os.environ.get("NXALEMBIC_PROPERTY_REPORT")
