@@ -255,9 +255,12 @@ class Project:
         """The cog's current revisions, its heads, and how many revisions are not applied."""
         current = self.current(connection, cog)
         connection.rollback()  # end the read's implicit transaction
-        script = self.script(cog)
+        return current, sorted(self.script(cog).get_heads()), self.unapplied(cog, current)
+
+    def unapplied(self, cog: str, current: Sequence[str]) -> int:
+        """How many of the cog's revisions are not applied, *current* being its version table's rows."""
         lower = tuple(current) if current else "base"
-        return current, sorted(script.get_heads()), len(list(script.iterate_revisions("heads", lower)))
+        return len(list(self.script(cog).iterate_revisions("heads", lower)))
 
     def compare(self, cog: str, live: bool) -> list[str]:
         """What autogenerate would write for *cog* now (``[]``: the models match its migrations).
@@ -337,13 +340,11 @@ class Project:
             current = self.currents(connection, order)
             rows = []
             for cog in order:
-                script = self.script(cog)
-                heads = sorted(script.get_heads())
+                heads = sorted(self.script(cog).get_heads())
                 count = 0
                 if current[cog] != heads:
-                    lower = tuple(current[cog]) if current[cog] else "base"
                     try:
-                        count = len(list(script.iterate_revisions("heads", lower)))
+                        count = self.unapplied(cog, current[cog])
                     except CommandError as exc:
                         raise NXAlembicError(f"cog {cog!r}: {first_line(str(exc))}") from exc
                 rows.append(CogBehind(cog, current[cog], heads, count))
