@@ -90,8 +90,14 @@ STOCK_CONFIGURE = (
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc.stdout
@@ -99,8 +105,9 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 def make_bot(root: Path, setup_url: str) -> None:
     """The example bot with an nxcog environment and one revision per cog."""
-    shutil.copytree(REPO / "examples" / "demobot", root / "demobot",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copytree(
+        REPO / "examples" / "demobot", root / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+    )
     shutil.copy(REPO / "examples" / "nxalembic.ini", root / "nxalembic.ini")
     run([ALEMBIC, "init", "-t", "nxcog", "migrations"], root)
     run([NXALEMBIC, "-q", "migrate", "-m", "init"], root, {"DEMOBOT_DATABASE_URL": setup_url})
@@ -118,7 +125,9 @@ def make_stock_environment(root: Path) -> Path:
     ini = folder / "alembic.ini"
     text = ini.read_text()
     text = text.replace("prepend_sys_path = .", f"prepend_sys_path = {root}")
-    text = text.replace("[alembic]\n", f"[alembic]\nversion_locations = {root / 'migrations' / 'versions' / COG}\n", 1)
+    text = text.replace(
+        "[alembic]\n", f"[alembic]\nversion_locations = {root / 'migrations' / 'versions' / COG}\n", 1
+    )
     ini.write_text(text)
     env_py = folder / "scripts" / "env.py"
     text = env_py.read_text()
@@ -152,16 +161,20 @@ def foreign_ddl(count: int) -> Iterator[str]:
         for table in range(9):
             parent = f', parent_id INTEGER REFERENCES "{cog}_t0" (id)' if table else ""
             yield from _table(f"{cog}_t{table}", parent)
-        yield (f'CREATE TABLE "alembic_version_{cog}" (version_num VARCHAR(32) NOT NULL, '
-               f'CONSTRAINT "alembic_version_{cog}_pkc" PRIMARY KEY (version_num))')
+        yield (
+            f'CREATE TABLE "alembic_version_{cog}" (version_num VARCHAR(32) NOT NULL, '
+            f'CONSTRAINT "alembic_version_{cog}_pkc" PRIMARY KEY (version_num))'
+        )
         yield f"INSERT INTO \"alembic_version_{cog}\" VALUES ('{number:012x}')"
     for number in range(count - cogs * 10):
         yield from _table(f"legacy_{number:04d}", "")
 
 
 def _table(name: str, extra: str) -> Iterator[str]:
-    yield (f'CREATE TABLE "{name}" (id INTEGER NOT NULL PRIMARY KEY, guild_id BIGINT NOT NULL, '
-           f"name VARCHAR(100) NOT NULL, score INTEGER DEFAULT 0 NOT NULL, created_at TIMESTAMP{extra})")
+    yield (
+        f'CREATE TABLE "{name}" (id INTEGER NOT NULL PRIMARY KEY, guild_id BIGINT NOT NULL, '
+        f"name VARCHAR(100) NOT NULL, score INTEGER DEFAULT 0 NOT NULL, created_at TIMESTAMP{extra})"
+    )
     yield f'CREATE INDEX "ix_{name}_guild_id" ON "{name}" (guild_id)'
 
 
@@ -271,8 +284,10 @@ def verify(envs: list[Environment], scene: Scene, canary: Scene, root: Path) -> 
             proc = subprocess.run(args, cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             detected = "New upgrade operations detected" in proc.stdout + proc.stderr
             if (proc.returncode == 0) != must_pass or detected == must_pass:
-                sys.exit(f"{env.name}: check on {target.url} should {'pass' if must_pass else 'find the stray column'}:\n"
-                         f"{proc.stdout}{proc.stderr}")
+                sys.exit(
+                    f"{env.name}: check on {target.url} should {'pass' if must_pass else 'find the stray column'}:\n"
+                    f"{proc.stdout}{proc.stderr}"
+                )
 
 
 def sqlite_open_floor(scene: Scene, runs: int = 21) -> float:
@@ -292,32 +307,44 @@ def sqlite_open_floor(scene: Scene, runs: int = 21) -> float:
     return statistics.median(times)
 
 
-def report(scenes: list[Scene], label: str, results: dict[tuple[str, int], list[float]], counts: list[int]) -> None:
+def report(
+    scenes: list[Scene], label: str, results: dict[tuple[str, int], list[float]], counts: list[int]
+) -> None:
     med = {key: statistics.median(values) for key, values in results.items()}
     low, high = counts
     backend = scenes[0].backend
     floors = {s.foreign: sqlite_open_floor(s) for s in scenes} if backend == "sqlite" else {}
     print(f"\n{backend}, {label} (median of {len(next(iter(results.values())))} runs, seconds):")
-    print(f"  {'foreign tables':>15} {'ours':>9} {'stock':>9} {'stock/ours':>11}"
-          + (f" {'sqlite open':>12}" if floors else ""))
+    print(
+        f"  {'foreign tables':>15} {'ours':>9} {'stock':>9} {'stock/ours':>11}"
+        + (f" {'sqlite open':>12}" if floors else "")
+    )
     for count in counts:
         ours, stock = med[("ours", count)], med[("stock", count)]
-        print(f"  {count:>15} {ours:>9.3f} {stock:>9.3f} {stock / ours:>10.1f}x"
-              + (f" {floors[count]:>12.4f}" if floors else ""))
+        print(
+            f"  {count:>15} {ours:>9.3f} {stock:>9.3f} {stock / ours:>10.1f}x"
+            + (f" {floors[count]:>12.4f}" if floors else "")
+        )
     growth = med[("ours", high)] / med[("ours", low)]
     speedup = med[("stock", high)] / med[("ours", high)]
-    print(f"  ours at {high} / ours at {low}: {growth:.2f}x (target <= 1.5x: {'met' if growth <= 1.5 else 'MISSED'})")
+    print(
+        f"  ours at {high} / ours at {low}: {growth:.2f}x (target <= 1.5x: {'met' if growth <= 1.5 else 'MISSED'})"
+    )
     print(f"  stock / ours at {high}: {speedup:.1f}x (target >= 5x: {'met' if speedup >= 5 else 'MISSED'})")
     if floors:
         own = (med[("ours", high)] - floors[high]) / (med[("ours", low)] - floors[low])
-        print(f"  ('sqlite open' = opening the file + first statement, no Alembic: SQLite parses every table's "
-              f"CREATE statement then; ours without it: {own:.2f}x)")
+        print(
+            f"  ('sqlite open' = opening the file + first statement, no Alembic: SQLite parses every table's "
+            f"CREATE statement then; ours without it: {own:.2f}x)"
+        )
 
 
 def measure(scenes: list[Scene], envs: list[Environment], options: argparse.Namespace, root: Path) -> None:
     counts = sorted({s.foreign for s in scenes})
-    for label, runs, how in (("in-process alembic.command.check", options.runs, in_process),
-                             ("whole process `alembic ... check`", options.process_runs, whole_process)):
+    for label, runs, how in (
+        ("in-process alembic.command.check", options.runs, in_process),
+        ("whole process `alembic ... check`", options.process_runs, whole_process),
+    ):
         if runs <= 0:
             continue
         results: dict[tuple[str, int], list[float]] = {}
@@ -333,8 +360,12 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=2000, help="foreign tables (default 2000)")
     parser.add_argument("--runs", type=int, default=15, help="timed in-process runs (default 15)")
     parser.add_argument("--process-runs", type=int, default=5, help="whole-process runs (default 5; 0: skip)")
-    parser.add_argument("--postgres", choices=["auto", "yes", "no"], default="auto",
-                        help="also measure PostgreSQL (auto: when tests/postgres_server.py can start one)")
+    parser.add_argument(
+        "--postgres",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="also measure PostgreSQL (auto: when tests/postgres_server.py can start one)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--x", action="append", default=[], help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -345,10 +376,15 @@ def main() -> None:
     counts = [0, options.tables]
     root = Path(tempfile.mkdtemp(prefix="nxalembic-bench-autogen-"))
     try:
-        print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        print(f"cog {COG!r} of examples/demobot; foreign tables: {counts}; in-process runs: {options.runs} "
-              f"(+1 warm-up), whole-process runs: {options.process_runs}", flush=True)
+        print(
+            f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"cog {COG!r} of examples/demobot; foreign tables: {counts}; in-process runs: {options.runs} "
+            f"(+1 warm-up), whole-process runs: {options.process_runs}",
+            flush=True,
+        )
         *scenes, canary = sqlite_scenes(root, counts)
         stock = make_stock_environment(root)
         envs = [

@@ -70,7 +70,7 @@ database = ormar.DatabaseConnection(os.environ.get("{URL_VARIABLE}", "sqlite+aio
 base_config = ormar.OrmarConfig(database=database, metadata=sqlalchemy.MetaData())
 '''
 
-MAIN_MODULE = '''\
+MAIN_MODULE = """\
 import nextcord
 from nextcord.ext import commands
 
@@ -79,9 +79,9 @@ intents.message_content = True
 bot = commands.Bot(command_prefix="!", intents=intents)
 for number in range({cogs}):
     bot.load_extension(f"benchbot.cogs.cog{{number}}")
-'''
+"""
 
-COG_MODULE = '''\
+COG_MODULE = """\
 import ormar
 from nextcord.ext import commands
 
@@ -101,13 +101,13 @@ class Cog{number}(commands.Cog):
 
 def setup(bot: commands.Bot) -> None:
     bot.add_cog(Cog{number}())
-'''
+"""
 
 CHANGE = "    score: int = ormar.Integer(default=0)\n"
 
 # -- the same bot for NXAlembic 0.3.3 (nextcord-ormar's own API) --------------------------------
 
-NX033_MAIN = '''\
+NX033_MAIN = """\
 import os
 
 import nextcord
@@ -117,9 +117,9 @@ bot = Bot(command_prefix="!", intents=nextcord.Intents.default(),
           database_url=os.environ.get("{variable}", "sqlite:///bench033.db"))
 for number in range({cogs}):
     bot.load_extension(f"benchbot033.cogs.cog{{number}}")
-'''
+"""
 
-NX033_COG = '''\
+NX033_COG = """\
 import ormar
 from nextcord.ext import commands
 from nextcord_ormar import AppModel, OrmarApp
@@ -141,10 +141,18 @@ class Cog{number}(commands.Cog):
 
 def setup(bot):
     bot.add_cog(Cog{number}())
-'''
+"""
 
-COMMANDS = ("floor", "first migrate", "upgrade (empty)", "upgrade (head)", "status", "check",
-            "migrate (1 change)", "stock current")
+COMMANDS = (
+    "floor",
+    "first migrate",
+    "upgrade (empty)",
+    "upgrade (head)",
+    "status",
+    "check",
+    "migrate (1 change)",
+    "stock current",
+)
 #: The commands whose growth per cog the issue bounds (cost above the floor, per cog).
 GROWTH = ("first migrate", "upgrade (empty)", "upgrade (head)", "status", "check", "migrate (1 change)")
 
@@ -204,7 +212,9 @@ def measure(root: Path, cogs: int, runs: int, env: dict[str, str]) -> dict[str, 
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     nx = [NXALEMBIC, "-q"]
     for _ in range(runs):
-        times["floor"].append(run([PYTHON, "-c", "import benchbot.main, alembic.command, alembic.config"], root, env))
+        times["floor"].append(
+            run([PYTHON, "-c", "import benchbot.main, alembic.command, alembic.config"], root, env)
+        )
         # first migrate: no revision files, empty database
         shutil.rmtree(root / "migrations" / "versions", ignore_errors=True)
         (root / "migrations" / "versions").mkdir()
@@ -242,9 +252,12 @@ def generate_nx033(root: Path, cogs: int) -> dict[str, str]:
     for number in range(cogs):
         # a package per cog: NXAlembic 0.3.3 keeps a cog's revisions in <its module's folder>/migrations
         (package / "cogs" / f"cog{number}").mkdir()
-        (package / "cogs" / f"cog{number}" / "__init__.py").write_text(NX033_COG.format(number=number),
-                                                                         encoding="utf-8")
-    (root / "nxalembic.ini").write_text("[nxalembic]\nmodule = benchbot033.main\nbot = bot\n", encoding="utf-8")
+        (package / "cogs" / f"cog{number}" / "__init__.py").write_text(
+            NX033_COG.format(number=number), encoding="utf-8"
+        )
+    (root / "nxalembic.ini").write_text(
+        "[nxalembic]\nmodule = benchbot033.main\nbot = bot\n", encoding="utf-8"
+    )
     env = {**os.environ, variable: f"sqlite:///{root / 'bench033.db'}", "PYTHONPATH": "."}
     env.pop("PYTHONSAFEPATH", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -268,8 +281,12 @@ def measure_nx033(python: str, cogs: int, runs: int) -> list[float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def print_tables(medians: dict[int, dict[str, float]], nx033: float | None, nx033_cogs: int,
-                 out: Callable[[str], None] = print) -> None:
+def print_tables(
+    medians: dict[int, dict[str, float]],
+    nx033: float | None,
+    nx033_cogs: int,
+    out: Callable[[str], None] = print,
+) -> None:
     counts = sorted(medians)
     out("")
     out("| cogs | " + " | ".join(COMMANDS) + " |")
@@ -292,22 +309,29 @@ def print_tables(medians: dict[int, dict[str, float]], nx033: float | None, nx03
             for name in GROWTH:
                 per_cog = (medians[cogs][name] - medians[cogs]["floor"]) / cogs
                 first = (medians[base][name] - medians[base]["floor"]) / base
-                cells.append(f"{per_cog * 1000:.1f} ({per_cog / first:.2f}×)" if first > 0 else f"{per_cog * 1000:.1f}")
+                cells.append(
+                    f"{per_cog * 1000:.1f} ({per_cog / first:.2f}×)" if first > 0 else f"{per_cog * 1000:.1f}"
+                )
             out(f"| {cogs} | " + " | ".join(cells) + " |")
         low, high = counts[0], counts[-1]
         growth = (medians[high]["stock current"] - medians[high]["floor"]) - (
-            medians[low]["stock current"] - medians[low]["floor"])
+            medians[low]["stock current"] - medians[low]["floor"]
+        )
         out("")
-        out(f"alembic -x cog=cog0 current above the floor: {low} cogs "
+        out(
+            f"alembic -x cog=cog0 current above the floor: {low} cogs "
             f"{medians[low]['stock current'] - medians[low]['floor']:+.3f} s, {high} cogs "
-            f"{medians[high]['stock current'] - medians[high]['floor']:+.3f} s (difference {growth:+.3f} s)")
+            f"{medians[high]['stock current'] - medians[high]['floor']:+.3f} s (difference {growth:+.3f} s)"
+        )
     if nx033 is not None:
         out("")
         ours = medians.get(nx033_cogs)
         line = f"NXAlembic 0.3.3 nxalembic upgrade of {nx033_cogs} cogs from empty: {nx033:.2f} s"
         if ours is not None:
-            line += (f"; ours {ours['upgrade (empty)']:.2f} s = {ours['upgrade (empty)'] / nx033:.2f}× NXAlembic 0.3.3,"
-                     f" {ours['upgrade (empty)'] / ours['floor']:.2f}× our floor")
+            line += (
+                f"; ours {ours['upgrade (empty)']:.2f} s = {ours['upgrade (empty)'] / nx033:.2f}× NXAlembic 0.3.3,"
+                f" {ours['upgrade (empty)'] / ours['floor']:.2f}× our floor"
+            )
         out(line)
 
 
@@ -315,18 +339,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cogs", default="10,50", help="comma-separated cog counts (default: 10,50)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is shown")
-    parser.add_argument("--nxalembic033", default=str(DEFAULT_NX033) if DEFAULT_NX033.exists() else None,
-                        help="python of a venv with nextcord-ormar==0.3.3 (default: .venv-nxalembic033)")
+    parser.add_argument(
+        "--nxalembic033",
+        default=str(DEFAULT_NX033) if DEFAULT_NX033.exists() else None,
+        help="python of a venv with nextcord-ormar==0.3.3 (default: .venv-nxalembic033)",
+    )
     parser.add_argument("--nxalembic033-cogs", type=int, default=50)
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall: seconds elapsed (default); cpu: user + system CPU seconds of each process")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: seconds elapsed (default); cpu: user + system CPU seconds of each process",
+    )
     options = parser.parse_args()
     global CLOCK
     CLOCK = options.clock
     counts = sorted({int(n) for n in options.cogs.split(",") if n.strip()})
 
-    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}; "
-          f"runs: {options.runs}; clock: {CLOCK}; load average at start: {load_average()}", flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}; "
+        f"runs: {options.runs}; clock: {CLOCK}; load average at start: {load_average()}",
+        flush=True,
+    )
     medians: dict[int, dict[str, float]] = {}
     nx033: float | None = None
     for cogs in counts:
@@ -337,13 +371,19 @@ def main() -> None:
         finally:
             shutil.rmtree(root, ignore_errors=True)
         medians[cogs] = {name: statistics.median(values) for name, values in times.items()}
-        print(f"{cogs} cogs: " + ", ".join(f"{name} {medians[cogs][name]:.2f} s" for name in COMMANDS)
-              + f" (load {load_average()})", flush=True)
+        print(
+            f"{cogs} cogs: "
+            + ", ".join(f"{name} {medians[cogs][name]:.2f} s" for name in COMMANDS)
+            + f" (load {load_average()})",
+            flush=True,
+        )
         if cogs == options.nxalembic033_cogs and options.nxalembic033:
             nx033 = statistics.median(measure_nx033(options.nxalembic033, cogs, options.runs))
             print(f"{cogs} cogs: NXAlembic 0.3.3 upgrade {nx033:.2f} s (load {load_average()})", flush=True)
     if options.nxalembic033 and nx033 is None:
-        nx033 = statistics.median(measure_nx033(options.nxalembic033, options.nxalembic033_cogs, options.runs))
+        nx033 = statistics.median(
+            measure_nx033(options.nxalembic033, options.nxalembic033_cogs, options.runs)
+        )
     print_tables(medians, nx033, options.nxalembic033_cogs)
     print(f"\nload average at the end: {load_average()}")
 

@@ -57,8 +57,9 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def setup(root: Path) -> tuple[dict[str, str], Path, Path]:
     """The example bot migrated to head; returns its environment, its database and the stock ini."""
-    shutil.copytree(REPO / "examples" / "demobot", root / "demobot",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copytree(
+        REPO / "examples" / "demobot", root / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+    )
     shutil.copy(REPO / "examples" / "nxalembic.ini", root / "nxalembic.ini")
     database = root / "bot.db"
     env = {**os.environ, "DEMOBOT_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
@@ -97,23 +98,29 @@ def main() -> None:
         names = list(commands)
         for number in range(options.runs):
             # rotate the order, so no command always runs first (or right after another)
-            for name in names[number % len(names):] + names[:number % len(names)]:
+            for name in names[number % len(names) :] + names[: number % len(names)]:
                 times[name].append(timed(commands[name], root, env))
         median = {name: statistics.median(values) for name, values in times.items()}
         baseline = median["bot import"] + median["stock current"]
 
-        print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         print(f"whole processes, median of {options.runs} runs each (seconds):")
         print(f"  alembic -x cog={COG} current (ours, bot's aiosqlite URL): {median['ours']:.3f}")
-        print(f"  alembic -x cog={COG} current (ours, -x url=sqlite:///):   {median['ours, sync driver']:.3f}")
+        print(
+            f"  alembic -x cog={COG} current (ours, -x url=sqlite:///):   {median['ours, sync driver']:.3f}"
+        )
         print(f"  python -c 'import demobot.main':                        {median['bot import']:.3f}")
         print(f"  alembic current (stock generic env, sqlite:///):        {median['stock current']:.3f}")
         print(f"  bot import + stock current:                             {baseline:.3f}")
         for name in ("ours", "ours, sync driver"):
             ratio = median[name] / baseline
             verdict = "met" if ratio <= TARGET else "MISSED"
-            print(f"ratio {name} / (bot import + stock current): {ratio:.2f}x (target <= {TARGET}x: {verdict})")
+            print(
+                f"ratio {name} / (bot import + stock current): {ratio:.2f}x (target <= {TARGET}x: {verdict})"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -39,7 +39,7 @@ import bench_scale  # noqa: E402
 
 TARGET = 0.05
 
-MEASURE = '''\
+MEASURE = """\
 import json
 import sys
 import time
@@ -68,9 +68,9 @@ for _ in range(1 + {repeat}):
     checks.append(since(start))
     assert len(results) == {cogs} and not any(r.applied for r in results), results
 print(json.dumps({{"import": imported, "code": code, "checks": checks}}))
-'''
+"""
 
-PROFILE = '''\
+PROFILE = """\
 import cProfile
 import pstats
 
@@ -86,12 +86,18 @@ startup.find_alembic_ini(benchbot.main.bot)
 startup._run(benchbot.main.bot, startup.find_alembic_ini(benchbot.main.bot), "apply", None, LockPolicy())
 profile.disable()
 pstats.Stats(profile).sort_stats("cumulative").print_stats({top})
-'''
+"""
 
 
 def child(root: Path, env: dict[str, str], code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         sys.exit(f"the measuring process failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc.stdout
@@ -102,8 +108,13 @@ def main() -> None:
     parser.add_argument("--cogs", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5, help="measuring processes (default 5)")
     parser.add_argument("--repeat", type=int, default=3, help="later checks per process (default 3)")
-    parser.add_argument("--profile", type=int, metavar="N", default=0,
-                        help="also print the top N functions of one first check, by cumulative time")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also print the top N functions of one first check, by cumulative time",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="nxalembic-bench-startup-") as folder:
@@ -116,19 +127,29 @@ def main() -> None:
         samples = [json.loads(child(root, env, code).strip().splitlines()[-1]) for _ in range(args.runs)]
         profile = child(root, env, PROFILE.format(top=args.profile)) if args.profile else ""
 
-    print(f"start-up check of a {args.cogs}-cog bot at head, sqlite+aiosqlite, median of {args.runs} processes "
-          f"(Python {platform.python_version()}, {bench_scale.cpu_model()}, load {bench_scale.load_average()})")
+    print(
+        f"start-up check of a {args.cogs}-cog bot at head, sqlite+aiosqlite, median of {args.runs} processes "
+        f"(Python {platform.python_version()}, {bench_scale.cpu_model()}, load {bench_scale.load_average()})"
+    )
     for clock, index in (("wall", 0), ("cpu", 1)):
         imported = statistics.median(s["import"][index] for s in samples)
         code = statistics.median(s["code"][index] for s in samples)
         first = statistics.median(s["checks"][0][index] for s in samples)
-        later = statistics.median(c[index] for s in samples for c in s["checks"][1:]) if args.repeat else float("nan")
+        later = (
+            statistics.median(c[index] for s in samples for c in s["checks"][1:])
+            if args.repeat
+            else float("nan")
+        )
         ratio = (code + first) / imported
-        print(f"  {clock} clock: bot import {imported:.3f} s; importing nxalembic_templates.startup (and Alembic) "
-              f"{code:.3f} s; first upgrade_sync(bot) {first:.3f} s; later ones {later:.3f} s")
-        print(f"    start-up check (import + first call) / bot import: {ratio:.1%} (target <= {TARGET:.0%}: "
-              f"{'met' if ratio <= TARGET else 'MISSED'}); first call alone: {first / imported:.1%}; "
-              f"a later call: {later / imported:.1%}")
+        print(
+            f"  {clock} clock: bot import {imported:.3f} s; importing nxalembic_templates.startup (and Alembic) "
+            f"{code:.3f} s; first upgrade_sync(bot) {first:.3f} s; later ones {later:.3f} s"
+        )
+        print(
+            f"    start-up check (import + first call) / bot import: {ratio:.1%} (target <= {TARGET:.0%}: "
+            f"{'met' if ratio <= TARGET else 'MISSED'}); first call alone: {first / imported:.1%}; "
+            f"a later call: {later / imported:.1%}"
+        )
     if profile:
         print(profile)
 

@@ -45,7 +45,7 @@ database = ormar.DatabaseConnection(os.environ.get("{URL_VARIABLE}", "sqlite+aio
 base_config = ormar.OrmarConfig(database=database, metadata=sqlalchemy.MetaData())
 '''
 
-MAIN_MODULE = '''\
+MAIN_MODULE = """\
 import nextcord
 from nextcord.ext import commands
 
@@ -54,19 +54,17 @@ intents.message_content = True
 bot = commands.Bot(command_prefix="!", intents=intents)
 for number in range({cogs}):
     bot.load_extension(f"benchbot.cogs.cog{{number:02d}}")
-'''
+"""
 
 #: The model of one cog at each of the three stages; every stage is one revision.
 STAGES = (
     "    name: str = ormar.String(max_length=100)\n",
-    "    name: str = ormar.String(max_length=100)\n"
-    "    score: int = ormar.Integer(default=0)\n",
-    "    name: str = ormar.String(max_length=100, index=True)\n"
-    "    score: int = ormar.Integer(default=0)\n",
+    "    name: str = ormar.String(max_length=100)\n    score: int = ormar.Integer(default=0)\n",
+    "    name: str = ormar.String(max_length=100, index=True)\n    score: int = ormar.Integer(default=0)\n",
 )
 MESSAGES = ("create table", "add column", "add index")
 
-COG_MODULE = '''\
+COG_MODULE = """\
 import ormar
 from nextcord.ext import commands
 
@@ -85,7 +83,7 @@ class Cog{number:02d}(commands.Cog):
 
 def setup(bot: commands.Bot) -> None:
     bot.add_cog(Cog{number:02d}())
-'''
+"""
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -161,8 +159,11 @@ def main() -> None:
     try:
         start = time.perf_counter()
         env = generate(root, options.cogs)
-        print(f"generated {options.cogs} cogs x {len(MESSAGES)} revisions with nxalembic migrate "
-              f"in {time.perf_counter() - start:.1f} s", flush=True)
+        print(
+            f"generated {options.cogs} cogs x {len(MESSAGES)} revisions with nxalembic migrate "
+            f"in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
         ours: list[float] = []
         stock: list[float] = []
         for number in range(options.runs):
@@ -177,8 +178,11 @@ def main() -> None:
                 stock.append(time_stock(root, env_b, options.cogs))
             if contents(a) != contents(b):
                 sys.exit("the two routes produced different databases")
-            print(f"run {number + 1}: nxalembic upgrade {ours[-1]:.2f} s, "
-                  f"{options.cogs} x alembic upgrade head {stock[-1]:.2f} s", flush=True)
+            print(
+                f"run {number + 1}: nxalembic upgrade {ours[-1]:.2f} s, "
+                f"{options.cogs} x alembic upgrade head {stock[-1]:.2f} s",
+                flush=True,
+            )
         ours_median, stock_median = statistics.median(ours), statistics.median(stock)
         print(f"cogs: {options.cogs}, revisions per cog: {len(MESSAGES)}, runs: {options.runs}")
         print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}")

@@ -26,8 +26,9 @@ def step(folder: Path, *args: str) -> None:
     exe = str(BIN / args[0]) if (BIN / args[0]).exists() else args[0]
     # stderr (the database line, notes, Alembic's log) interleaved with stdout, as at a terminal
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}  # the bot must never connect here
-    proc = subprocess.run([exe, *args[1:]], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    proc = subprocess.run(
+        [exe, *args[1:]], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     for line in proc.stdout.splitlines():
         if not line.startswith("INFO  [alembic.runtime.plugins]"):
             print(f"  {line}")
@@ -38,7 +39,9 @@ def step(folder: Path, *args: str) -> None:
 def show_database(db: Path) -> None:
     print(f"\nTables in {db.name}:")
     with sqlite3.connect(db) as conn:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        names = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        ]
         for name in names:
             if name.startswith("alembic_version_"):
                 rows = [r[0] for r in conn.execute(f'SELECT version_num FROM "{name}"')]
@@ -51,7 +54,9 @@ def show_database(db: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nxalembic-demo-") as tmp:
         folder = Path(tmp)
-        shutil.copytree(HERE / "demobot", folder / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+        shutil.copytree(
+            HERE / "demobot", folder / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+        )
         shutil.copy(HERE / "nxalembic.ini", folder / "nxalembic.ini")
         print(f"Example bot copied to {folder} (cogs: music, economy, fun; core models outside extensions)")
 

@@ -170,7 +170,9 @@ def dotted_table_targets(is_table: IsTable) -> Iterator[None]:
             return ensure(self, metadata, fk)
         _placeholder(metadata, target[0], [target[1]])
 
-    def setup_referent(self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint) -> None:
+    def setup_referent(
+        self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint
+    ) -> None:
         connection = self.impl.connection
         targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements]
         if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
@@ -188,7 +190,9 @@ def dotted_table_targets(is_table: IsTable) -> Iterator[None]:
         ApplyBatchImpl._setup_referent = setup  # type: ignore[method-assign]
 
 
-def _dotted_target(fk: sa.ForeignKey, connection: Connection | None, is_table: IsTable) -> tuple[str, str] | None:
+def _dotted_target(
+    fk: sa.ForeignKey, connection: Connection | None, is_table: IsTable
+) -> tuple[str, str] | None:
     """(table, column) of a string target whose table has a dot in its name and exists."""
     try:
         named = isinstance(fk._colspec, str)  # a Column object target is resolved already

@@ -77,7 +77,9 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
     """
     sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub.add_argument("--raiseerr", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub.add_argument("-x", action="append", dest="x_after", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
+    sub.add_argument(
+        "-x", action="append", dest="x_after", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,11 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "-c", "--config", default=os.environ.get("ALEMBIC_CONFIG", "alembic.ini"),
+        "-c",
+        "--config",
+        default=os.environ.get("ALEMBIC_CONFIG", "alembic.ini"),
         help="Alembic config file (default: alembic.ini, or $ALEMBIC_CONFIG)",
     )
     parser.add_argument(
-        "-x", action="append", default=[], metavar="KEY=VALUE",
+        "-x",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="passed to env.py like alembic -x, e.g. -x url=sqlite:///other.db",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -102,19 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
     _cog_option(sub, "only this cog")
     sub.add_argument("--empty", action="store_true", help="write a blank revision instead of autogenerating")
     sub.add_argument("-m", "--message", help="revision message (default: derived from the operations)")
-    sub.add_argument("--offline", action="store_true",
-                     help="no database: replay each cog's revisions into a scratch SQLite database and compare with that")
-    sub.add_argument("--allow-drops", action="store_true",
-                     help="drop tables this cog's revisions created whose models are gone (never other tables)")
-    sub.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
-                     help="rename hint: old_table:new_table or table.old_column:new_column (repeatable)")
+    sub.add_argument(
+        "--offline",
+        action="store_true",
+        help="no database: replay each cog's revisions into a scratch SQLite database and compare with that",
+    )
+    sub.add_argument(
+        "--allow-drops",
+        action="store_true",
+        help="drop tables this cog's revisions created whose models are gone (never other tables)",
+    )
+    sub.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD:NEW",
+        help="rename hint: old_table:new_table or table.old_column:new_column (repeatable)",
+    )
 
     sub = subs.add_parser("upgrade", help="upgrade every cog to head (or one cog to REVISION)")
     _cog_option(sub, "only this cog")
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
-    sub.add_argument("--lock-timeout", type=_seconds, metavar="SECONDS",
-                     help="give up (exit 1) when another process holds the migration lock for longer "
-                          "(default: wait; SQLite gives up after 300 s)")
+    sub.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up (exit 1) when another process holds the migration lock for longer "
+        "(default: wait; SQLite gives up after 300 s)",
+    )
     sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
 
     sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
@@ -125,17 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
     sub.add_argument("--json", action="store_true", help="print the status as JSON")
-    sub.add_argument("--exit-code", action="store_true",
-                     help="exit 1 when any cog is behind its head (a readiness probe); changes nothing")
+    sub.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 1 when any cog is behind its head (a readiness probe); changes nothing",
+    )
 
     subs.add_parser("check", help="exit 1 when any cog has model changes without a revision")
 
     sub = subs.add_parser("init", help="alembic init -t nxcog DIR, plus an nxalembic.ini skeleton")
-    sub.add_argument("directory", nargs="?", default="migrations", help="scripts folder (default: migrations)")
+    sub.add_argument(
+        "directory", nargs="?", default="migrations", help="scripts folder (default: migrations)"
+    )
     sub.add_argument("--module", default="yourbot.main", help="bot module for the nxalembic.ini skeleton")
     sub.add_argument("--bot", default="bot", help="bot variable for the nxalembic.ini skeleton")
-    sub.add_argument("--force", action="store_true",
-                     help="create the environment even below a folder that already has an alembic.ini")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="create the environment even below a folder that already has an alembic.ini",
+    )
     for sub in subs.choices.values():
         _common_options(sub)
     return parser
@@ -286,8 +316,13 @@ def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
         out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
 
     written = project.migrate(
-        args.cog, args.message, args.empty, report, offline=args.offline,
-        allow_drops=args.allow_drops, renames=args.rename,
+        args.cog,
+        args.message,
+        args.empty,
+        report,
+        offline=args.offline,
+        allow_drops=args.allow_drops,
+        renames=args.rename,
         ask=_ask if sys.stdin.isatty() and not args.quiet else None,
     )
     out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
@@ -327,8 +362,16 @@ def _behind_exit_code(status: Any) -> int:
 def _print_status(status: Any) -> None:
     rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
     for c in status.cogs:
-        rows.append((c.cog, c.version_table, _short(c.current), _short(c.head),
-                     "?" if c.pending is None else str(c.pending), _models_column(c)))
+        rows.append(
+            (
+                c.cog,
+                c.version_table,
+                _short(c.current),
+                _short(c.head),
+                "?" if c.pending is None else str(c.pending),
+                _models_column(c),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -359,8 +402,10 @@ def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:
     if changed:
         print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}", file=sys.stderr)
     if unchecked:
-        print(f"check failed: {_count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",
-              file=sys.stderr)
+        print(
+            f"check failed: {_count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",
+            file=sys.stderr,
+        )
     if changed or unchecked:
         return 1
     out("all cogs: models match their migrations")
@@ -396,7 +441,9 @@ def apply_x_arguments(args: argparse.Namespace) -> str | None:
         if not sep:
             raise NXAlembicError(f"-x {key} has no value; write -x {key}=VALUE")
         if key in BOOLEAN_X_KEYS and value.lower() not in TRUE | FALSE:
-            raise NXAlembicError(f"-x {key}={value} is not true or false; write -x {key}=true or -x {key}=false")
+            raise NXAlembicError(
+                f"-x {key}={value} is not true or false; write -x {key}=true or -x {key}=false"
+            )
         if key == "cog":
             cogs.append(value)
     if len(set(cogs)) > 1:
@@ -405,7 +452,9 @@ def apply_x_arguments(args: argparse.Namespace) -> str | None:
     given = getattr(args, "cog", None)
     if cog is not None and args.command in ("upgrade", "migrate"):
         if given is not None and given != cog:
-            raise NXAlembicError(f"the cog is given twice, as --cog {given} and as -x cog={cog}; give it once")
+            raise NXAlembicError(
+                f"the cog is given twice, as --cog {given} and as -x cog={cog}; give it once"
+            )
         args.cog = cog
     return cog
 
@@ -443,13 +492,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.raiseerr:
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(mask(f"FAILED: {described(exc)} ({file_line(Path(where.filename).name, where.lineno)}); "
-                   "rerun with --raiseerr for the traceback"), file=sys.stderr)
+        print(
+            mask(
+                f"FAILED: {described(exc)} ({file_line(Path(where.filename).name, where.lineno)}); "
+                "rerun with --raiseerr for the traceback"
+            ),
+            file=sys.stderr,
+        )
         return 1
     except SystemExit as exc:  # sys.exit() in user code: the command did not finish, so never exit 0
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        message = (f"sys.exit({exc.code!r}) was called at {file_line(where.filename, where.lineno)} during "
-                   f"'nxalembic {args.command}', which therefore did not finish; remove that call")
+        message = (
+            f"sys.exit({exc.code!r}) was called at {file_line(where.filename, where.lineno)} during "
+            f"'nxalembic {args.command}', which therefore did not finish; remove that call"
+        )
         if args.raiseerr:
             raise RuntimeError(mask(message)) from exc
         print(mask(f"FAILED: {message}"), file=sys.stderr)

@@ -92,9 +92,7 @@ class BotSchema:
         """Return the cog called *name*, or fail with a line that lists the known cogs."""
         known = ", ".join(self.cogs) or "(none: no loaded extension defines ormar models)"
         if not name:
-            raise NXAlembicError(
-                f"no cog selected; known cogs: {known}. Use: alembic -x cog=NAME <command>"
-            )
+            raise NXAlembicError(f"no cog selected; known cogs: {known}. Use: alembic -x cog=NAME <command>")
         if not NAME_RE.fullmatch(name):
             raise NXAlembicError(
                 f"invalid cog name {name!r}: cog names match {NAME_RE.pattern}; known cogs: {known}"
@@ -148,7 +146,8 @@ class BotSchema:
 
         def refuse(cycle: list[str]) -> None:
             raise NXAlembicError(
-                "foreign keys form a cycle between cogs: " + " -> ".join(cycle)
+                "foreign keys form a cycle between cogs: "
+                + " -> ".join(cycle)
                 + "; migrate these cogs one at a time with --cog, or move the shared tables into one cog"
             )
 
@@ -181,8 +180,11 @@ def import_bot(settings: Settings) -> Any:
     failure: BaseException | None = None
     module: ModuleType | None = None
     try:
-        with _StartGuard(settings.root) as guard, contextlib.redirect_stdout(output), \
-                contextlib.redirect_stderr(output):
+        with (
+            _StartGuard(settings.root) as guard,
+            contextlib.redirect_stdout(output),
+            contextlib.redirect_stderr(output),
+        ):
             try:
                 module = importlib.import_module(settings.module)
             except (Exception, SystemExit, BotStartedOnImport) as exc:
@@ -195,8 +197,11 @@ def import_bot(settings: Settings) -> Any:
     try:
         bot = getattr(module, settings.bot)
     except AttributeError:
-        bots = [name for name, value in vars(module).items()
-                if not name.startswith("_") and isinstance(getattr(value, "extensions", None), Mapping)]
+        bots = [
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_") and isinstance(getattr(value, "extensions", None), Mapping)
+        ]
         found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
         raise NXAlembicError(
             f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
@@ -356,7 +361,11 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
     """One line for a bot module that failed to import, pointing at the user's own code."""
     module, root = repr(settings.module), settings.root
     if isinstance(exc, BotStartedOnImport):
-        where = f"{file_line(exc.where.filename, exc.where.lineno, root)} starts" if exc.where else f"bot module {module} starts"
+        where = (
+            f"{file_line(exc.where.filename, exc.where.lineno, root)} starts"
+            if exc.where
+            else f"bot module {module} starts"
+        )
         return NXAlembicError(
             f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
             f"that call under {IF_MAIN} so that importing the module only builds the bot"
@@ -377,8 +386,12 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
             f"or migrated; remove that call or put it under {IF_MAIN}"
         )
     duplicate = next(
-        (m for e in chain if isinstance(e, sa.exc.InvalidRequestError)
-         and (m := re.match(r"Table '([^']+)' is already defined for this MetaData instance", str(e)))),
+        (
+            m
+            for e in chain
+            if isinstance(e, sa.exc.InvalidRequestError)
+            and (m := re.match(r"Table '([^']+)' is already defined for this MetaData instance", str(e)))
+        ),
         None,
     )
     if duplicate:
@@ -531,7 +544,11 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             raise NXAlembicError(
                 f"cog name {name!r} is claimed by both {claimed[name]} and {origin}; give one of "
                 f"them another name with {COG_NAME_ATTRIBUTE} = '...' in its module"
-                + (" or set core_cog in nxalembic.ini" if extension is None or "outside" in claimed[name] else "")
+                + (
+                    " or set core_cog in nxalembic.ini"
+                    if extension is None or "outside" in claimed[name]
+                    else ""
+                )
             )
         claimed[name] = origin
         models = sorted(models, key=lambda m: (m.__module__, m.ormar_config.tablename))

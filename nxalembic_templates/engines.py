@@ -82,8 +82,9 @@ def migration_url(parsed: URL) -> URL:
     return parsed.set(drivername=sync) if sync else parsed
 
 
-def create_engine(url: str, read_only: bool = False,
-                  lock: locking.LockPolicy | None = None) -> sa.Engine | AsyncEngine:
+def create_engine(
+    url: str, read_only: bool = False, lock: locking.LockPolicy | None = None
+) -> sa.Engine | AsyncEngine:
     """A pool-less engine for migrations (async when the URL's driver is async).
 
     *read_only* engines are for comparing only: they never lock and cannot write.  *lock*:
@@ -96,7 +97,11 @@ def create_engine(url: str, read_only: bool = False,
     parsed = migration_url(parse_url(url))
     is_sqlite = parsed.get_backend_name() == "sqlite"
     connect_args: dict[str, Any] = {"timeout": locking.SQLITE_LOCK_TIMEOUT} if is_sqlite else {}
-    secrets = {key: value for key, value in parsed.query.items() if key in QUERY_CREDENTIALS and isinstance(value, str)}
+    secrets = {
+        key: value
+        for key, value in parsed.query.items()
+        if key in QUERY_CREDENTIALS and isinstance(value, str)
+    }
     if secrets:
         connect_args.update(secrets)
         parsed = parsed.difference_update_query(secrets)
@@ -128,7 +133,7 @@ def anchor_sqlite_path(url: str, root: Path) -> str:
     if parsed.query.get("mode") == "memory":
         return url
     if database.startswith("file:"):  # a URI filename (?uri=true): anchor the path part
-        path = database[len("file:"):]
+        path = database[len("file:") :]
         if not path or path == ":memory:" or path.startswith("/"):
             return url
         database = f"file:{(root / path).resolve()}"
@@ -139,8 +144,9 @@ def anchor_sqlite_path(url: str, root: Path) -> str:
     return parsed.set(database=database).render_as_string(hide_password=False)
 
 
-def with_connection(url: str, work: Callable[[Connection], T], read_only: bool = False,
-                    lock: locking.LockPolicy | None = None) -> T:
+def with_connection(
+    url: str, work: Callable[[Connection], T], read_only: bool = False, lock: locking.LockPolicy | None = None
+) -> T:
     """Open one migration connection to *url* (sync or async driver) and run *work* on it.
 
     Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*

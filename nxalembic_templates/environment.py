@@ -27,8 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import _compat, locking
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
-from .errors import (LockTimeout, NXAlembicError, failing_revision, file_line, first_line, hide_password,
-                     remember_url, revision_frame)
+from .errors import (
+    LockTimeout,
+    NXAlembicError,
+    failing_revision,
+    file_line,
+    first_line,
+    hide_password,
+    remember_url,
+    revision_frame,
+)
 from .history import forked_history, has_revision, use_cog_history, write_revisions_safely
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
@@ -110,8 +118,9 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
-    use_cog_history(context.script, scope.version_location, scope.cog.name, scope.other_locations,
-                    scope.request.revisions)
+    use_cog_history(
+        context.script, scope.version_location, scope.cog.name, scope.other_locations, scope.request.revisions
+    )
     write_revisions_safely(context.script, scope.cog.name)
     autogenerate = is_autogenerate(scope.request)
     options: dict[str, Any] = {
@@ -141,7 +150,9 @@ def _run_migrations(context: EnvironmentContext, configure_options: dict[str, An
                 url = _target_url(config, scope)
                 target = make_url(url).get_backend_name() if url else scratch.dialect.name
                 options["compare_type"] = portable_compare_type(scratch.dialect.name)
-                _run_on_connection(context, scope, scratch, {**options, "render_as_batch": target == "sqlite"})
+                _run_on_connection(
+                    context, scope, scratch, {**options, "render_as_batch": target == "sqlite"}
+                )
                 return
         _run_online_or_sql(context, scope, options)
 
@@ -152,7 +163,10 @@ def _is_table(schema: BotSchema) -> Callable[[str, Connection | None], bool]:
     modelled = schema.derived.get("modelled table names")
     if modelled is None:  # once per process, not once per cog
         modelled = schema.derived["modelled table names"] = frozenset(
-            table.name for metadata in schema.metadata for table in metadata.tables.values() if table.schema is None
+            table.name
+            for metadata in schema.metadata
+            for table in metadata.tables.values()
+            if table.schema is None
         )
 
     def is_table(name: str, connection: Connection | None) -> bool:
@@ -165,8 +179,13 @@ def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope:
     """Replay the cog's revisions into a scratch database; learn which tables they own."""
     try:
         scratch = stack.enter_context(
-            scratch_database(script, scope.version_table, scope.cog.name, scope.request.scratch_url,
-                             referenced=scope.referenced_tables())
+            scratch_database(
+                script,
+                scope.version_table,
+                scope.cog.name,
+                scope.request.scratch_url,
+                referenced=scope.referenced_tables(),
+            )
         )
     except NXAlembicError:
         if scope.request.offline:
@@ -218,8 +237,11 @@ def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: di
         with context.begin_transaction():
             context.run_migrations()
         return
-    with_connection(url, lambda connection: _run_on_connection(context, scope, connection, options),
-                    read_only=is_autogenerate(scope.request))
+    with_connection(
+        url,
+        lambda connection: _run_on_connection(context, scope, connection, options),
+        read_only=is_autogenerate(scope.request),
+    )
 
 
 def _run_on_connection(
@@ -228,7 +250,11 @@ def _run_on_connection(
     scope.check_dialect(connection.dialect)
     context.configure(
         connection=connection,
-        **{"render_as_batch": connection.dialect.name == "sqlite", **locking.configure_options(connection), **options},
+        **{
+            "render_as_batch": connection.dialect.name == "sqlite",
+            **locking.configure_options(connection),
+            **options,
+        },
     )
     try:
         with context.begin_transaction():
@@ -254,8 +280,9 @@ def _run_on_connection(
         ) from exc
 
 
-def _already_exists_hint(exc: BaseException, script: ScriptDirectory, revision: str | None,
-                         scope: CogScope) -> str:
+def _already_exists_hint(
+    exc: BaseException, script: ScriptDirectory, revision: str | None, scope: CogScope
+) -> str:
     """The fix when the cog's first revision finds its tables already there.
 
     The first revision (no ``down_revision``) only runs when the version table is empty, so
@@ -314,7 +341,11 @@ def _revisions_must_not_exit(cog: str) -> Iterator[None]:
         if frame is None:
             raise
         revision, filename, lineno = frame
-        what = f"sys.exit({exc.code!r}) was called" if isinstance(exc, SystemExit) else f"{type(exc).__name__} raised"
+        what = (
+            f"sys.exit({exc.code!r}) was called"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__} raised"
+        )
         raise NXAlembicError(
             f"cog {cog!r}: revision {revision} failed: {what} at {file_line(filename, lineno)}; a revision must not end "
             "the process: remove that call, or raise an exception to make the migration fail"

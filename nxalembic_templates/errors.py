@@ -32,7 +32,9 @@ CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.I)
 #: ``scheme://user:PASSWORD@``: the password runs to the last ``@`` of the word (an unquoted ``@`` in it).
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)\S*@")
 #: ``?password=VALUE`` / ``&sslpassword=VALUE`` in a URL's query.
-_QUERY = re.compile(r"([?&][^\s=&?#]*?(?:pass|pwd|secret|token|key|auth|credential)[^\s=&?#]*=)[^\s&#]*", re.I)
+_QUERY = re.compile(
+    r"([?&][^\s=&?#]*?(?:pass|pwd|secret|token|key|auth|credential)[^\s=&?#]*=)[^\s&#]*", re.I
+)
 #: libpq's ``password=VALUE`` in a conninfo string (drivers quote them in errors).
 _CONNINFO = re.compile(r"(\b(?:ssl)?password\s*=\s*|\bpassfile\s*=\s*)('[^']*'|[^\s'&]+)", re.I)
 

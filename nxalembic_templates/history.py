@@ -26,7 +26,10 @@ from .naming import REVISION_ID, docstring_text
 
 
 def use_cog_history(
-    script: ScriptDirectory, location: Path, cog: str | None = None, others: Mapping[str, Path] | None = None,
+    script: ScriptDirectory,
+    location: Path,
+    cog: str | None = None,
+    others: Mapping[str, Path] | None = None,
     loaded: Callable[[], RevisionMap] | None = None,
 ) -> None:
     """Point the :class:`ScriptDirectory` Alembic built from alembic.ini at one cog's folder.
@@ -94,8 +97,13 @@ def _checked_revisions(
             yield revision
         labels = {label for revision in seen.values() for label in revision.branch_labels}
         for revision in seen.values():
-            for key, ids in (("down_revision", revision.down_revision), ("depends_on", revision.dependencies)):
-                for missing in [i for i in util.to_tuple(ids, default=()) if i not in seen and i not in labels]:
+            for key, ids in (
+                ("down_revision", revision.down_revision),
+                ("depends_on", revision.dependencies),
+            ):
+                for missing in [
+                    i for i in util.to_tuple(ids, default=()) if i not in seen and i not in labels
+                ]:
                     raise NXAlembicError(_stray_revision(script, revision, key, missing, cog, others))
 
     return load
@@ -106,7 +114,12 @@ def _cog_prefix(cog: str | None) -> str:
 
 
 def _stray_revision(
-    script: ScriptDirectory, revision: Script, key: str, missing: str, cog: str | None, others: Mapping[str, Path]
+    script: ScriptDirectory,
+    revision: Script,
+    key: str,
+    missing: str,
+    cog: str | None,
+    others: Mapping[str, Path],
 ) -> str:
     """Say which file names an id its cog does not have, whose id it is, and the fix."""
     where = f"{_cog_prefix(cog)}revision file {revision.path}: {key} {missing!r}"
@@ -126,7 +139,9 @@ def _stray_revision(
     return f"{where} is a revision of cog {other_cog!r} ({path}); each cog has its own history: {fix}"
 
 
-def _find_revision(script: ScriptDirectory, revision_id: str, others: Mapping[str, Path]) -> tuple[str, Path] | None:
+def _find_revision(
+    script: ScriptDirectory, revision_id: str, others: Mapping[str, Path]
+) -> tuple[str, Path] | None:
     """The cog (and file) whose revisions folder holds *revision_id*, if any."""
     for other_cog, location in others.items():
         other = ScriptDirectory(script.dir, version_locations=[str(location)])
@@ -166,7 +181,9 @@ def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
     copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
     template too (its first revision's docstring says so).
     """
-    generate = getattr(script.generate_revision, "__wrapped__", script.generate_revision)  # never escape twice
+    generate = getattr(
+        script.generate_revision, "__wrapped__", script.generate_revision
+    )  # never escape twice
 
     @functools.wraps(generate)
     def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:

@@ -97,8 +97,9 @@ class LockPolicy:
     report: Callable[[str], None] = _to_stderr
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
-                                             and self.timeout >= 0):
+        if self.timeout is not None and not (
+            isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout) and self.timeout >= 0
+        ):
             raise ValueError(f"lock timeout must be a number of seconds >= 0, not {self.timeout!r}")
 
     def limit(self, default: float | None) -> float | None:
@@ -203,8 +204,10 @@ def _begin_immediate(connection: Connection) -> None:
                     "stop that process or run the command again later"
                 )
             if timeout_ms == 0:
-                policy.report(f"waiting for the write lock on {where}, held by another process "
-                              f"({policy.describe(SQLITE_LOCK_TIMEOUT)}; Ctrl-C to stop)...")
+                policy.report(
+                    f"waiting for the write lock on {where}, held by another process "
+                    f"({policy.describe(SQLITE_LOCK_TIMEOUT)}; Ctrl-C to stop)..."
+                )
             timeout_ms = min(SQLITE_WAIT_SLICE, left_ms)
     finally:
         _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {SQLITE_LOCK_TIMEOUT * 1000}")
@@ -255,8 +258,10 @@ def _advisory_lock(connection: Connection, function: str) -> None:
         return
     policy = _policy(connection)
     where = hide_password(connection.engine.url)
-    policy.report(f"waiting for the migration lock on {where}, held by another process "
-                  f"({policy.describe(None)}; Ctrl-C to stop)...")
+    policy.report(
+        f"waiting for the migration lock on {where}, held by another process "
+        f"({policy.describe(None)}; Ctrl-C to stop)..."
+    )
     if policy.timeout is None:
         connection.exec_driver_sql(f"SELECT {function}({ADVISORY_LOCK_KEY})")
         return

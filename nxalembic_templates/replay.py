@@ -38,19 +38,38 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.alter_column(column_name, **kw)
 
-    def create_foreign_key(constraint_name: str | None, source_table: str, referent_table: str,
-                           local_cols: list[str], remote_cols: list[str], *,
-                           source_schema: str | None = None, **kw: Any) -> None:
+    def create_foreign_key(
+        constraint_name: str | None,
+        source_table: str,
+        referent_table: str,
+        local_cols: list[str],
+        remote_cols: list[str],
+        *,
+        source_schema: str | None = None,
+        **kw: Any,
+    ) -> None:
         with operations.batch_alter_table(source_table, schema=source_schema, recreate="always") as batch:
             batch.create_foreign_key(constraint_name, referent_table, local_cols, remote_cols, **kw)
 
-    def create_unique_constraint(constraint_name: str | None, table_name: str, columns: list[str], *,
-                                 schema: str | None = None, **kw: Any) -> None:
+    def create_unique_constraint(
+        constraint_name: str | None,
+        table_name: str,
+        columns: list[str],
+        *,
+        schema: str | None = None,
+        **kw: Any,
+    ) -> None:
         with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.create_unique_constraint(constraint_name, columns, **kw)
 
-    def drop_constraint(constraint_name: str, table_name: str, type_: str | None = None, *,
-                        schema: str | None = None, **kw: Any) -> None:
+    def drop_constraint(
+        constraint_name: str,
+        table_name: str,
+        type_: str | None = None,
+        *,
+        schema: str | None = None,
+        **kw: Any,
+    ) -> None:
         with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.drop_constraint(constraint_name, type_=type_)
 
@@ -62,9 +81,12 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
 
 def _scratch_error(url: str, exc: BaseException) -> NXAlembicError:
     return NXAlembicError(
-        hide_password(url, f"cannot open the scratch database {hide_password(url)}: {described(exc)}; "
-                      "-x scratch_url= must be a database you can write to and throw away "
-                      "(default: sqlite://, in memory)")
+        hide_password(
+            url,
+            f"cannot open the scratch database {hide_password(url)}: {described(exc)}; "
+            "-x scratch_url= must be a database you can write to and throw away "
+            "(default: sqlite://, in memory)",
+        )
     )
 
 
@@ -79,8 +101,13 @@ def _scratch_engine(url: str) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
-                     url: str = DEFAULT_SCRATCH_URL, referenced: Iterable[sa.Table] = ()) -> Iterator[Connection]:
+def scratch_database(
+    script: ScriptDirectory,
+    version_table: str,
+    cog: str,
+    url: str = DEFAULT_SCRATCH_URL,
+    referenced: Iterable[sa.Table] = (),
+) -> Iterator[Connection]:
     """A scratch database holding what the cog's revisions create, at head.
 
     The replay runs the cog's own revision scripts (``upgrade()`` functions) through a
@@ -106,7 +133,10 @@ def scratch_database(script: ScriptDirectory, version_table: str, cog: str,
             connection.commit()
             context = MigrationContext.configure(
                 connection,
-                opts={"version_table": version_table, "fn": lambda rev, _ctx: _compat.upgrade_steps(script, rev)},
+                opts={
+                    "version_table": version_table,
+                    "fn": lambda rev, _ctx: _compat.upgrade_steps(script, rev),
+                },
             )
             sqlite = connection.dialect.name == "sqlite"
             operations = _sqlite_replay_operations(context) if sqlite else Operations(context)
@@ -142,8 +172,9 @@ def portable_compare_type(scratch_dialect: str) -> Callable[..., bool | None]:
     """``compare_type`` for offline runs: types the scratch database cannot hold faithfully are
     reported in a warning instead of as a spurious type change."""
 
-    def compare_type(context: Any, inspected_column: Any, metadata_column: Any,
-                     inspected_type: Any, metadata_type: Any) -> bool | None:
+    def compare_type(
+        context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+    ) -> bool | None:
         module = type(metadata_type).__module__
         foreign_dialect = module.startswith("sqlalchemy.dialects.") and f".{scratch_dialect}" not in module
         timezone = getattr(metadata_type, "timezone", False) and scratch_dialect == "sqlite"
@@ -151,7 +182,10 @@ def portable_compare_type(scratch_dialect: str) -> Callable[..., bool | None]:
             log.warning(
                 "%s.%s: type %r cannot be stored faithfully in the %s scratch database; its changes are "
                 "not detected offline (use -x scratch_url= with your database kind, or a live database)",
-                metadata_column.table.name, metadata_column.name, metadata_type, scratch_dialect,
+                metadata_column.table.name,
+                metadata_column.name,
+                metadata_type,
+                scratch_dialect,
             )
             return False
         return None

@@ -72,7 +72,7 @@ class RenameHint:
         for table in sorted(tables, key=len, reverse=True):
             prefix = f"{table}."
             if self.old.startswith(prefix) and len(self.old) > len(prefix):
-                return table, self.old[len(prefix):]
+                return table, self.old[len(prefix) :]
         return None
 
 
@@ -171,7 +171,9 @@ def request_for(config: Config) -> CogRequest:
     command = getattr(cmd[0], "__name__", None) if cmd else None
     autogenerate = None
     if command is not None:
-        autogenerate = command == "check" or (command == "revision" and bool(getattr(options, "autogenerate", False)))
+        autogenerate = command == "check" or (
+            command == "revision" and bool(getattr(options, "autogenerate", False))
+        )
     request = CogRequest.from_x(
         getattr(options, "x", None) or [],
         command=command,
@@ -219,7 +221,12 @@ def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
             "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
             "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
         )
-    candidates = (lambda: given, lambda: schema.settings.url, lambda: alembic_ini_url(config), schema.default_url)
+    candidates = (
+        lambda: given,
+        lambda: schema.settings.url,
+        lambda: alembic_ini_url(config),
+        schema.default_url,
+    )
     for candidate in candidates:
         url = candidate()
         if url and url.strip() != PLACEHOLDER_URL:

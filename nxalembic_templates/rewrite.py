@@ -91,7 +91,7 @@ class Rewriter:
             replacement: list[Any] = [ops.RenameTableOp(old, new, schema=create.schema)]
             if connection is not None:
                 replacement += _table_changes(connection, create.to_table(), old, new)
-            upgrade_ops.ops[index:index + 1] = replacement
+            upgrade_ops.ops[index : index + 1] = replacement
             used.add(old)
         return used
 
@@ -100,7 +100,8 @@ class Rewriter:
     def _rename_columns(self, upgrade_ops: ops.UpgradeOps) -> None:
         # table names are whole strings ('Music.songs.title' is table Music.songs, column title)
         hinted = {
-            column: h.new for h in self.request.renames
+            column: h.new
+            for h in self.request.renames
             if h.new not in self.own_tables and (column := h.column_of(self.own_tables)) is not None
         }
         for table_ops in [op for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)]:
@@ -112,8 +113,13 @@ class Rewriter:
                     if old in pairs:
                         continue
                     for new, add in adds.items():
-                        if new not in pairs.values() and _same_kind(drop.to_column().type, add.column.type) and \
-                                self.request.ask(f"Did you rename {table_ops.table_name}.{old} to {new}? [y/N] "):
+                        if (
+                            new not in pairs.values()
+                            and _same_kind(drop.to_column().type, add.column.type)
+                            and self.request.ask(
+                                f"Did you rename {table_ops.table_name}.{old} to {new}? [y/N] "
+                            )
+                        ):
                             pairs[old] = new
                             break
             for old, new in pairs.items():
@@ -124,8 +130,12 @@ class Rewriter:
                     )
                 before, after = drops[old].to_column(), adds[new].column
                 alter = ops.AlterColumnOp(
-                    table_ops.table_name, old, schema=table_ops.schema, modify_name=new,
-                    existing_type=before.type, existing_nullable=before.nullable,
+                    table_ops.table_name,
+                    old,
+                    schema=table_ops.schema,
+                    modify_name=new,
+                    existing_type=before.type,
+                    existing_nullable=before.nullable,
                     existing_server_default=before.server_default,
                 )
                 if not _same_type(before.type, after.type, self.dialect):
@@ -183,7 +193,8 @@ class Rewriter:
                         dropped = [o.column_name for o in table_ops.ops if isinstance(o, ops.DropColumnOp)]
                         hint = (
                             f" (a rename? pass -x rename={table_ops.table_name}.{dropped[0]}:{column.name})"
-                            if dropped else ""
+                            if dropped
+                            else ""
                         )
                         raise NXAlembicError(
                             f"cog {self.cog!r}: adding NOT NULL column {table_ops.table_name}.{column.name} without "
@@ -259,7 +270,10 @@ def _reverse(op: Any) -> Any:
         return ops.RenameTableOp(op.new_table_name, op.table_name, schema=op.schema)
     if isinstance(op, ops.AlterColumnOp) and op.modify_name:
         reverse = ops.AlterColumnOp(
-            op.table_name, op.modify_name, schema=op.schema, modify_name=op.column_name,
+            op.table_name,
+            op.modify_name,
+            schema=op.schema,
+            modify_name=op.column_name,
             existing_type=op.modify_type or op.existing_type,
             existing_nullable=op.existing_nullable if op.modify_nullable is None else op.modify_nullable,
             existing_server_default=op.existing_server_default,

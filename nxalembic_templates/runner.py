@@ -100,8 +100,14 @@ class Project:
     #: How the user named the cog on the command line, for the "unknown cog" advice.
     cog_given_as = "to --cog"
 
-    def __init__(self, alembic_ini: Path, x_arguments: Sequence[str] = (), *,
-                 schema: BotSchema | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        alembic_ini: Path,
+        x_arguments: Sequence[str] = (),
+        *,
+        schema: BotSchema | None = None,
+        url: str | None = None,
+    ) -> None:
         """Open *alembic_ini* and the bot it migrates.
 
         *schema*: the bot discovered already (the start-up API has the running bot in hand and
@@ -113,11 +119,13 @@ class Project:
                 f"no Alembic config at {alembic_ini}; run 'nxalembic init' or pass -c PATH/alembic.ini"
             )
         # x: for env.py files that read context.get_x_argument() themselves, as with stock alembic
-        self.config = Config(str(alembic_ini), cmd_opts=Namespace(x=list(x_arguments), quiet=True),
-                             stdout=io.StringIO())
+        self.config = Config(
+            str(alembic_ini), cmd_opts=Namespace(x=list(x_arguments), quiet=True), stdout=io.StringIO()
+        )
         #: What every command of this process asks (the ``-x`` pairs); each Alembic call adds its cog.
-        self.request = CogRequest.from_x(x_arguments, configure_logger=False,
-                                         **({} if url is None else {"url": url}))
+        self.request = CogRequest.from_x(
+            x_arguments, configure_logger=False, **({} if url is None else {"url": url})
+        )
         self.request.schema = schema
         attach(self.config, self.request)
         self.schema: BotSchema = load_schema(self.config)
@@ -169,14 +177,20 @@ class Project:
         script = self._scripts.get(cog)
         if script is None:
             scope = self.scope(cog)
-            script = cog_script(self.script_location, scope.version_location, cog, scope.other_locations,
-                                sourceless=self._sourceless)
+            script = cog_script(
+                self.script_location,
+                scope.version_location,
+                cog,
+                scope.other_locations,
+                sourceless=self._sourceless,
+            )
             self._scripts[cog] = script
         return script
 
     @contextlib.contextmanager
-    def selected(self, cog: str, command: str, configure: dict[str, Any] | None = None,
-                 **request: Any) -> Iterator[None]:
+    def selected(
+        self, cog: str, command: str, configure: dict[str, Any] | None = None, **request: Any
+    ) -> Iterator[None]:
         """Ask env.py to run Alembic's *command* for *cog* next; Alembic's output is swallowed.
 
         *configure* goes to ``context.configure()``; *request* sets other
@@ -184,10 +198,18 @@ class Project:
         that does not say which cog it is about (``Can't locate revision ...``) gets the cog's
         name in front, so that every failure line names its cog.
         """
-        attach(self.config, dataclasses.replace(
-            self.request, cog=cog, command=command, configure=configure or {}, connection=self._connection,
-            revisions=lambda: self.script(cog).revision_map, **{"autogenerate": False, **request},
-        ))
+        attach(
+            self.config,
+            dataclasses.replace(
+                self.request,
+                cog=cog,
+                command=command,
+                configure=configure or {},
+                connection=self._connection,
+                revisions=lambda: self.script(cog).revision_map,
+                **{"autogenerate": False, **request},
+            ),
+        )
         self.config.stdout = io.StringIO()
         try:
             with _sys_path_kept():
@@ -227,7 +249,9 @@ class Project:
             self.scope(cog).check_dialect(dialect)
 
     def current(self, connection: Connection, cog: str) -> list[str]:
-        context = MigrationContext.configure(connection, opts={"version_table": self.scope(cog).version_table})
+        context = MigrationContext.configure(
+            connection, opts={"version_table": self.scope(cog).version_table}
+        )
         return sorted(context.get_current_heads())
 
     def currents(self, connection: Connection, cogs: Sequence[str]) -> dict[str, list[str]]:
@@ -243,8 +267,10 @@ class Project:
         present = [cog for cog in cogs if tables[cog] in existing]
         for start in range(0, len(present), _UNION_BATCH):
             selects = [
-                sa.select(sa.literal(cog).label("cog"), sa.column("version_num")).select_from(sa.table(tables[cog]))
-                for cog in present[start:start + _UNION_BATCH]
+                sa.select(sa.literal(cog).label("cog"), sa.column("version_num")).select_from(
+                    sa.table(tables[cog])
+                )
+                for cog in present[start : start + _UNION_BATCH]
             ]
             for cog, version in connection.execute(sa.union_all(*selects)):
                 found[cog].append(version)
@@ -279,7 +305,10 @@ class Project:
     # -- commands ----------------------------------------------------------------------------
 
     def upgrade(
-        self, only: str | None = None, revision: str = "head", report: Callable[[MigrationResult], None] = print
+        self,
+        only: str | None = None,
+        revision: str = "head",
+        report: Callable[[MigrationResult], None] = print,
     ) -> list[MigrationResult]:
         """Upgrade cogs one by one (each committed on its own); stop at the first failure.
 
@@ -310,7 +339,7 @@ class Project:
                 except LockTimeout:
                     raise
                 except CommandError as exc:
-                    untouched = order[position + 1:]
+                    untouched = order[position + 1 :]
                     if not untouched:
                         raise
                     raise NXAlembicError(f"{exc}; not touched: {', '.join(untouched)}") from exc
@@ -380,7 +409,9 @@ class Project:
 
         return self.connected(work)
 
-    def sql(self, direction: str, only: str | None, revision: str, out: Callable[[str], None] = print) -> None:
+    def sql(
+        self, direction: str, only: str | None, revision: str, out: Callable[[str], None] = print
+    ) -> None:
         """Offline mode: print each cog's SQL (upgrade: referenced cogs first)."""
         self.check_dialect(parse_url(self.url).get_dialect())
         for cog in self.order(only, reverse=direction == "downgrade"):
@@ -389,9 +420,16 @@ class Project:
                 getattr(command, direction)(self.config, revision, sql=True)
 
     def migrate(
-        self, only: str | None, message: str | None, empty: bool, report: Callable[[str, Any], None],
-        offline: bool = False, allow_drops: bool = False, renames: Sequence[str] = (),
-        ask: Callable[[str], bool] | None = None, note: Callable[[str], None] | None = None,
+        self,
+        only: str | None,
+        message: str | None,
+        empty: bool,
+        report: Callable[[str, Any], None],
+        offline: bool = False,
+        allow_drops: bool = False,
+        renames: Sequence[str] = (),
+        ask: Callable[[str], bool] | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> list[tuple[str, Any]]:
         """Write the next revision of each cog.
 
@@ -406,7 +444,9 @@ class Project:
         note = note or _to_stderr
         offline = offline or self.request.offline
         autogenerate = {
-            "autogenerate": not empty, "ask": ask, "allow_drops": self.request.allow_drops or allow_drops,
+            "autogenerate": not empty,
+            "ask": ask,
+            "allow_drops": self.request.allow_drops or allow_drops,
             "renames": self.request.renames + parse_renames(renames),
         }
 
@@ -414,8 +454,9 @@ class Project:
             written = []
             for cog in order:
                 # dont_mutate: even a blank revision must not create the version table
-                with self.selected(cog, "revision", {"dont_mutate": True}, **autogenerate,
-                                   offline=offline or cog in replayed):
+                with self.selected(
+                    cog, "revision", {"dont_mutate": True}, **autogenerate, offline=offline or cog in replayed
+                ):
                     script = command.revision(self.config, message=message, autogenerate=not empty)
                 written.append((cog, script or None))
                 report(cog, script or None)
@@ -428,9 +469,11 @@ class Project:
                 if pending or current != heads:
                     replayed.add(cog)
                     if not empty:
-                        note(f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: compared the "
-                             "models with a scratch replay of its revisions (run 'nxalembic upgrade' first to "
-                             "compare with the database itself)")
+                        note(
+                            f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: compared the "
+                            "models with a scratch replay of its revisions (run 'nxalembic upgrade' first to "
+                            "compare with the database itself)"
+                        )
             return generate(replayed)
 
         return generate(set()) if offline else self.connected(work, read_only=True)
@@ -451,8 +494,14 @@ class Project:
         return self.connected(work, read_only=True)
 
     def _cog_status(self, connection: Connection, cog: str) -> CogStatus:
-        row = CogStatus(cog=cog, extension=self.schema.cogs[cog].extension,
-                        version_table=self.scope(cog).version_table, current=[], head=[], pending=None)
+        row = CogStatus(
+            cog=cog,
+            extension=self.schema.cogs[cog].extension,
+            version_table=self.scope(cog).version_table,
+            current=[],
+            head=[],
+            pending=None,
+        )
         try:
             row.current, row.head, row.pending = self.pending(connection, cog)
             live = row.pending == 0 and row.current == row.head
@@ -474,8 +523,10 @@ class Project:
         found = sorted(name for _schema, name in self.schema.cogs[cog].table_keys if name in existing)
         if not found:
             return None
-        return (f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
-                f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading")
+        return (
+            f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
+            f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
+        )
 
     def _unowned_tables(self, connection: Connection) -> list[str]:
         known = {key[1] for cog in self.schema.cogs.values() for key in cog.table_keys}

@@ -292,8 +292,10 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
             inside = holding.get(location)
             if inside is None:
                 continue
-            held = f"the source folder of cog {inside!r}" if location == sources[inside] else (
-                f"a folder that contains the sources of cog {inside!r}"
+            held = (
+                f"the source folder of cog {inside!r}"
+                if location == sources[inside]
+                else (f"a folder that contains the sources of cog {inside!r}")
             )
         raise NXAlembicError(
             f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "

@@ -131,8 +131,10 @@ def _check_no_control_characters(path: Path, section: configparser.SectionProxy)
     for key, value in section.items():
         bad = next((ch for ch in value if unicodedata.category(ch) in CONTROL_CATEGORIES), None)
         if bad is not None:
-            what = "a line break (an indented line continues the value above it)" if bad == "\n" else (
-                f"the control character {bad!r}"
+            what = (
+                "a line break (an indented line continues the value above it)"
+                if bad == "\n"
+                else (f"the control character {bad!r}")
             )
             raise NXAlembicError(
                 f"{path}: the value of {key} contains {what}; write {key} = ... on one line "
@@ -206,8 +208,11 @@ def load_settings(path: Path | str) -> Settings:
         )
     if not all(NAME_RE.fullmatch(part) for part in module.split(".")):
         dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
-        hint = (f"; write module = {dotted} (the import path, not the file)"
-                if all(NAME_RE.fullmatch(part) for part in dotted.split(".")) else "")
+        hint = (
+            f"; write module = {dotted} (the import path, not the file)"
+            if all(NAME_RE.fullmatch(part) for part in dotted.split("."))
+            else ""
+        )
         raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
     bot = section.get("bot", "bot").strip() or "bot"
     if not NAME_RE.fullmatch(bot):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .discovery import CLIENT_LIBRARIES, discover
+
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .locking import LockPolicy
@@ -65,8 +66,14 @@ class CogResult:
     behind: int
 
 
-async def upgrade(bot: Any, *, mode: str = "apply", config: str | os.PathLike[str] | None = None,
-                  url: str | None = None, lock_timeout: float | None = None) -> list[CogResult]:
+async def upgrade(
+    bot: Any,
+    *,
+    mode: str = "apply",
+    config: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    lock_timeout: float | None = None,
+) -> list[CogResult]:
     """Bring the database up to the bot's cogs (or, in ``verify`` mode, check that it is), off the loop.
 
     *bot*: the bot object, with its extensions loaded (``load_extension`` before this call).
@@ -86,8 +93,14 @@ async def upgrade(bot: Any, *, mode: str = "apply", config: str | os.PathLike[st
     return await asyncio.to_thread(_run, bot, ini, mode, url, policy)
 
 
-def upgrade_sync(bot: Any, *, mode: str = "apply", config: str | os.PathLike[str] | None = None,
-                 url: str | None = None, lock_timeout: float | None = None) -> list[CogResult]:
+def upgrade_sync(
+    bot: Any,
+    *,
+    mode: str = "apply",
+    config: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    lock_timeout: float | None = None,
+) -> list[CogResult]:
     """:func:`upgrade` for code with no running event loop: before ``bot.run(TOKEN)``.
 
     The work still runs in a worker thread of its own, so an async driver's event loop never
@@ -104,12 +117,15 @@ def upgrade_sync(bot: Any, *, mode: str = "apply", config: str | os.PathLike[str
             "use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nxalembic-startup") as worker:
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="nxalembic-startup"
+    ) as worker:
         return worker.submit(_run, bot, ini, mode, url, policy).result()
 
 
-def _arguments(bot: Any, mode: str, config: str | os.PathLike[str] | None,
-               lock_timeout: float | None) -> tuple[Path, LockPolicy]:
+def _arguments(
+    bot: Any, mode: str, config: str | os.PathLike[str] | None, lock_timeout: float | None
+) -> tuple[Path, LockPolicy]:
     """Check the arguments on the caller's side, before any thread or database is involved."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(repr(m) for m in MODES)}")
@@ -196,8 +212,13 @@ def _verify(project: Project) -> list[CogResult]:
     rows = project.behind()
     for row in rows:
         if row.behind:
-            log.info("cog %s: %s behind (at %s, head %s)", row.cog, _count(row.behind, "revision"),
-                     _short(row.current), _short(row.head))
+            log.info(
+                "cog %s: %s behind (at %s, head %s)",
+                row.cog,
+                _count(row.behind, "revision"),
+                _short(row.current),
+                _short(row.head),
+            )
         else:
             log.info("cog %s: at head %s", row.cog, _short(row.head))
     behind = {row.cog: row.behind for row in rows if row.behind}
@@ -212,8 +233,12 @@ def _applied(result: MigrationResult) -> CogResult:
 
 def _log_applied(result: MigrationResult) -> None:
     if result.steps:
-        log.info("cog %s: %s applied, now at %s", result.cog, _count(len(result.steps), "revision"),
-                 _short(result.now))
+        log.info(
+            "cog %s: %s applied, now at %s",
+            result.cog,
+            _count(len(result.steps), "revision"),
+            _short(result.now),
+        )
     else:
         log.info("cog %s: at head %s, nothing to do", result.cog, _short(result.now))
 

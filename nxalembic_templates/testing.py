@@ -94,7 +94,9 @@ def _cog_alembic_config(cog: str, alembic_ini: Path, engine: Any = None) -> Alem
     return config
 
 
-def alembic_config_for(cog: str, alembic_ini: str | Path = "alembic.ini", **options: Any) -> PytestAlembicConfig:
+def alembic_config_for(
+    cog: str, alembic_ini: str | Path = "alembic.ini", **options: Any
+) -> PytestAlembicConfig:
     """A pytest-alembic :class:`~pytest_alembic.config.Config` for one cog.
 
     *options* are pytest-alembic's own (``minimum_downgrade_revision``, ``skip_revisions``,

@@ -60,11 +60,17 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 300) -> Result:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300
+) -> Result:
     proc = subprocess.run(
-        args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     result = Result(list(args), proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
@@ -124,9 +130,16 @@ class Database:
                     snap[name] = None
                     continue
                 snap[name] = {
-                    "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
-                    "indexes": sorted((i["name"] or "", tuple(i["column_names"])) for i in inspector.get_indexes(name)),
-                    "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in inspector.get_foreign_keys(name)),
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)
+                    ],
+                    "indexes": sorted(
+                        (i["name"] or "", tuple(i["column_names"])) for i in inspector.get_indexes(name)
+                    ),
+                    "fks": sorted(
+                        (tuple(f["constrained_columns"]), f["referred_table"])
+                        for f in inspector.get_foreign_keys(name)
+                    ),
                     "rows": sorted(map(tuple, conn.execute(sa.text(f'SELECT * FROM "{name}"')))),
                 }
         return snap
@@ -143,7 +156,9 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
 
 
-def _database_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest, db_name: str = "bot") -> Database:
+def _database_for(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, db_name: str = "bot"
+) -> Database:
     if backend.startswith("sqlite"):
         return Database(f"{backend}:///{tmp_path / (db_name + '.db')}")
     server: PostgresServer = request.getfixturevalue("pg_server")
@@ -196,8 +211,9 @@ class BotProject:
         """Remove an extension from the bot, as a user commenting out load_extension would."""
         self.edit("demobot/main.py", f'    "{extension}",', f'    # "{extension}",')
 
-    def write_revision(self, cog: str, revision: str, down: str | None, body: str, *, name: str = "hand",
-                       preamble: str = "") -> Path:
+    def write_revision(
+        self, cog: str, revision: str, down: str | None, body: str, *, name: str = "hand", preamble: str = ""
+    ) -> Path:
         """A hand-written revision file of *cog*: *body* is upgrade()'s code, *preamble* goes above it.
 
         The module imports ``os``, ``time``, ``Path``, ``sa`` and ``op`` for the body to use.
@@ -225,7 +241,9 @@ class BotProject:
 def copy_example_bot(path: Path, initialised_template: Path) -> BotProject:
     """The example bot and its nxalembic.ini in *path*, beside an nxcog migrations folder, on async SQLite."""
     shutil.copytree(initialised_template, path)
-    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copytree(
+        EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+    )
     shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
     return BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
 
@@ -261,7 +279,9 @@ def make_project(tmp_path: Path, initialised_template: Path, request: pytest.Fix
     def make(backend: str = "sqlite+aiosqlite", name: str = "bot", db_name: str = "bot") -> BotProject:
         path = tmp_path / name
         shutil.copytree(initialised_template, path)
-        shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+        shutil.copytree(
+            EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+        )
         shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
         db = _database_for(backend, tmp_path, request, db_name)
         made.append(db)

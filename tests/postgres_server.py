@@ -106,8 +106,18 @@ class PostgresServer:
             for path in (self.tmpdir, self.sockdir, pwfile):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
         self._run_as_server(
-            "initdb", "-D", self.datadir, "-U", self.user, f"--pwfile={pwfile}",
-            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            "initdb",
+            "-D",
+            self.datadir,
+            "-U",
+            self.user,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
         )
         pwfile.unlink()
         self.port = _free_port()
@@ -152,9 +162,27 @@ class PostgresServer:
             raise RuntimeError(INSTALL_HINT.replace("initdb, pg_ctl", "psql"))
         env = {**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "10"}
         proc = subprocess.run(
-            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
-             "-U", self.user, "-d", dbname, "-At", "-c", sql],
-            env=env, capture_output=True, text=True,
+            [
+                psql,
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                dbname,
+                "-At",
+                "-c",
+                sql,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed ({sql!r}): {proc.stderr.strip()}")

@@ -83,8 +83,14 @@ class Starter(Spawned):
         return lines[-1] if lines else ""
 
 
-def start(project: BotProject, mode: str, folder: Path, name: str, env: dict[str, str] | None = None,
-          barrier: bool = False) -> Starter:
+def start(
+    project: BotProject,
+    mode: str,
+    folder: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    barrier: bool = False,
+) -> Starter:
     """Start one starter (``api`` or ``cli``) in the project; stdout and stderr go to ``folder/name.log``."""
     script = project.path / "starter.py"
     if not script.exists():
@@ -93,20 +99,27 @@ def start(project: BotProject, mode: str, folder: Path, name: str, env: dict[str
     extra = {"STARTUP_BARRIER": str(folder)} if barrier else {}
     with out.open("w") as handle:
         process = subprocess.Popen(
-            [sys.executable, str(script), mode, NXALEMBIC], cwd=project.path,
+            [sys.executable, str(script), mode, NXALEMBIC],
+            cwd=project.path,
             env={**os.environ, **project.env, **extra, **(env or {})},
-            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.PIPE if barrier else subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if barrier else subprocess.DEVNULL,
         )
     return Starter(process, out)
 
 
-def wait_for(condition: Callable[[], T | None], what: str, starters: list[Starter], may_end: bool = False) -> T:
+def wait_for(
+    condition: Callable[[], T | None], what: str, starters: list[Starter], may_end: bool = False
+) -> T:
     """Poll *condition* until it returns something; give up at once when a starter ends (unless *may_end*)."""
     deadline = time.monotonic() + STEP_TIMEOUT
     while (result := condition()) is None:
         ended = [s for s in starters if s.process.poll() is not None]
-        assert (may_end or not ended) and time.monotonic() < deadline, f"gave up waiting for {what}\n" + "\n".join(
-            f"--- process {s.pid} (exit {s.process.poll()}) ---\n{s.output()}" for s in starters)
+        assert (may_end or not ended) and time.monotonic() < deadline, (
+            f"gave up waiting for {what}\n"
+            + "\n".join(f"--- process {s.pid} (exit {s.process.poll()}) ---\n{s.output()}" for s in starters)
+        )
         time.sleep(0.05)
     return result
 

@@ -108,7 +108,7 @@ FILES = {
     f"legacybot/cogs/music/migrations/{BASELINE['music']}_.py": f"""
         \"\"\"
 
-        Revision ID: {BASELINE['music']}
+        Revision ID: {BASELINE["music"]}
         Revises:
         Create Date: 2022-07-24 21:47:21.160156
 
@@ -118,7 +118,7 @@ FILES = {
 
 
         # revision identifiers, used by Alembic.
-        revision = '{BASELINE['music']}'
+        revision = '{BASELINE["music"]}'
         down_revision = None
         branch_labels = None
         depends_on = None
@@ -140,7 +140,7 @@ FILES = {
         from alembic import op
         import sqlalchemy as sa
 
-        revision = '{BASELINE['economy']}'
+        revision = '{BASELINE["economy"]}'
         down_revision = None
         branch_labels = None
         depends_on = None
@@ -169,8 +169,11 @@ def predecessor_schema(backend: str) -> list[str]:
         "artist VARCHAR(200), PRIMARY KEY (id))",
         f'CREATE TABLE "economy.wallets" (id {serial} NOT NULL, "user" BIGINT NOT NULL, '
         "balance INTEGER NOT NULL, PRIMARY KEY (id))",
-        *(f'CREATE TABLE "alembic.{app}" (version_num VARCHAR(32) NOT NULL, '
-          f'CONSTRAINT "alembic.{app}_pkc" PRIMARY KEY (version_num))' for app in BASELINE),
+        *(
+            f'CREATE TABLE "alembic.{app}" (version_num VARCHAR(32) NOT NULL, '
+            f'CONSTRAINT "alembic.{app}_pkc" PRIMARY KEY (version_num))'
+            for app in BASELINE
+        ),
         *(f"INSERT INTO \"alembic.{app}\" (version_num) VALUES ('{rev}')" for app, rev in BASELINE.items()),
         "INSERT INTO \"music.songs\" (title, artist) VALUES ('Clair de lune', 'Debussy')",
     ]
@@ -225,7 +228,9 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
     [new] = [p for p in legacy.revisions("music") if not p.name.startswith(BASELINE["music"])]
     text = new.read_text()
     # (op.add_column('music.songs', ...), or its batch form on SQLite)
-    assert "'music.songs'" in text and re.search(r"add_column\((?:'music\.songs', )?sa\.Column\('plays'", text), text
+    assert "'music.songs'" in text and re.search(
+        r"add_column\((?:'music\.songs', )?sa\.Column\('plays'", text
+    ), text
     assert f"down_revision: str | Sequence[str] | None = '{BASELINE['music']}'" in text
     assert "economy" not in text and "drop_table" not in text
     new_id = re.search(r"^revision: str = '(\w+)'", text, re.M).group(1)  # type: ignore[union-attr]
@@ -234,7 +239,9 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
     assert legacy.db.versions("alembic.music") == [new_id]
     assert legacy.db.versions("alembic.economy") == [BASELINE["economy"]]
     assert song_columns(legacy.db) == ["id", "title", "artist", "plays"]
-    assert legacy.db.snapshot({"music.songs"})["music.songs"]["rows"] == [(1, "Clair de lune", "Debussy", None)]
+    assert legacy.db.snapshot({"music.songs"})["music.songs"]["rows"] == [
+        (1, "Clair de lune", "Debussy", None)
+    ]
     assert "No new upgrade operations detected" in legacy.cog("music", "check").output
     # The dotted names are table names, not schemas; no alembic_version_* table appeared.
     assert legacy.db.tables() == {"music.songs", "economy.wallets", "alembic.music", "alembic.economy"}

@@ -56,8 +56,10 @@ def internal_imports(tree: ast.Module) -> list[tuple[str, int]]:
                 if node.module:
                     found.append((node.module.split(".")[0], node.lineno))
                 else:  # from . import locking / from . import TEMPLATE_DIR (the package root)
-                    found += [(alias.name if alias.name in LAYER_OF else "__init__", node.lineno)
-                              for alias in node.names]
+                    found += [
+                        (alias.name if alias.name in LAYER_OF else "__init__", node.lineno)
+                        for alias in node.names
+                    ]
             elif node.module and node.module.startswith("nxalembic_templates"):
                 rest = node.module.split(".")[1:]
                 found += [(rest[0], node.lineno)] if rest else [(a.name, node.lineno) for a in node.names]
@@ -83,11 +85,21 @@ def test_lazy_reexports_happen_inside_module_getattr_only() -> None:
     """``import nxalembic_templates`` (every env.py run) must not import the start-up module."""
     for name, targets in LAZY_REEXPORTS.items():
         tree = modules()[name]
-        getattr_ = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"]
-        inside = {line for fn in getattr_ for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
-                  for line in [node.lineno]}
-        outside = [f"{name}.py:{line} imports {target}" for target, line in internal_imports(tree)
-                   if target in targets and line not in inside]
+        getattr_ = [
+            node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+        ]
+        inside = {
+            line
+            for fn in getattr_
+            for node in ast.walk(fn)
+            if isinstance(node, ast.ImportFrom)
+            for line in [node.lineno]
+        }
+        outside = [
+            f"{name}.py:{line} imports {target}"
+            for target, line in internal_imports(tree)
+            if target in targets and line not in inside
+        ]
         assert not outside, outside
 
 
@@ -97,8 +109,11 @@ def test_config_attributes_and_cmd_opts_are_read_in_request_py_only() -> None:
         if name == "request":
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("attributes", "cmd_opts") \
-                    and isinstance(node.ctx, ast.Load):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("attributes", "cmd_opts")
+                and isinstance(node.ctx, ast.Load)
+            ):
                 readers.append(f"{name}.py:{node.lineno} reads .{node.attr}")
             if isinstance(node, ast.Constant) and node.value in ("attributes", "cmd_opts"):
                 readers.append(f"{name}.py:{node.lineno} names {node.value!r}")
@@ -134,4 +149,6 @@ def test_the_architecture_page_names_every_module() -> None:
     missing = [name for name in LAYER_OF if name != "__init__" and f"``{name}.py``" not in page]
     assert not missing, f"docs/architecture.rst does not describe {missing}"
     listed = set(re.findall(r"``([a-z_]+)\.py``", page)) - {"env"}
-    assert listed <= set(LAYER_OF), f"docs/architecture.rst names modules that do not exist: {listed - set(LAYER_OF)}"
+    assert listed <= set(LAYER_OF), (
+        f"docs/architecture.rst names modules that do not exist: {listed - set(LAYER_OF)}"
+    )

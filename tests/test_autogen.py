@@ -21,8 +21,18 @@ def downgrade_body(path) -> str:
 
 def autogenerate_both(project: BotProject, cog: str, step: int, *extra: str) -> tuple[str, str]:
     """Autogenerate offline (no database) and live (database at head); keep the live file."""
-    project.cog(cog, "-x", "offline=true", *extra, "revision", "--autogenerate", "-m", f"step {step}",
-                "--rev-id", f"off{step}")
+    project.cog(
+        cog,
+        "-x",
+        "offline=true",
+        *extra,
+        "revision",
+        "--autogenerate",
+        "-m",
+        f"step {step}",
+        "--rev-id",
+        f"off{step}",
+    )
     [offline] = [p for p in project.revisions(cog) if p.name.startswith(f"off{step}_")]
     offline_text = offline.read_text()
     offline.unlink()
@@ -39,20 +49,53 @@ CORE = "demobot/models.py"
 EVOLUTIONS = [
     ("core", None, None, None, ()),  # create core_users
     ("music", None, None, None, ()),  # create music tables, FK to core and m2m through table
-    ("music", MUSIC, SONG_TITLE, SONG_TITLE + "    plays: Optional[int] = ormar.Integer(nullable=True)\n", ()),
-    ("music", MUSIC, "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n",
-     "    artist: Optional[str] = ormar.String(max_length=200, nullable=True, index=True)\n", ()),
-    ("music", MUSIC, SONG_TITLE, SONG_TITLE + "    added_by: Optional[User] = ormar.ForeignKey(User, nullable=True, related_name=\"added_songs\")\n", ()),
+    (
+        "music",
+        MUSIC,
+        SONG_TITLE,
+        SONG_TITLE + "    plays: Optional[int] = ormar.Integer(nullable=True)\n",
+        (),
+    ),
+    (
+        "music",
+        MUSIC,
+        "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n",
+        "    artist: Optional[str] = ormar.String(max_length=200, nullable=True, index=True)\n",
+        (),
+    ),
+    (
+        "music",
+        MUSIC,
+        SONG_TITLE,
+        SONG_TITLE
+        + '    added_by: Optional[User] = ormar.ForeignKey(User, nullable=True, related_name="added_songs")\n',
+        (),
+    ),
     ("core", CORE, "max_length=100)", "max_length=150)", ()),
-    ("music", MUSIC, "    plays: Optional[int] = ormar.Integer(nullable=True)\n",
-     "    play_count: Optional[int] = ormar.Integer(nullable=True)\n", ("-x", "rename=music_songs.plays:play_count")),
-    ("music", MUSIC, "class Playlist(ormar.Model):",
-     "class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename=\"music_albums\")\n\n"
-     "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n"
-     "class Playlist(ormar.Model):", ()),
-    ("music", MUSIC, "class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename=\"music_albums\")\n\n"
-     "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n", "",
-     ("-x", "allow_drops=true")),
+    (
+        "music",
+        MUSIC,
+        "    plays: Optional[int] = ormar.Integer(nullable=True)\n",
+        "    play_count: Optional[int] = ormar.Integer(nullable=True)\n",
+        ("-x", "rename=music_songs.plays:play_count"),
+    ),
+    (
+        "music",
+        MUSIC,
+        "class Playlist(ormar.Model):",
+        'class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename="music_albums")\n\n'
+        "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n"
+        "class Playlist(ormar.Model):",
+        (),
+    ),
+    (
+        "music",
+        MUSIC,
+        'class Album(ormar.Model):\n    ormar_config = base_config.copy(tablename="music_albums")\n\n'
+        "    id: int = ormar.Integer(primary_key=True)\n    name: str = ormar.String(max_length=100)\n\n\n",
+        "",
+        ("-x", "allow_drops=true"),
+    ),
 ]
 
 
@@ -85,9 +128,14 @@ def music_and_core_at_head(project: BotProject) -> None:
 def remove_playlists(project: BotProject) -> None:
     text = (project.path / MUSIC).read_text()
     (project.path / MUSIC).write_text(text[: text.index("class Playlist")])
-    project.edit("demobot/cogs/music/__init__.py", "from .models import Playlist, Song", "from .models import Song")
-    project.edit("demobot/cogs/music/__init__.py",
-                 "count = await Playlist.objects.filter(owner__id=ctx.author.id).count()", "count = 0")
+    project.edit(
+        "demobot/cogs/music/__init__.py", "from .models import Playlist, Song", "from .models import Song"
+    )
+    project.edit(
+        "demobot/cogs/music/__init__.py",
+        "count = await Playlist.objects.filter(owner__id=ctx.author.id).count()",
+        "count = 0",
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql+psycopg"])
@@ -98,7 +146,10 @@ def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, back
     remove_playlists(project)
     project.unload("demobot.cogs.economy")
     plain = project.cog("music", "revision", "--autogenerate", "-m", "without opt-in")
-    assert "music_playlists, playlists_songs created by this cog's revisions are no longer modelled" in plain.output
+    assert (
+        "music_playlists, playlists_songs created by this cog's revisions are no longer modelled"
+        in plain.output
+    )
     assert "no revision written" in plain.output and len(project.revisions("music")) == 1
     check = project.cog("music", "check", check=False)
     assert check.returncode != 0 and "music_playlists" in check.output
@@ -163,13 +214,24 @@ def test_renamed_table_keeps_its_data(make_project) -> None:
 def test_not_null_column_without_default_is_refused(make_project) -> None:
     project = make_project("sqlite+aiosqlite")
     music_and_core_at_head(project)
-    project.edit(CORE, "    name: str = ormar.String(max_length=100)\n",
-                 "    name: str = ormar.String(max_length=100)\n    locale: str = ormar.String(max_length=10)\n")
+    project.edit(
+        CORE,
+        "    name: str = ormar.String(max_length=100)\n",
+        "    name: str = ormar.String(max_length=100)\n    locale: str = ormar.String(max_length=10)\n",
+    )
     result = project.cog("core", "revision", "--autogenerate", "-m", "locale", check=False)
     assert result.returncode != 0 and "Traceback" not in result.output
-    assert "core_users.locale" in result.output and "nullable=True" in result.output and "server_default" in result.output
+    assert (
+        "core_users.locale" in result.output
+        and "nullable=True" in result.output
+        and "server_default" in result.output
+    )
     assert len(project.revisions("core")) == 1
-    project.edit(CORE, "locale: str = ormar.String(max_length=10)", "locale: str = ormar.String(max_length=10, server_default='en')")
+    project.edit(
+        CORE,
+        "locale: str = ormar.String(max_length=10)",
+        "locale: str = ormar.String(max_length=10, server_default='en')",
+    )
     project.cog("core", "revision", "--autogenerate")
     assert any("add_core_users_locale" in p.name for p in project.revisions("core"))
 
@@ -223,8 +285,14 @@ def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> Non
     project.nxalembic("upgrade")
     project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
     master, slave = pty.openpty()
-    proc = subprocess.Popen([NXALEMBIC, "migrate", "--cog", "music"], cwd=project.path, stdin=slave,
-                            stdout=slave, stderr=slave, env={**os.environ, **project.env})
+    proc = subprocess.Popen(
+        [NXALEMBIC, "migrate", "--cog", "music"],
+        cwd=project.path,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, **project.env},
+    )
     os.close(slave)
     seen = b""
     while b"[y/N]" not in seen:

@@ -62,7 +62,11 @@ def no_module(p: BotProject) -> None:
 
 
 def import_fails(p: BotProject) -> None:
-    p.edit("demobot/main.py", "import nextcord\n", "import nextcord\nraise RuntimeError('DISCORD_TOKEN file missing')\n")
+    p.edit(
+        "demobot/main.py",
+        "import nextcord\n",
+        "import nextcord\nraise RuntimeError('DISCORD_TOKEN file missing')\n",
+    )
 
 
 def no_bot_attribute(p: BotProject) -> None:
@@ -78,7 +82,11 @@ def not_a_bot(p: BotProject) -> None:
 
 
 def one_cog_name_twice(p: BotProject) -> None:
-    p.edit("demobot/cogs/economy.py", "from typing import Optional\n", "from typing import Optional\n\n__nxalembic_cog__ = 'music'\n")
+    p.edit(
+        "demobot/cogs/economy.py",
+        "from typing import Optional\n",
+        "from typing import Optional\n\n__nxalembic_cog__ = 'music'\n",
+    )
 
 
 def stamped_unknown(p: BotProject) -> None:
@@ -98,7 +106,11 @@ def two_heads(p: BotProject) -> None:
 
 
 def env_passes_version_table(p: BotProject) -> None:
-    p.edit("migrations/env.py", "run_migrations(context)", "run_migrations(context, version_table='alembic_version_music')")
+    p.edit(
+        "migrations/env.py",
+        "run_migrations(context)",
+        "run_migrations(context, version_table='alembic_version_music')",
+    )
 
 
 def unreachable(p: BotProject) -> None:
@@ -127,50 +139,155 @@ NX_MUSIC = ("upgrade", "--app", "music")
 NX_ALL = ("upgrade",)
 
 CASES = [
-    Case("missing nxalembic.ini", no_ini, UPGRADE_MUSIC, ("no nxalembic.ini found", "module = yourbot.main", "nxalembic init")),
-    Case("missing [nxalembic] section", no_section, UPGRADE_MUSIC, ("has no [nxalembic] section", "add one", "module = ")),
-    Case("missing module key", no_module, UPGRADE_MUSIC, ("needs 'module = yourbot.main'", "the module that creates your bot")),
-    Case("module fails to import", import_fails, UPGRADE_MUSIC,
-         ("importing bot module 'demobot.main'", "RuntimeError: DISCORD_TOKEN file missing", "main.py:", "fix the error")),
-    Case("missing bot attribute", no_bot_attribute, UPGRADE_MUSIC,
-         ("has no attribute 'robot' (it has 'bot')", "set 'bot = NAME'")),
-    Case("module given as a file path", module_as_path, UPGRADE_MUSIC,
-         ("module = 'demobot/main.py' is not a dotted Python module path", "write module = demobot.main")),
-    Case("object is not a bot", not_a_bot, UPGRADE_MUSIC,
-         ("demobot.main.intents is of type Intents, not a nextcord bot", "point 'bot ='", "commands.Bot")),
-    Case("two extensions, one cog name", one_cog_name_twice, UPGRADE_MUSIC,
-         ("cog name 'music' is claimed by both", "demobot.cogs.economy", "demobot.cogs.music", "__nxalembic_cog__")),
-    Case("cog name with a semicolon", None, ("-x", "cog=music;drop", "upgrade", "head"),
-         ("invalid cog name 'music;drop'", "[A-Za-z_][A-Za-z0-9_]*", "known cogs: core, economy, music"),
-         ("upgrade", "--app", "music;drop"), ("unknown cog 'music;drop'", "known cogs: core, economy, music", "--cog")),
-    Case("cog name with a path", None, ("-x", "cog=../x", "upgrade", "head"),
-         ("invalid cog name '../x'", "known cogs: core, economy, music"),
-         ("upgrade", "--app", "../x"), ("unknown cog '../x'", "known cogs: core, economy, music", "--cog")),
-    Case("unknown cog", None, ("-x", "cog=musik", "upgrade", "head"),
-         ("unknown cog 'musik'", "known cogs: core, economy, music", "-x cog=NAME"),
-         ("upgrade", "--app", "musik"), ("unknown cog 'musik'", "known cogs: core, economy, music", "--cog")),
-    Case("no cog selected", None, ("upgrade", "head"), ("no cog selected", "known cogs", "-x cog=NAME"), None),
-    Case("unreachable database", unreachable, UPGRADE_MUSIC,
-         ("cannot connect to database postgresql+asyncpg://u:***@127.0.0.1:1/x", "check the URL", "server is running")),
-    Case("database stamped with an unknown revision", stamped_unknown, UPGRADE_MUSIC,
-         ("cog 'music'", "alembic_version_music", "deadbeef1234", "restore that revision file", "stamp --purge"), NX_MUSIC),
-    Case("revision file with a syntax error", syntax_error, UPGRADE_MUSIC,
-         ("cannot load revision file", "_pending.py:", "SyntaxError", "fix or remove that file"), NX_ALL),
-    Case("two heads in one cog", two_heads, UPGRADE_MUSIC,
-         ("cog 'music' has 2 heads", "merge heads", "alembic -x cog=music"), NX_ALL),
-    Case("version table passed with -x", None, ("-x", "cog=economy", "-x", "version_table=alembic_version_music", "upgrade", "head"),
-         ("-x version_table= is not accepted", "version_table", "nxalembic.ini"),
-         ("-x", "version_table=alembic_version_music", "upgrade")),
-    Case("version table passed in env.py", env_passes_version_table, UPGRADE_MUSIC,
-         ("passes version_table='alembic_version_music' to run_migrations()", "every cog one version table",
-          "nxalembic.ini")),
+    Case(
+        "missing nxalembic.ini",
+        no_ini,
+        UPGRADE_MUSIC,
+        ("no nxalembic.ini found", "module = yourbot.main", "nxalembic init"),
+    ),
+    Case(
+        "missing [nxalembic] section",
+        no_section,
+        UPGRADE_MUSIC,
+        ("has no [nxalembic] section", "add one", "module = "),
+    ),
+    Case(
+        "missing module key",
+        no_module,
+        UPGRADE_MUSIC,
+        ("needs 'module = yourbot.main'", "the module that creates your bot"),
+    ),
+    Case(
+        "module fails to import",
+        import_fails,
+        UPGRADE_MUSIC,
+        (
+            "importing bot module 'demobot.main'",
+            "RuntimeError: DISCORD_TOKEN file missing",
+            "main.py:",
+            "fix the error",
+        ),
+    ),
+    Case(
+        "missing bot attribute",
+        no_bot_attribute,
+        UPGRADE_MUSIC,
+        ("has no attribute 'robot' (it has 'bot')", "set 'bot = NAME'"),
+    ),
+    Case(
+        "module given as a file path",
+        module_as_path,
+        UPGRADE_MUSIC,
+        ("module = 'demobot/main.py' is not a dotted Python module path", "write module = demobot.main"),
+    ),
+    Case(
+        "object is not a bot",
+        not_a_bot,
+        UPGRADE_MUSIC,
+        ("demobot.main.intents is of type Intents, not a nextcord bot", "point 'bot ='", "commands.Bot"),
+    ),
+    Case(
+        "two extensions, one cog name",
+        one_cog_name_twice,
+        UPGRADE_MUSIC,
+        (
+            "cog name 'music' is claimed by both",
+            "demobot.cogs.economy",
+            "demobot.cogs.music",
+            "__nxalembic_cog__",
+        ),
+    ),
+    Case(
+        "cog name with a semicolon",
+        None,
+        ("-x", "cog=music;drop", "upgrade", "head"),
+        ("invalid cog name 'music;drop'", "[A-Za-z_][A-Za-z0-9_]*", "known cogs: core, economy, music"),
+        ("upgrade", "--app", "music;drop"),
+        ("unknown cog 'music;drop'", "known cogs: core, economy, music", "--cog"),
+    ),
+    Case(
+        "cog name with a path",
+        None,
+        ("-x", "cog=../x", "upgrade", "head"),
+        ("invalid cog name '../x'", "known cogs: core, economy, music"),
+        ("upgrade", "--app", "../x"),
+        ("unknown cog '../x'", "known cogs: core, economy, music", "--cog"),
+    ),
+    Case(
+        "unknown cog",
+        None,
+        ("-x", "cog=musik", "upgrade", "head"),
+        ("unknown cog 'musik'", "known cogs: core, economy, music", "-x cog=NAME"),
+        ("upgrade", "--app", "musik"),
+        ("unknown cog 'musik'", "known cogs: core, economy, music", "--cog"),
+    ),
+    Case(
+        "no cog selected", None, ("upgrade", "head"), ("no cog selected", "known cogs", "-x cog=NAME"), None
+    ),
+    Case(
+        "unreachable database",
+        unreachable,
+        UPGRADE_MUSIC,
+        (
+            "cannot connect to database postgresql+asyncpg://u:***@127.0.0.1:1/x",
+            "check the URL",
+            "server is running",
+        ),
+    ),
+    Case(
+        "database stamped with an unknown revision",
+        stamped_unknown,
+        UPGRADE_MUSIC,
+        (
+            "cog 'music'",
+            "alembic_version_music",
+            "deadbeef1234",
+            "restore that revision file",
+            "stamp --purge",
+        ),
+        NX_MUSIC,
+    ),
+    Case(
+        "revision file with a syntax error",
+        syntax_error,
+        UPGRADE_MUSIC,
+        ("cannot load revision file", "_pending.py:", "SyntaxError", "fix or remove that file"),
+        NX_ALL,
+    ),
+    Case(
+        "two heads in one cog",
+        two_heads,
+        UPGRADE_MUSIC,
+        ("cog 'music' has 2 heads", "merge heads", "alembic -x cog=music"),
+        NX_ALL,
+    ),
+    Case(
+        "version table passed with -x",
+        None,
+        ("-x", "cog=economy", "-x", "version_table=alembic_version_music", "upgrade", "head"),
+        ("-x version_table= is not accepted", "version_table", "nxalembic.ini"),
+        ("-x", "version_table=alembic_version_music", "upgrade"),
+    ),
+    Case(
+        "version table passed in env.py",
+        env_passes_version_table,
+        UPGRADE_MUSIC,
+        (
+            "passes version_table='alembic_version_music' to run_migrations()",
+            "every cog one version table",
+            "nxalembic.ini",
+        ),
+    ),
 ]
 
 
 def the_line(output: str) -> str:
     """The one line that is not an Alembic log line (or nxalembic's ``database:`` line); exactly one."""
-    lines = [line for line in output.splitlines()
-             if line.strip() and not LOG_LINE.match(line) and not line.startswith("database: ")]
+    lines = [
+        line
+        for line in output.splitlines()
+        if line.strip() and not LOG_LINE.match(line) and not line.startswith("database: ")
+    ]
     assert len(lines) == 1, "expected one line besides log lines, got:\n" + output
     return lines[0]
 

@@ -86,13 +86,19 @@ def status(project: BotProject) -> dict[str, Any]:
 
 
 def add_music_plays(project: BotProject) -> None:
-    project.edit("demobot/cogs/music/models.py", "    title: str = ormar.String(max_length=200)\n",
-                 "    title: str = ormar.String(max_length=200)\n" + PLAYS)
+    project.edit(
+        "demobot/cogs/music/models.py",
+        "    title: str = ormar.String(max_length=200)\n",
+        "    title: str = ormar.String(max_length=200)\n" + PLAYS,
+    )
 
 
 def add_core_locale(project: BotProject) -> None:
-    project.edit("demobot/models.py", "    name: str = ormar.String(max_length=100)\n",
-                 "    name: str = ormar.String(max_length=100)\n" + LOCALE)
+    project.edit(
+        "demobot/models.py",
+        "    name: str = ormar.String(max_length=100)\n",
+        "    name: str = ormar.String(max_length=100)\n" + LOCALE,
+    )
 
 
 # -- the parser ------------------------------------------------------------------------------
@@ -107,7 +113,9 @@ def test_parser_is_importable_for_the_docs() -> None:
     args = parser.parse_args(["-q", "migrate", "--app", "economy", "--empty", "-m", "note"])
     assert (args.quiet, args.cog, args.empty, args.message) == (True, "economy", True, "note")
     args = parser.parse_args(["-x", "url=sqlite://", "upgrade", "-x", "cog=music"])
-    assert (args.x, args.x_after) == (["url=sqlite://"], ["cog=music"]), "-x is accepted after the command too"
+    assert (args.x, args.x_after) == (["url=sqlite://"], ["cog=music"]), (
+        "-x is accepted after the command too"
+    )
     args = parser.parse_args(["status", "--json"])
     assert args.json and not args.quiet
     assert parser.parse_args(["upgrade", "-q"]).quiet
@@ -140,7 +148,9 @@ def test_migrate_and_upgrade_equal_the_stock_commands_cog_by_cog(make_project: A
 # -- migrate -------------------------------------------------------------------------------------
 
 
-def test_migrate_names_revisions_writes_nothing_without_changes_and_blank_with_empty(project: BotProject) -> None:
+def test_migrate_names_revisions_writes_nothing_without_changes_and_blank_with_empty(
+    project: BotProject,
+) -> None:
     first = project.nxalembic("migrate")
     for cog in DEPENDENCY_ORDER:
         assert len(project.revisions(cog)) == 1
@@ -236,7 +246,9 @@ def test_upgrade_one_cog_to_a_revision_and_downgrade_one_step_or_to_base(project
 def test_upgrade_sql_prints_every_cog_in_dependency_order(project: BotProject) -> None:
     project.nxalembic("migrate")
     sql = project.nxalembic("upgrade", "--sql").stdout
-    positions = [sql.index(f"CREATE TABLE {table}") for table in ("core_users", "music_songs", "economy_wallets")]
+    positions = [
+        sql.index(f"CREATE TABLE {table}") for table in ("core_users", "music_songs", "economy_wallets")
+    ]
     assert positions == sorted(positions)
     headers = [sql.index(f"-- cog {cog}:") for cog in DEPENDENCY_ORDER]
     assert headers == sorted(headers)
@@ -245,7 +257,9 @@ def test_upgrade_sql_prints_every_cog_in_dependency_order(project: BotProject) -
     assert project.db.tables() == set(), "--sql must not touch the database"
 
     only = project.nxalembic("upgrade", "--app", "music", "--sql").stdout
-    assert "CREATE TABLE music_songs" in only and "CREATE TABLE core_users" not in only and "economy" not in only
+    assert (
+        "CREATE TABLE music_songs" in only and "CREATE TABLE core_users" not in only and "economy" not in only
+    )
 
 
 # -- order, cycles, failures ------------------------------------------------------------------------
@@ -310,7 +324,11 @@ def test_status_json_counts_pending_flags_changes_and_lists_the_rest(project: Bo
     project.nxalembic("migrate", "--app", "music")
 
     before = status(project)
-    assert {cog: row["pending"] for cog, row in before["by_cog"].items()} == {"core": 1, "music": 2, "economy": 1}
+    assert {cog: row["pending"] for cog, row in before["by_cog"].items()} == {
+        "core": 1,
+        "music": 2,
+        "economy": 1,
+    }
     for cog, row in before["by_cog"].items():
         assert row["current"] == [] and row["head"] == [head(project, cog)]
         assert row["version_table"] == f"alembic_version_{cog}" and row["differs"] is False
@@ -361,7 +379,9 @@ def test_check_fails_on_a_model_change_until_migrated_and_upgraded(project: BotP
 
 def test_init_writes_a_working_skeleton_and_keeps_an_existing_nxalembic_ini(tmp_path: Path) -> None:
     out = run([NXALEMBIC, "init", "--module", "demobot.main"], cwd=tmp_path).stdout
-    assert {"env.py", "script.py.mako", "README", "versions"} <= {p.name for p in (tmp_path / "migrations").iterdir()}
+    assert {"env.py", "script.py.mako", "README", "versions"} <= {
+        p.name for p in (tmp_path / "migrations").iterdir()
+    }
     assert "script_location = %(here)s/migrations" in (tmp_path / "alembic.ini").read_text()
     ini = (tmp_path / "nxalembic.ini").read_text()
     assert "[nxalembic]" in ini and "module = demobot.main" in ini and "bot = bot" in ini
@@ -385,7 +405,9 @@ def test_init_uses_the_packages_own_template_whatever_the_install(tmp_path: Path
     import nxalembic_templates
 
     copy = tmp_path / "src" / "nxalembic_templates"
-    shutil.copytree(Path(nxalembic_templates.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(nxalembic_templates.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
     (copy / "percog" / "README").write_text("template from the copied package\n")
     project = tmp_path / "project"
     project.mkdir()

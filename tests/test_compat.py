@@ -37,10 +37,13 @@ def downgrade():
 '''
 
 
-def write_revision(folder: Path, revision: str, down: str | None, body: str = "pass", name: str | None = None) -> Path:
+def write_revision(
+    folder: Path, revision: str, down: str | None, body: str = "pass", name: str | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name or revision}.py"
-    path.write_text(textwrap.dedent(f'''\
+    path.write_text(
+        textwrap.dedent(f"""\
         revision = {revision!r}
         down_revision = {down!r}
         branch_labels = None
@@ -53,7 +56,8 @@ def write_revision(folder: Path, revision: str, down: str | None, body: str = "p
 
         def downgrade():
             pass
-        '''))
+        """)
+    )
     return path
 
 
@@ -114,8 +118,12 @@ def test_retarget_takes_a_revision_map_already_loaded(tmp_path: Path) -> None:
 def test_metadata_view_lists_tables_in_place_in_the_order_given() -> None:
     metadata = sa.MetaData(naming_convention={"ix": "ix_%(column_0_label)s"})
     users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True))
-    songs = sa.Table("music.songs", metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("owner", sa.ForeignKey("users.id")))
+    songs = sa.Table(
+        "music.songs",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner", sa.ForeignKey("users.id")),
+    )
     plays = sa.Table("plays", metadata, sa.Column("song", sa.ForeignKey("music.songs.id")), schema="stats")
 
     view = _compat.metadata_view([plays, songs], metadata)
@@ -178,8 +186,9 @@ def test_operations_as_op_makes_our_instance_what_op_calls_reach() -> None:
         (sa.Boolean(), sa.Integer(), False),
     ],
 )
-def test_type_affinity_groups_the_types_a_rename_may_keep(a: sa.types.TypeEngine, b: sa.types.TypeEngine,
-                                                            same: bool) -> None:
+def test_type_affinity_groups_the_types_a_rename_may_keep(
+    a: sa.types.TypeEngine, b: sa.types.TypeEngine, same: bool
+) -> None:
     assert (_compat.type_affinity(a) is _compat.type_affinity(b)) is same
 
 
@@ -232,28 +241,43 @@ def test_dotted_table_targets_make_music_songs_id_the_table_music_songs() -> Non
         return connection is not None and sa.inspect(connection).has_table(name)
 
     def fks(connection: sa.Connection, table: str) -> list[tuple[str | None, str]]:
-        return [(fk["referred_schema"], fk["referred_table"]) for fk in sa.inspect(connection).get_foreign_keys(table)]
+        return [
+            (fk["referred_schema"], fk["referred_table"])
+            for fk in sa.inspect(connection).get_foreign_keys(table)
+        ]
 
     with engine.begin() as connection:
         op = Operations(MigrationContext.configure(connection))
         with _compat.dotted_table_targets(is_table):
             op.create_table("music.songs", sa.Column("id", sa.Integer, primary_key=True))
-            op.create_table("music.playlists", sa.Column("id", sa.Integer, primary_key=True),
-                            sa.Column("top", sa.Integer),
-                            sa.ForeignKeyConstraint(["top"], ["music.songs.id"], name="fk_top"))
-            op.create_table("music.albums", sa.Column("id", sa.Integer, primary_key=True),
-                            sa.Column("song", sa.Integer))
+            op.create_table(
+                "music.playlists",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("top", sa.Integer),
+                sa.ForeignKeyConstraint(["top"], ["music.songs.id"], name="fk_top"),
+            )
+            op.create_table(
+                "music.albums", sa.Column("id", sa.Integer, primary_key=True), sa.Column("song", sa.Integer)
+            )
             with op.batch_alter_table("music.albums") as batch:
                 batch.create_foreign_key("fk_song", "music.songs", ["song"], ["id"])
             with op.batch_alter_table("music.playlists", recreate="always") as batch:
                 batch.add_column(sa.Column("name", sa.String(20)))
-            op.create_table("other_things", sa.Column("id", sa.Integer, primary_key=True),
-                            sa.Column("x", sa.Integer), sa.ForeignKeyConstraint(["x"], ["other.things.id"]))
+            op.create_table(
+                "other_things",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("x", sa.Integer),
+                sa.ForeignKeyConstraint(["x"], ["other.things.id"]),
+            )
         assert fks(connection, "music.playlists") == [(None, "music.songs")]
         assert fks(connection, "music.albums") == [(None, "music.songs")]
         assert fks(connection, "other_things") == []  # schema 'other', as Alembic reads it
         assert "music.songs" in asked and "other.things" in asked
         asked.clear()
-        op.create_table("after", sa.Column("id", sa.Integer, primary_key=True), sa.Column("top", sa.Integer),
-                        sa.ForeignKeyConstraint(["top"], ["music.songs.id"]))
+        op.create_table(
+            "after",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("top", sa.Integer),
+            sa.ForeignKeyConstraint(["top"], ["music.songs.id"]),
+        )
         assert asked == [] and fks(connection, "after") == []  # Alembic's own reading again

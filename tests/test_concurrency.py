@@ -50,10 +50,15 @@ def _gate(revision: str) -> None:
         time.sleep(0.05)
 '''
 
-def write_revision(project: BotProject, cog: str, revision: str, down: str | None, upgrade: str,
-                   gate: bool = False) -> None:
+
+def write_revision(
+    project: BotProject, cog: str, revision: str, down: str | None, upgrade: str, gate: bool = False
+) -> None:
     """A hand-written revision that logs its run in race_log (and stops at the gate if asked)."""
-    body = textwrap.dedent(upgrade).strip() + f"\nop.execute(\"INSERT INTO race_log (revision) VALUES ('{revision}')\")"
+    body = (
+        textwrap.dedent(upgrade).strip()
+        + f"\nop.execute(\"INSERT INTO race_log (revision) VALUES ('{revision}')\")"
+    )
     if gate:
         body += f"\n_gate({revision!r})"
     project.write_revision(cog, revision, down, body, name="race", preamble=GATE)
@@ -87,13 +92,20 @@ class Race:
         for number, args in enumerate(commands):
             out = self.gate.parent / f"racer{number}.log"
             handle = out.open("w")
-            process = subprocess.Popen(args, cwd=self.project.path, env=env, stdout=handle,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                args,
+                cwd=self.project.path,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
             handle.close()
             self.racers.append(Racer(process, out))
 
     def referee(self, revision: str) -> Racer:
         """Wait until one racer is inside *revision* and the other waits for the lock; release it."""
+
         def holders() -> list[int] | None:
             pids = [int(p.name.rsplit("-", 1)[1]) for p in self.gate.glob(f"inside-{revision}-*")]
             assert len(pids) < 2, f"both processes are inside revision {revision} at once\n{self.outputs()}"
@@ -104,7 +116,9 @@ class Race:
         if self.project.db.backend == "postgresql":
             self.wait_for(self.someone_waits_for_a_lock, "the other process to wait for a lock")
         else:
-            self.wait_for(lambda: other.waits_for_sqlite_lock() or None, "the other process to wait for the lock")
+            self.wait_for(
+                lambda: other.waits_for_sqlite_lock() or None, "the other process to wait for the lock"
+            )
             holders()
         (self.gate / f"release-{revision}").touch()
         return next(r for r in self.racers if r.pid == holder)
@@ -150,18 +164,31 @@ class Race:
 
 
 def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, tmp_path: Path) -> None:
-    write_revision(project, "core", "feed00000001", None, """
+    write_revision(
+        project,
+        "core",
+        "feed00000001",
+        None,
+        """
         op.create_table(
             "core_users",
             sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
             sa.Column("name", sa.String(100), nullable=False),
             sa.PrimaryKeyConstraint("id"),
         )
-    """, gate=True)
-    write_revision(project, "core", "feed00000002", "feed00000001", """
+    """,
+        gate=True,
+    )
+    write_revision(
+        project,
+        "core",
+        "feed00000002",
+        "feed00000001",
+        """
         op.add_column("core_users", sa.Column("locale", sa.String(10), nullable=True))
         op.create_index("ix_core_users_locale", "core_users", ["locale"])
-    """)
+    """,
+    )
     race = Race(project, tmp_path)
     command = [ALEMBIC, "-x", "cog=core", "upgrade", "head"]
     try:
@@ -180,7 +207,9 @@ def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, 
     assert "Running upgrade" not in idle
 
 
-def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(project: BotProject, tmp_path: Path) -> None:
+def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(
+    project: BotProject, tmp_path: Path
+) -> None:
     revisions = {"core": "beef00000001", "music": "beef00000002", "economy": "beef00000003"}
     for cog, revision in revisions.items():
         write_revision(project, cog, revision, None, create_table(f"{cog}_race"), gate=True)
@@ -224,20 +253,36 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
     make_project: Callable[..., BotProject],
 ) -> None:
     project = make_project("postgresql+asyncpg")
-    write_revision(project, "core", "cafe00000001", None,
-                   f"{create_table('core_race')}\nop.execute('SELECT pg_advisory_xact_lock({CORE_GATE})')")
+    write_revision(
+        project,
+        "core",
+        "cafe00000001",
+        None,
+        f"{create_table('core_race')}\nop.execute('SELECT pg_advisory_xact_lock({CORE_GATE})')",
+    )
     write_revision(project, "music", "cafe00000002", None, create_table("music_race"))
-    write_revision(project, "economy", "cafe00000003", None,
-                   f"{create_table('economy_race')}\nop.execute('SELECT pg_advisory_xact_lock({ECONOMY_GATE})')")
+    write_revision(
+        project,
+        "economy",
+        "cafe00000003",
+        None,
+        f"{create_table('economy_race')}\nop.execute('SELECT pg_advisory_xact_lock({ECONOMY_GATE})')",
+    )
     project.db.execute("CREATE TABLE race_log (revision VARCHAR(40) NOT NULL)")
     key = documented_lock_key()
 
     def locks(sql_filter: str) -> list[tuple[int, bool]]:
         with project.db.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(  # type: ignore[misc]
-                "SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory' "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) " + sql_filter
-            ))]
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(  # type: ignore[misc]
+                        "SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                        + sql_filter
+                    )
+                )
+            ]
 
     def waiter_on(gate: int) -> int | None:
         rows = locks(f"AND classid = 0 AND objid = {gate} AND NOT granted")
@@ -249,9 +294,16 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
     gates.commit()
     out = project.path / "nxalembic.log"
     with out.open("w") as handle:
-        process = subprocess.Popen([NXALEMBIC, "upgrade"], cwd=project.path, env={**os.environ, **project.env},
-                                   stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [NXALEMBIC, "upgrade"],
+            cwd=project.path,
+            env={**os.environ, **project.env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
+
         def wait_for(condition: Callable[[], T | None], what: str) -> T:
             deadline = time.monotonic() + STEP_TIMEOUT
             while (result := condition()) is None:
@@ -264,15 +316,18 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
         assert locks(f"AND classid = 0 AND objid = {key} AND objsubid = 1") == [(in_core, True)]
         # A contender queues for the migration lock.  Were the lock given up between cogs, the
         # contender would take it when core commits and nxalembic would then wait for it.
-        contender = threading.Thread(target=take_and_hold, args=(project.db.engine, key, done),
-                                     name="contender", daemon=True)
+        contender = threading.Thread(
+            target=take_and_hold, args=(project.db.engine, key, done), name="contender", daemon=True
+        )
         contender.start()
         wait_for(lambda: locks(f"AND objid = {key} AND NOT granted") or None, "the contender to queue")
         gates.exec_driver_sql(f"SELECT pg_advisory_unlock({CORE_GATE})")
         gates.commit()
 
         def inside_economy() -> int | None:
-            assert (in_core, False) not in locks(f"AND objid = {key}"), "nxalembic gave the lock up between cogs"
+            assert (in_core, False) not in locks(f"AND objid = {key}"), (
+                "nxalembic gave the lock up between cogs"
+            )
             return waiter_on(ECONOMY_GATE)
 
         in_economy = wait_for(inside_economy, "nxalembic to stand inside economy's revision")

@@ -47,8 +47,11 @@ def test_core_cog_can_be_renamed(make_project) -> None:
 
 def test_explicit_cog_name_attribute(make_project) -> None:
     project = make_project("sqlite+aiosqlite")
-    project.edit("demobot/cogs/economy.py", "from ..db import base_config\n",
-                 "from ..db import base_config\n\n__nxalembic_cog__ = \"bank\"\n")
+    project.edit(
+        "demobot/cogs/economy.py",
+        "from ..db import base_config\n",
+        'from ..db import base_config\n\n__nxalembic_cog__ = "bank"\n',
+    )
     out = project.cog("bank", "revision", "--autogenerate", "-m", "wallets").output
     assert "/versions/bank/" in out
     assert "known cogs: bank, core, music" in project.cog("economy", "current", check=False).output
@@ -77,9 +80,26 @@ def test_runs_from_another_folder_without_pythonpath(make_project, tmp_path: Pat
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**project.env, "PYTHONPATH": ""}
-    run([ALEMBIC, "-c", str(project.path / "alembic.ini"), "-x", "cog=core", "revision", "--autogenerate", "-m", "u"],
-        cwd=elsewhere, env=env)
-    run([ALEMBIC, "-c", str(project.path / "alembic.ini"), "-x", "cog=core", "upgrade", "head"], cwd=elsewhere, env=env)
+    run(
+        [
+            ALEMBIC,
+            "-c",
+            str(project.path / "alembic.ini"),
+            "-x",
+            "cog=core",
+            "revision",
+            "--autogenerate",
+            "-m",
+            "u",
+        ],
+        cwd=elsewhere,
+        env=env,
+    )
+    run(
+        [ALEMBIC, "-c", str(project.path / "alembic.ini"), "-x", "cog=core", "upgrade", "head"],
+        cwd=elsewhere,
+        env=env,
+    )
     assert "core_users" in project.db.tables()
     assert len(project.revisions("core")) == 1
 
@@ -99,8 +119,11 @@ def test_discovery_as_reported_by_status(make_project) -> None:
 
 def test_two_extensions_claiming_one_name_is_an_error(make_project) -> None:
     project = make_project("sqlite+aiosqlite")
-    project.edit("demobot/cogs/economy.py", "from ..db import base_config\n",
-                 "from ..db import base_config\n\n__nxalembic_cog__ = \"music\"\n")
+    project.edit(
+        "demobot/cogs/economy.py",
+        "from ..db import base_config\n",
+        'from ..db import base_config\n\n__nxalembic_cog__ = "music"\n',
+    )
     result = project.cog("music", "current", check=False)
     assert result.returncode != 0
     assert "demobot.cogs.economy" in result.output and "demobot.cogs.music" in result.output

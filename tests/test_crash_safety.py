@@ -42,12 +42,21 @@ if os.environ.get("CRASH_MARKER"):
 @pytest.mark.parametrize("mode", ["api", "cli"])
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
 def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_start_completes(
-    make_project: Callable[..., BotProject], tmp_path: Path, backend: str, mode: str,
+    make_project: Callable[..., BotProject],
+    tmp_path: Path,
+    backend: str,
+    mode: str,
 ) -> None:
     project = make_project(backend)
-    write_revision(project, "core", "crash0001", None, """
+    write_revision(
+        project,
+        "core",
+        "crash0001",
+        None,
+        """
         op.create_table("core_crash_log", sa.Column("note", sa.String(40), nullable=False))
-    """)
+    """,
+    )
     project.nxalembic("upgrade", "--cog", "core")  # the bot as deployed before
     write_revision(project, "core", "crash0002", "crash0001", CRASHING)  # the new release
     before = project.db.snapshot()
@@ -83,6 +92,9 @@ def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_sta
 
 def migration_locks(project: BotProject) -> int:
     """Advisory locks held in the project's database (only the migration lock is ever taken)."""
-    return int(project.db.scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"))
+    return int(
+        project.db.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )

@@ -54,15 +54,21 @@ def write_revisions(project: BotProject) -> None:
 
 
 def waiting_sessions(project: BotProject) -> int:
-    return int(project.db.scalar(
-        "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
-        "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"))
+    return int(
+        project.db.scalar(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+            "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"
+        )
+    )
 
 
 @pytest.mark.parametrize("mode", ["api", "cli"])
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
 def test_eight_processes_starting_together_apply_each_revision_once(
-    make_project: Callable[..., BotProject], tmp_path: Path, backend: str, mode: str,
+    make_project: Callable[..., BotProject],
+    tmp_path: Path,
+    backend: str,
+    mode: str,
 ) -> None:
     project = make_project(backend)
     write_revisions(project)
@@ -72,9 +78,15 @@ def test_eight_processes_starting_together_apply_each_revision_once(
     barrier.mkdir()
     starters: list[Starter] = []
     try:
-        starters += [start(project, mode, barrier, f"shard{n}", env={"SHARD_GATE": str(gate)}, barrier=True)
-                     for n in range(SHARDS)]
-        wait_for(lambda: len(list(barrier.glob("ready-*"))) == SHARDS or None, "every shard at the barrier", starters)
+        starters += [
+            start(project, mode, barrier, f"shard{n}", env={"SHARD_GATE": str(gate)}, barrier=True)
+            for n in range(SHARDS)
+        ]
+        wait_for(
+            lambda: len(list(barrier.glob("ready-*"))) == SHARDS or None,
+            "every shard at the barrier",
+            starters,
+        )
         for starter in starters:  # go
             assert starter.process.stdin is not None
             starter.process.stdin.close()
@@ -87,10 +99,15 @@ def test_eight_processes_starting_together_apply_each_revision_once(
         holder = wait_for(inside, "a process inside core's first revision", starters)
         others = [s for s in starters if s.pid != holder]
         if project.db.backend == "postgresql":
-            wait_for(lambda: waiting_sessions(project) == SHARDS - 1 or None, "seven sessions waiting", starters)
+            wait_for(
+                lambda: waiting_sessions(project) == SHARDS - 1 or None, "seven sessions waiting", starters
+            )
         else:
-            wait_for(lambda: all(SQLITE_WAIT_LINE in s.last_line() for s in others) or None,
-                     "seven processes reporting that they wait for the write lock", starters)
+            wait_for(
+                lambda: all(SQLITE_WAIT_LINE in s.last_line() for s in others) or None,
+                "seven processes reporting that they wait for the write lock",
+                starters,
+            )
         inside()
         (gate / "release").touch()
         for starter in starters:
@@ -113,7 +130,9 @@ def test_eight_processes_starting_together_apply_each_revision_once(
     if project.db.backend == "postgresql":  # one advisory lock for the whole run: the holder did every cog
         assert appliers == {cog: [holder] for cog in REVISIONS}
     else:  # SQLite's write lock ends with each cog's transaction: another process may take a later cog
-        assert sorted(appliers) == sorted(REVISIONS) and all(len(pids) == 1 for pids in appliers.values()), appliers
+        assert sorted(appliers) == sorted(REVISIONS) and all(len(pids) == 1 for pids in appliers.values()), (
+            appliers
+        )
 
 
 def applied_by(starter: Starter, mode: str) -> dict[str, str]:
@@ -121,7 +140,8 @@ def applied_by(starter: Starter, mode: str) -> dict[str, str]:
     if mode == "api":
         report = starter.report()
         assert {cog: result["now"] for cog, result in report.items()} == {
-            cog: [revision] for cog, revision in REVISIONS.items()}
+            cog: [revision] for cog, revision in REVISIONS.items()
+        }
         return {cog: result["applied"][0] for cog, result in report.items() if result["applied"]}
     out = starter.output()
     assert "upgraded 3 cogs" in out, out

@@ -54,7 +54,7 @@ nextcord.Client.start = _start_without_discord
 
 BOT = {
     "mybot/__init__.py": "",
-    "mybot/db.py": '''
+    "mybot/db.py": """
         import os
 
         import ormar
@@ -62,7 +62,7 @@ BOT = {
 
         database = ormar.DatabaseConnection(os.environ["MYBOT_DATABASE_URL"])
         base_config = ormar.OrmarConfig(database=database, metadata=sqlalchemy.MetaData())
-    ''',
+    """,
     "mybot/cogs/__init__.py": "",
     "mybot/cogs/notes.py": f'''
         import ormar
@@ -81,7 +81,7 @@ BOT = {
         def setup(bot: commands.Bot) -> None:
             bot.add_cog(commands.Cog())
     ''',
-    "mybot/main.py": '''
+    "mybot/main.py": """
         import os
 
         import nextcord
@@ -92,12 +92,12 @@ BOT = {
 
         if __name__ == "__main__":
             bot.run(os.environ["DISCORD_TOKEN"])
-    ''',
-    "nxalembic.ini": '''
+    """,
+    "nxalembic.ini": """
         [nxalembic]
         module = mybot.main
         bot = bot
-    ''',
+    """,
 }
 
 
@@ -123,23 +123,41 @@ class DeployedBot:
         stand_in.mkdir()
         (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE)
         self.env = {
-            "MYBOT_DATABASE_URL": db.url, "DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(stand_in),
+            "MYBOT_DATABASE_URL": db.url,
+            "DISCORD_TOKEN": TOKEN,
+            "PYTHONPATH": str(stand_in),
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # python and nxalembic of the test environment
         }
         for name, text in FILES.items():
             (path / name).write_text(text)
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(args, cwd=self.path, env={**os.environ, **self.env, **(env or {})}, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, stdin=subprocess.DEVNULL)
+    def run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            args,
+            cwd=self.path,
+            env={**os.environ, **self.env, **(env or {})},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         assert not check or proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}"
         return proc
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Starter:
         out = self.path / f"{name}.log"
         with out.open("w") as handle:
-            process = subprocess.Popen(args, cwd=self.path, env={**os.environ, **self.env, **(env or {})},
-                                       stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                args,
+                cwd=self.path,
+                env={**os.environ, **self.env, **(env or {})},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         return Starter(process, out)
 
     def head(self) -> str:
@@ -171,7 +189,9 @@ def generated_bot(initialised_template: Path, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def make_bot(generated_bot: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], DeployedBot]:
+def make_bot(
+    generated_bot: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[[str], DeployedBot]:
     """``make_bot(backend)``: a copy of the generated bot on a fresh, empty database."""
     made: list[Database] = []
 
@@ -194,7 +214,9 @@ def test_the_page_has_the_files_this_test_runs() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
-def test_recipe_1_start_py_migrates_before_connecting(make_bot: Callable[[str], DeployedBot], backend: str) -> None:
+def test_recipe_1_start_py_migrates_before_connecting(
+    make_bot: Callable[[str], DeployedBot], backend: str
+) -> None:
     bot = make_bot(backend)
     first = bot.run(sys.executable, "start.py").stdout
     assert started(first) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, first
@@ -237,7 +259,9 @@ def test_recipe_2_entrypoint_stops_before_the_bot_when_the_migration_fails(
     bot.db.execute(f"CREATE TABLE {NOTES_TABLE} (id INTEGER PRIMARY KEY)")  # in the revision's way
     out = bot.run("sh", "entrypoint.sh", check=False)
     assert out.returncode == 1, out.stdout
-    assert "FAILED: cog 'notes'" in out.stdout and "STARTED" not in out.stdout and "Traceback" not in out.stdout
+    assert (
+        "FAILED: cog 'notes'" in out.stdout and "STARTED" not in out.stdout and "Traceback" not in out.stdout
+    )
 
 
 def test_recipe_3_other_shards_wait_in_verify_mode_until_shard_0_migrated(
@@ -246,9 +270,14 @@ def test_recipe_3_other_shards_wait_in_verify_mode_until_shard_0_migrated(
     bot = make_bot("sqlite+aiosqlite")
     starters: list[Starter] = []
     try:
-        starters.append(shard1 := bot.start("shard1", sys.executable, "start_shard.py", env={"SHARD_ID": "1"}))
-        wait_for(lambda: "waiting for shard 0 to migrate: {'notes': 1}" in shard1.output() or None,
-                 "shard 1 to wait for shard 0", starters)
+        starters.append(
+            shard1 := bot.start("shard1", sys.executable, "start_shard.py", env={"SHARD_ID": "1"})
+        )
+        wait_for(
+            lambda: "waiting for shard 0 to migrate: {'notes': 1}" in shard1.output() or None,
+            "shard 1 to wait for shard 0",
+            starters,
+        )
         assert bot.versions() == []  # shard 1 only looked
         shard0 = bot.run(sys.executable, "start_shard.py", env={"SHARD_ID": "0"}).stdout
         assert f"cog notes: 1 revision applied, now at {bot.head()}" in shard0 and "STARTED" in shard0

@@ -19,8 +19,9 @@ DOCS = REPO / "docs"
 
 
 def build(source: Path, out: Path) -> tuple[int, str]:
-    result = run([SPHINX_BUILD, "-W", "--keep-going", "-q", "-b", "html", str(source), str(out)],
-                 cwd=REPO, check=False)
+    result = run(
+        [SPHINX_BUILD, "-W", "--keep-going", "-q", "-b", "html", str(source), str(out)], cwd=REPO, check=False
+    )
     return result.returncode, result.output
 
 
@@ -38,8 +39,20 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_docs_build_without_warnings(html: Path) -> None:
     pages = {p.stem for p in html.glob("*.html")}
-    assert {"index", "introduction", "quickstart", "configuration", "migrations", "stock-alembic",
-            "coming-from-nextcord-ormar", "concurrency", "errors", "testing", "performance", "api"} <= pages
+    assert {
+        "index",
+        "introduction",
+        "quickstart",
+        "configuration",
+        "migrations",
+        "stock-alembic",
+        "coming-from-nextcord-ormar",
+        "concurrency",
+        "errors",
+        "testing",
+        "performance",
+        "api",
+    } <= pages
 
 
 def test_cli_reference_is_rendered_from_the_parser(html: Path) -> None:

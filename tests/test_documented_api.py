@@ -21,10 +21,11 @@ from conftest import BotProject, run, sync_url
 from test_documented_configuration import created_tables, load_extension, write
 
 #: pg_locks row of the migration lock, as docs/concurrency.rst documents it.
-LOCK_QUERY = ("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
-              "AND objid = 1545819336 AND granted")
+LOCK_QUERY = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = 1545819336 AND granted"
+)
 
-BORROWED_CONNECTION = '''
+BORROWED_CONNECTION = """
 import argparse, json, sys, types
 
 import sqlalchemy as sa
@@ -86,7 +87,7 @@ try:
 except CommandError as exc:
     report["async_engine"] = str(exc)
 print(json.dumps(report))
-'''
+"""
 
 
 def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> None:
@@ -97,11 +98,17 @@ def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> 
     project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
     project.cog("core", "revision", "-m", "probe", "--rev-id", "probe")
     [probe] = [p for p in project.revisions("core") if p.name.startswith("probe_")]
-    probe.write_text(probe.read_text().replace("def upgrade() -> None:\n", "def upgrade() -> None:\n    __import__('lockprobe').look()\n", 1))
+    probe.write_text(
+        probe.read_text().replace(
+            "def upgrade() -> None:\n", "def upgrade() -> None:\n    __import__('lockprobe').look()\n", 1
+        )
+    )
     (project.path / "borrow.py").write_text(BORROWED_CONNECTION.format(lock_query=LOCK_QUERY))
 
     async_url = project.db.url.replace("+psycopg", "+asyncpg")
-    result = run([sys.executable, "borrow.py", sync_url(project.db.url), async_url], cwd=project.path, env=project.env)
+    result = run(
+        [sys.executable, "borrow.py", sync_url(project.db.url), async_url], cwd=project.path, env=project.env
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     pid = report["pid"]
     assert report["inside_callers_transaction"] == [pid], report
@@ -110,12 +117,13 @@ def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> 
     assert report["after_command"] == [] and report["connection_still_open"], report
     assert report["async_engine"] == (
         "config.attributes['connection'] holds an async engine; hand over a sync Engine or Connection "
-        "(e.g. sqlalchemy.create_engine with a sync driver such as psycopg)")
+        "(e.g. sqlalchemy.create_engine with a sync driver such as psycopg)"
+    )
     assert project.db.versions("alembic_version_core") == ["probe"]  # the async engine changed nothing
     assert "core_users" in project.db.tables()
 
 
-EVENT_LOOP = '''
+EVENT_LOOP = """
 import argparse, asyncio
 
 from alembic import command
@@ -130,7 +138,7 @@ print(asyncio.run(main()))  # leaves no current event loop behind
 config = Config("alembic.ini", cmd_opts=argparse.Namespace(x=["cog=core"]))
 command.upgrade(config, "head")  # imports the bot: nextcord's Bot() asks for an event loop
 print("upgraded")
-'''
+"""
 
 
 def test_an_alembic_command_after_asyncio_run_in_the_same_process(make_project) -> None:
@@ -184,8 +192,13 @@ def migrate_radio(project: BotProject) -> Path:
     assert "op.create_table('stations'" in first.read_text() and "schema='radio'" in first.read_text()
     assert created_tables(project.revisions("core")) == {"core_users"}
     project.nxalembic("upgrade")
-    assert project.db.scalar("SELECT count(*) FROM information_schema.tables "
-                             "WHERE table_schema = 'radio' AND table_name = 'stations'") == 1
+    assert (
+        project.db.scalar(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'radio' AND table_name = 'stations'"
+        )
+        == 1
+    )
     return first
 
 
@@ -194,13 +207,18 @@ def test_schema_qualified_models_with_include_schemas(make_project) -> None:
     ``run_migrations(context, include_schemas=True)`` the cog migrates it like any other table,
     and a foreign table in the same schema stays out of its revisions."""
     project = radio_project(make_project)
-    project.edit("migrations/env.py", "run_migrations(context)", "run_migrations(context, include_schemas=True)")
+    project.edit(
+        "migrations/env.py", "run_migrations(context)", "run_migrations(context, include_schemas=True)"
+    )
     first = migrate_radio(project)
     project.db.execute("CREATE TABLE radio.jingles (id integer PRIMARY KEY)")  # no cog models it
     again = project.cog("radio", "revision", "--autogenerate", "-m", "again")
     assert "No changes in schema detected for cog 'radio'" in again.output
-    project.edit("demobot/cogs/radio.py", "    name: str = ormar.String(max_length=50)\n",
-                 "    name: str = ormar.String(max_length=50)\n    genre: Optional[str] = ormar.String(max_length=20, nullable=True)\n")
+    project.edit(
+        "demobot/cogs/radio.py",
+        "    name: str = ormar.String(max_length=50)\n",
+        "    name: str = ormar.String(max_length=50)\n    genre: Optional[str] = ormar.String(max_length=20, nullable=True)\n",
+    )
     project.nxalembic("migrate", "--cog", "radio")
     [change] = [p for p in project.revisions("radio") if p != first]
     body = project.revision_ops(change)
@@ -216,4 +234,6 @@ def test_schema_qualified_models_with_the_default_env_py(make_project) -> None:
     project = radio_project(make_project)
     migrate_radio(project)
     again = project.cog("radio", "revision", "--autogenerate", "-m", "again")
-    assert "No changes in schema detected for cog 'radio'" in again.output, textwrap.shorten(again.output, 500)
+    assert "No changes in schema detected for cog 'radio'" in again.output, textwrap.shorten(
+        again.output, 500
+    )

@@ -28,9 +28,11 @@ from test_cli import close_a_cycle
 from test_documented_configuration import created_tables
 
 MUSIC = "demobot/cogs/music/models.py"
-LOCALE = ("    name: str = ormar.String(max_length=100)\n",
-          "    name: str = ormar.String(max_length=100)\n"
-          "    locale: str | None = ormar.String(max_length=10, nullable=True)\n")
+LOCALE = (
+    "    name: str = ormar.String(max_length=100)\n",
+    "    name: str = ormar.String(max_length=100)\n"
+    "    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+)
 
 
 def revision_id(path: Path) -> str:
@@ -45,22 +47,44 @@ def revision_file(project: BotProject, cog: str, rev: str) -> Path:
 def with_body(path: Path, body: str) -> None:
     """Replace the ``pass`` of a blank revision's upgrade() by *body*."""
     text = path.read_text()
-    path.write_text(re.sub(r"(def upgrade\(\) -> None:\n(?:    #.*\n)*)    pass\n", lambda m: f"{m.group(1)}    {body}\n",
-                           text, count=1))
+    path.write_text(
+        re.sub(
+            r"(def upgrade\(\) -> None:\n(?:    #.*\n)*)    pass\n",
+            lambda m: f"{m.group(1)}    {body}\n",
+            text,
+            count=1,
+        )
+    )
     assert body in path.read_text(), text
 
 
 # -- -x scratch_url= ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scratch", ["postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x", "nonsense://nx:S3cretScratch@h/x",
-                                     "sqlite:////no/such/folder/S3cretScratch.db"])
+@pytest.mark.parametrize(
+    "scratch",
+    [
+        "postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x",
+        "nonsense://nx:S3cretScratch@h/x",
+        "sqlite:////no/such/folder/S3cretScratch.db",
+    ],
+)
 def test_a_scratch_database_that_cannot_be_opened_is_one_line(make_project, scratch: str) -> None:
     project = make_project("sqlite+aiosqlite")
     before = project.db.snapshot()
     for result in (
-        project.cog("music", "-x", "offline=true", "-x", f"scratch_url={scratch}", "revision", "--autogenerate",
-                    "-m", "x", check=False),
+        project.cog(
+            "music",
+            "-x",
+            "offline=true",
+            "-x",
+            f"scratch_url={scratch}",
+            "revision",
+            "--autogenerate",
+            "-m",
+            "x",
+            check=False,
+        ),
         project.nxalembic("-x", f"scratch_url={scratch}", "migrate", "--offline", check=False),
     ):
         assert_one_clear_line(result.output, result.returncode, ("scratch",))
@@ -68,7 +92,9 @@ def test_a_scratch_database_that_cannot_be_opened_is_one_line(make_project, scra
     assert project.revisions("music") == [] and project.db.snapshot() == before
 
 
-def test_offline_autogenerate_replays_into_the_scratch_database_given(make_project, pg_server, tmp_path: Path) -> None:
+def test_offline_autogenerate_replays_into_the_scratch_database_given(
+    make_project, pg_server, tmp_path: Path
+) -> None:
     """migrations.rst: ``-x scratch_url=`` picks the scratch database of offline autogenerate,
     e.g. a throwaway PostgreSQL database for revisions SQLite cannot replay."""
     project = make_project("sqlite")
@@ -77,9 +103,20 @@ def test_offline_autogenerate_replays_into_the_scratch_database_given(make_proje
     project.edit("demobot/models.py", *LOCALE)
 
     scratch_file = tmp_path / "scratch.db"
-    project.alembic(*offline, "-x", f"scratch_url=sqlite:///{scratch_file}", "revision", "--autogenerate",
-                    "-m", "locale", "--rev-id", "locale")
-    assert "batch_op.add_column(sa.Column('locale'" in project.revision_ops(revision_file(project, "core", "locale"))
+    project.alembic(
+        *offline,
+        "-x",
+        f"scratch_url=sqlite:///{scratch_file}",
+        "revision",
+        "--autogenerate",
+        "-m",
+        "locale",
+        "--rev-id",
+        "locale",
+    )
+    assert "batch_op.add_column(sa.Column('locale'" in project.revision_ops(
+        revision_file(project, "core", "locale")
+    )
     with sqlite3.connect(scratch_file) as scratch:  # the history was replayed there, to its head
         assert scratch.execute("SELECT version_num FROM alembic_version_core").fetchall() == [("users",)]
         assert [r[1] for r in scratch.execute("PRAGMA table_info(core_users)")] == ["id", "name"]
@@ -87,19 +124,36 @@ def test_offline_autogenerate_replays_into_the_scratch_database_given(make_proje
 
     # a hand-written revision with PostgreSQL-only SQL: the default scratch (SQLite in memory) cannot replay it
     project.cog("core", "revision", "-m", "comment", "--rev-id", "comment")
-    with_body(revision_file(project, "core", "comment"), "op.execute(\"COMMENT ON TABLE core_users IS 'Discord users'\")")
-    project.edit("demobot/models.py", LOCALE[1], LOCALE[1] + "    level: int | None = ormar.Integer(nullable=True)\n")
+    with_body(
+        revision_file(project, "core", "comment"),
+        "op.execute(\"COMMENT ON TABLE core_users IS 'Discord users'\")",
+    )
+    project.edit(
+        "demobot/models.py", LOCALE[1], LOCALE[1] + "    level: int | None = ormar.Integer(nullable=True)\n"
+    )
     refused = project.alembic(*offline, "revision", "--autogenerate", "-m", "level", check=False)
-    assert_one_clear_line(refused.output, refused.returncode, (
-        "replaying revision comment into the scratch database 'sqlite://' failed", "-x scratch_url="))
+    assert_one_clear_line(
+        refused.output,
+        refused.returncode,
+        ("replaying revision comment into the scratch database 'sqlite://' failed", "-x scratch_url="),
+    )
     (tmp_path / "bot.db").unlink()  # the blank revision's environment run opened it, as stock Alembic does
 
     name = "t_" + uuid.uuid4().hex[:12]
     pg_server.create_database(name)
     scratch = Database(pg_server.url(name, driver="psycopg"))
     try:
-        project.alembic(*offline, "-x", f"scratch_url={scratch.url}", "revision", "--autogenerate",
-                        "-m", "level", "--rev-id", "level")
+        project.alembic(
+            *offline,
+            "-x",
+            f"scratch_url={scratch.url}",
+            "revision",
+            "--autogenerate",
+            "-m",
+            "level",
+            "--rev-id",
+            "level",
+        )
         assert scratch.versions("alembic_version_core") == ["comment"]
         assert scratch.scalar("SELECT obj_description('core_users'::regclass)") == "Discord users"
     finally:
@@ -135,7 +189,9 @@ def test_stock_heads_branches_show_edit_merge_and_history(make_project, tmp_path
     run([ALEMBIC, "edit", "users"], cwd=project.path, env={**project.env, "EDITOR": str(editor)})
     assert revision_file(project, "core", "users").read_text().endswith("# edited\n")
     assert not revision_file(project, "music", "songs").read_text().endswith("# edited\n")
-    ambiguous = run([ALEMBIC, "edit", "head"], cwd=project.path, env={**project.env, "EDITOR": str(editor)}, check=False)
+    ambiguous = run(
+        [ALEMBIC, "edit", "head"], cwd=project.path, env={**project.env, "EDITOR": str(editor)}, check=False
+    )
     assert_one_clear_line(ambiguous.output, ambiguous.returncode, ("Multiple head revisions",))
 
     project.cog("music", "revision", "-m", "a", "--rev-id", "left")
@@ -178,7 +234,9 @@ def test_downgrade_sql_prints_the_cogs_sql_and_changes_nothing(make_project) -> 
     for sql in (stock, nx):
         drops = re.findall(r"^DROP TABLE (\w+);$", sql, re.M)
         assert drops == ["playlists_songs", "music_playlists", "music_songs"]  # referencing tables first
-        assert f"DELETE FROM alembic_version_music WHERE alembic_version_music.version_num = '{music}';" in sql
+        assert (
+            f"DELETE FROM alembic_version_music WHERE alembic_version_music.version_num = '{music}';" in sql
+        )
         assert "core_users" not in sql and "economy" not in sql
     # "one step down" cannot be computed offline (Alembic needs FROM:TO): one line that says so
     one_step = project.nxalembic("downgrade", "music", "--sql", check=False)
@@ -194,8 +252,9 @@ def test_downgrade_sql_prints_the_cogs_sql_and_changes_nothing(make_project) -> 
 def answer_prompts(project: BotProject, args: list[str], answers: dict[bytes, bytes]) -> str:
     """Run *args* at a terminal (a pty); answer each ``[y/N]`` question by the first key it contains."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(args, cwd=project.path, stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, **project.env})
+    proc = subprocess.Popen(
+        args, cwd=project.path, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, **project.env}
+    )
     os.close(slave)
     seen, answered = b"", 0
     try:
@@ -220,8 +279,9 @@ def test_table_rename_prompt_at_a_terminal(make_project) -> None:
     project.nxalembic("upgrade")
     project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
     project.edit(MUSIC, 'tablename="music_songs"', 'tablename="music_tracks"')
-    output = answer_prompts(project, [NXALEMBIC, "migrate", "--cog", "music"],
-                            {b"rename table music_songs to music_tracks": b"y"})
+    output = answer_prompts(
+        project, [NXALEMBIC, "migrate", "--cog", "music"], {b"rename table music_songs to music_tracks": b"y"}
+    )
     assert "Did you rename table music_songs to music_tracks? [y/N]" in output
     [rename] = [p for p in project.revisions("music") if "rename_music_songs_to_music_tracks" in p.name]
     body = project.revision_ops(rename)
@@ -240,7 +300,9 @@ def test_a_table_renamed_twice_keeps_its_data_down_and_up(make_project) -> None:
     title = "SELECT title FROM {} WHERE id = 1"
     for step, (old, new) in enumerate((("music_songs", "music_tracks"), ("music_tracks", "music_tunes"))):
         project.edit(MUSIC, f'tablename="{old}"', f'tablename="{new}"')
-        project.cog("music", "-x", f"rename={old}:{new}", "revision", "--autogenerate", "--rev-id", f"rename{step}")
+        project.cog(
+            "music", "-x", f"rename={old}:{new}", "revision", "--autogenerate", "--rev-id", f"rename{step}"
+        )
         body = project.revision_ops(revision_file(project, "music", f"rename{step}"))
         assert f"op.rename_table('{old}', '{new}')" in body and "drop_table" not in body
         project.cog("music", "upgrade", "head")
@@ -271,11 +333,14 @@ def test_status_works_with_a_foreign_key_cycle_between_cogs(make_project) -> Non
         project.nxalembic("migrate", "--app", cog)
     pending = status()
     assert {cog: (c["current"], c["pending"], c["differs"]) for cog, c in pending.items()} == {
-        cog: ([], 1, False) for cog in ("core", "economy", "music")}
+        cog: ([], 1, False) for cog in ("core", "economy", "music")
+    }
     for cog in ("core", "music", "economy"):
         project.cog(cog, "upgrade", "head")
     done = status()
-    assert all(c["current"] == c["head"] and c["pending"] == 0 and not c["differs"] for c in done.values()), done
+    assert all(c["current"] == c["head"] and c["pending"] == 0 and not c["differs"] for c in done.values()), (
+        done
+    )
 
 
 # -- make demo --------------------------------------------------------------------------------------
@@ -291,8 +356,15 @@ def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "DEMOBOT_DATABASE_URL"}
-    proc = subprocess.run([sys.executable, "examples/demo.py"], cwd=copy, env={**env, "TMPDIR": str(temp)},
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        cwd=copy,
+        env={**env, "TMPDIR": str(temp)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "Traceback" not in out + proc.stderr and "FAILED" not in out
@@ -306,8 +378,11 @@ def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
 
     # the database after `alembic -x cog=economy downgrade base`, then after `nxalembic upgrade`
     after_downgrade, after_upgrade, after_start = out.split("Tables in demobot.db:")[1:]
-    for listing, economy_rev in ((after_downgrade, "(empty)"), (after_upgrade, written["economy"]),
-                                 (after_start, written["economy"])):
+    for listing, economy_rev in (
+        (after_downgrade, "(empty)"),
+        (after_upgrade, written["economy"]),
+        (after_start, written["economy"]),
+    ):
         tables = dict(re.findall(r"^  (\w+) +(.*)$", listing.split("\n\n")[0], re.M))
         assert tables["alembic_version_core"] == f"version table -> {written['core']}"
         assert tables["alembic_version_music"] == f"version table -> {written['music']}"

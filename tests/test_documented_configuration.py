@@ -59,7 +59,10 @@ def test_the_placeholder_url_of_alembic_templates_counts_as_unset(make_project) 
     project = make_project("sqlite+aiosqlite")
     alembic_ini_url(project, "driver://user:pass@localhost/otherdb")  # not the placeholder: it is used
     refused = project.cog("core", "current", check=False)
-    assert refused.returncode != 0 and "cannot use database URL driver://user:***@localhost/otherdb" in refused.output
+    assert (
+        refused.returncode != 0
+        and "cannot use database URL driver://user:***@localhost/otherdb" in refused.output
+    )
 
     project.edit("alembic.ini", "driver://user:pass@localhost/otherdb", PLACEHOLDER_URL)
     project.cog("core", "revision", "--autogenerate", "-m", "users")
@@ -82,14 +85,19 @@ def test_keyword_arguments_of_run_migrations_reach_configure(make_project) -> No
     project = make_project("sqlite")
     project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
     project.cog("core", "upgrade", "head")
-    project.edit("demobot/models.py", "name: str = ormar.String(max_length=100)",
-                 "name: str = ormar.String(max_length=100, server_default='anon', nullable=False)")
+    project.edit(
+        "demobot/models.py",
+        "name: str = ormar.String(max_length=100)",
+        "name: str = ormar.String(max_length=100, server_default='anon', nullable=False)",
+    )
     # Alembic's default (compare_server_default=False) does not see it
     unseen = project.cog("core", "revision", "--autogenerate", "-m", "default")
     assert "No changes in schema detected for cog 'core'" in unseen.output
     assert core_changes(project) == []
 
-    project.edit("migrations/env.py", "run_migrations(context)", "run_migrations(context, compare_server_default=True)")
+    project.edit(
+        "migrations/env.py", "run_migrations(context)", "run_migrations(context, compare_server_default=True)"
+    )
     assert core_changes(project) == ["modify_default core_users.name"]  # the nxalembic route
     assert "modify_default" in project.cog("core", "check", check=False).output  # the stock route
     project.cog("core", "revision", "--autogenerate", "-m", "default", "--rev-id", "default")
@@ -107,7 +115,11 @@ def test_here_in_version_location_is_the_folder_of_nxalembic_ini(make_project, t
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = ("-c", str(project.path / "alembic.ini"))
-    run([ALEMBIC, *config, "-x", "cog=core", "revision", "--autogenerate", "-m", "users"], cwd=elsewhere, env=project.env)
+    run(
+        [ALEMBIC, *config, "-x", "cog=core", "revision", "--autogenerate", "-m", "users"],
+        cwd=elsewhere,
+        env=project.env,
+    )
     run([ALEMBIC, *config, "-x", "cog=core", "upgrade", "head"], cwd=elsewhere, env=project.env)
     [revision] = list((project.path / "cog_history" / "core").glob("*.py"))
     assert created_tables([revision]) == {"core_users"}
@@ -144,7 +156,13 @@ def test_two_cogs_resolving_to_one_revisions_folder_are_an_error(make_project) -
     load_extension(project, "demobot.cogs.shop")
     set_ini(project, version_location="{cog_dir}/migrations")
     shared = project.path / "demobot" / "cogs" / "migrations"
-    words = ("would share the revisions folder", str(shared), "put {cog} into version_location", "'economy'", "'shop'")
+    words = (
+        "would share the revisions folder",
+        str(shared),
+        "put {cog} into version_location",
+        "'economy'",
+        "'shop'",
+    )
     for args in (("-x", "cog=economy", "revision", "-m", "x"), ("-x", "cog=shop", "upgrade", "head")):
         result = project.alembic(*args, check=False)
         assert_one_clear_line(result.output, result.returncode, words)
@@ -166,32 +184,57 @@ def test_one_table_in_two_cogs_is_an_error_naming_both(make_project) -> None:
     """configuration.rst: every table belongs to exactly one cog."""
     project = make_project("sqlite+aiosqlite")
     # a model of another MetaData that maps economy's table: SQLAlchemy alone would not object
-    write(project, "demobot/cogs/shop.py", SHOP.replace("import ormar\n", "import ormar\n    import sqlalchemy\n")
-          .replace('tablename="shop_items"', 'tablename="economy_wallets", metadata=sqlalchemy.MetaData()'))
+    write(
+        project,
+        "demobot/cogs/shop.py",
+        SHOP.replace("import ormar\n", "import ormar\n    import sqlalchemy\n").replace(
+            'tablename="shop_items"', 'tablename="economy_wallets", metadata=sqlalchemy.MetaData()'
+        ),
+    )
     load_extension(project, "demobot.cogs.shop")
-    words = ("table 'economy_wallets' is defined by models of two cogs, economy and shop",
-             "each table must belong to exactly one cog")
-    for result in (project.cog("music", "upgrade", "head", check=False), project.nxalembic("upgrade", check=False)):
+    words = (
+        "table 'economy_wallets' is defined by models of two cogs, economy and shop",
+        "each table must belong to exactly one cog",
+    )
+    for result in (
+        project.cog("music", "upgrade", "head", check=False),
+        project.nxalembic("upgrade", check=False),
+    ):
         assert_one_clear_line(result.output, result.returncode, words)
     # on the cogs' own MetaData, SQLAlchemy refuses the second table while the extension loads
     project.edit("demobot/cogs/shop.py", ", metadata=sqlalchemy.MetaData()", "")
     result = project.cog("music", "upgrade", "head", check=False)
-    assert_one_clear_line(result.output, result.returncode, ("table 'economy_wallets' is defined twice on one MetaData", "demobot/cogs/shop.py:", "another tablename"))
+    assert_one_clear_line(
+        result.output,
+        result.returncode,
+        (
+            "table 'economy_wallets' is defined twice on one MetaData",
+            "demobot/cogs/shop.py:",
+            "another tablename",
+        ),
+    )
     assert project.db.tables() == set()
 
 
 def test_nested_extensions_the_innermost_wins(make_project) -> None:
     """configuration.rst: when extensions are nested, the innermost one wins."""
     project = make_project("sqlite+aiosqlite")
-    write(project, "demobot/cogs/music/radio/__init__.py", """
+    write(
+        project,
+        "demobot/cogs/music/radio/__init__.py",
+        """
         \"\"\"An extension inside the music extension's package.\"\"\"
         from .models import Station  # noqa: F401
 
 
         def setup(bot):
             pass
-    """)
-    write(project, "demobot/cogs/music/radio/models.py", """
+    """,
+    )
+    write(
+        project,
+        "demobot/cogs/music/radio/models.py",
+        """
         import ormar
 
         from ....db import base_config
@@ -202,7 +245,8 @@ def test_nested_extensions_the_innermost_wins(make_project) -> None:
 
             id: int = ormar.Integer(primary_key=True)
             name: str = ormar.String(max_length=50)
-    """)
+    """,
+    )
     load_extension(project, "demobot.cogs.music.radio")
     cogs, without_models = cogs_of(project)
     assert cogs == {"core", "economy", "music", "radio"} and "demobot.cogs.music.radio" not in without_models
@@ -215,27 +259,43 @@ def test_abstract_models_are_tables_of_no_cog(make_project) -> None:
     """configuration.rst: abstract models are skipped; their fields live on in concrete subclasses."""
     project = make_project("sqlite+aiosqlite")
     # an abstract model is the only model of the fun extension: fun stays an extension without models
-    project.edit("demobot/cogs/fun.py", "from nextcord.ext import commands\n",
-                 "import ormar\nfrom nextcord.ext import commands\n\nfrom ..db import base_config\n\n\n"
-                 "class Stamped(ormar.Model):\n"
-                 "    ormar_config = base_config.copy(abstract=True)\n\n"
-                 "    id: int = ormar.Integer(primary_key=True)\n"
-                 "    created: int = ormar.Integer(default=0)\n")
-    project.edit("demobot/cogs/economy.py", "from .music.models import Song\n",
-                 "from .fun import Stamped\nfrom .music.models import Song\n\n\n"
-                 "class Note(Stamped):\n"
-                 "    ormar_config = base_config.copy(tablename=\"economy_notes\")\n\n"
-                 "    text: str = ormar.String(max_length=50)\n")
+    project.edit(
+        "demobot/cogs/fun.py",
+        "from nextcord.ext import commands\n",
+        "import ormar\nfrom nextcord.ext import commands\n\nfrom ..db import base_config\n\n\n"
+        "class Stamped(ormar.Model):\n"
+        "    ormar_config = base_config.copy(abstract=True)\n\n"
+        "    id: int = ormar.Integer(primary_key=True)\n"
+        "    created: int = ormar.Integer(default=0)\n",
+    )
+    project.edit(
+        "demobot/cogs/economy.py",
+        "from .music.models import Song\n",
+        "from .fun import Stamped\nfrom .music.models import Song\n\n\n"
+        "class Note(Stamped):\n"
+        '    ormar_config = base_config.copy(tablename="economy_notes")\n\n'
+        "    text: str = ormar.String(max_length=50)\n",
+    )
     cogs, without_models = cogs_of(project)
     assert cogs == {"core", "economy", "music"} and without_models == ["demobot.cogs.fun"]
     project.nxalembic("migrate")
     project.nxalembic("upgrade")
-    assert created_tables(project.revisions("economy")) == {"economy_wallets", "economy_purchases", "economy_notes"}
+    assert created_tables(project.revisions("economy")) == {
+        "economy_wallets",
+        "economy_purchases",
+        "economy_notes",
+    }
     columns = [c[0] for c in project.db.snapshot({"economy_notes"})["economy_notes"]["columns"]]
     assert columns == ["id", "created", "text"]
     assert project.db.tables() - {f"alembic_version_{c}" for c in cogs} == {
-        "core_users", "music_songs", "music_playlists", "playlists_songs",
-        "economy_wallets", "economy_purchases", "economy_notes"}
+        "core_users",
+        "music_songs",
+        "music_playlists",
+        "playlists_songs",
+        "economy_wallets",
+        "economy_purchases",
+        "economy_notes",
+    }
 
 
 OTHER_LIBRARY = """
@@ -259,7 +319,10 @@ def test_other_libraries_models_belong_to_no_cog(make_project) -> None:
     outside the package but on the cogs' MetaData, they join the pseudo-cog."""
     project = make_project("sqlite+aiosqlite")
     write(project, "otherlib/__init__.py", OTHER_LIBRARY)
-    write(project, "sharedlib/__init__.py", """
+    write(
+        project,
+        "sharedlib/__init__.py",
+        """
         \"\"\"Outside the bot's package, but on the bot's own MetaData.\"\"\"
         import ormar
 
@@ -270,9 +333,18 @@ def test_other_libraries_models_belong_to_no_cog(make_project) -> None:
             ormar_config = base_config.copy(tablename="shared_badges")
 
             id: int = ormar.Integer(primary_key=True)
-    """)
-    project.edit("demobot/main.py", "from . import models", "import otherlib  # noqa: F401\nimport sharedlib  # noqa: F401\nfrom . import models")
-    project.edit("demobot/cogs/music/models.py", "from ...models import User\n", "from ...models import User\nimport otherlib  # noqa: F401\n")
+    """,
+    )
+    project.edit(
+        "demobot/main.py",
+        "from . import models",
+        "import otherlib  # noqa: F401\nimport sharedlib  # noqa: F401\nfrom . import models",
+    )
+    project.edit(
+        "demobot/cogs/music/models.py",
+        "from ...models import User\n",
+        "from ...models import User\nimport otherlib  # noqa: F401\n",
+    )
     cogs, _ = cogs_of(project)
     assert cogs == {"core", "economy", "music"}
     project.nxalembic("migrate")
@@ -296,7 +368,9 @@ def test_alembic_config_environment_variable_picks_alembic_ini(make_project, tmp
     project = make_project("sqlite+aiosqlite")
     (project.path / "alembic.ini").rename(project.path / "bot-alembic.ini")
     missing = project.nxalembic("upgrade", check=False)
-    assert_one_clear_line(missing.output, missing.returncode, ("no Alembic config at", "alembic.ini", "-c PATH/alembic.ini"))
+    assert_one_clear_line(
+        missing.output, missing.returncode, ("no Alembic config at", "alembic.ini", "-c PATH/alembic.ini")
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -106,13 +106,25 @@ def test_a_failing_first_revision_leaves_no_version_table(project: BotProject) -
 
 def test_nxalembic_upgrade_keeps_finished_cogs_and_rolls_back_the_failing_one(project: BotProject) -> None:
     write_revision(project, "core", "cccc00000001", None, CORE_USERS)
-    write_revision(project, "music", "cccc00000002", None, f"""
+    write_revision(
+        project,
+        "music",
+        "cccc00000002",
+        None,
+        f"""
         op.create_table("music_songs", sa.Column("id", sa.Integer(), primary_key=True))
         {FAILING_OPERATION}
-    """)
-    write_revision(project, "economy", "cccc00000003", None, """
+    """,
+    )
+    write_revision(
+        project,
+        "economy",
+        "cccc00000003",
+        None,
+        """
         op.create_table("economy_wallets", sa.Column("id", sa.Integer(), primary_key=True))
-    """)
+    """,
+    )
 
     result = project.nxalembic("upgrade", check=False)
 
@@ -144,8 +156,23 @@ def test_postgresql_tests_error_instead_of_skipping_when_no_server_starts(tmp_pa
     (tmp_path / "no_server_plugin.py").write_text(NO_SERVER_PLUGIN.format(tests=str(REPO / "tests")))
     test_id = "tests/test_passwords.py::test_an_unescaped_percent_in_alembic_ini_does_not_print_the_password"
     proc = subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "-p", "no_server_plugin", "-p", "no:cacheprovider", "-rA", test_id],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "pytest",
+            "-p",
+            "no_server_plugin",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            test_id,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output

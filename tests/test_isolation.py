@@ -21,11 +21,15 @@ TABLES = {
 #: One row per table, so that a snapshot compares data as well as schema.
 ROWS = {
     "core": ["INSERT INTO core_users (id, name) VALUES (1, 'ann')"],
-    "music": ["INSERT INTO music_songs (id, title) VALUES (1, 'song')",
-              "INSERT INTO music_playlists (id, name, owner) VALUES (1, 'mix', 1)",
-              "INSERT INTO playlists_songs (id, song, playlist) VALUES (1, 1, 1)"],
-    "economy": ["INSERT INTO economy_wallets (id, user_id, balance) VALUES (1, 1, 5)",
-                "INSERT INTO economy_purchases (id, wallet, song, price) VALUES (1, 1, 1, 2)"],
+    "music": [
+        "INSERT INTO music_songs (id, title) VALUES (1, 'song')",
+        "INSERT INTO music_playlists (id, name, owner) VALUES (1, 'mix', 1)",
+        "INSERT INTO playlists_songs (id, song, playlist) VALUES (1, 1, 1)",
+    ],
+    "economy": [
+        "INSERT INTO economy_wallets (id, user_id, balance) VALUES (1, 1, 5)",
+        "INSERT INTO economy_purchases (id, wallet, song, price) VALUES (1, 1, 1, 2)",
+    ],
 }
 
 
@@ -54,15 +58,20 @@ NEEDS = {"core": ["core"], "music": ["core", "music"], "economy": ["core", "musi
 # cog's, so the acted cog can go down on PostgreSQL while the watched one stays at head; core
 # is referenced by music, so core is only stamped.
 CASES = [
-    *((acted, watched, action) for acted, watched in (("music", "core"), ("economy", "music"))
-      for action in (("downgrade", "base"), ("stamp", "base"), ("upgrade", "head"), ("stamp", "head"))),
+    *(
+        (acted, watched, action)
+        for acted, watched in (("music", "core"), ("economy", "music"))
+        for action in (("downgrade", "base"), ("stamp", "base"), ("upgrade", "head"), ("stamp", "head"))
+    ),
     ("core", "economy", ("stamp", "base")),
     ("core", "economy", ("stamp", "head")),
 ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+psycopg"])
-@pytest.mark.parametrize("acted,watched,action", CASES, ids=[f"{a}-{'-'.join(x)}-watch-{w}" for a, w, x in CASES])
+@pytest.mark.parametrize(
+    "acted,watched,action", CASES, ids=[f"{a}-{'-'.join(x)}-watch-{w}" for a, w, x in CASES]
+)
 def test_one_cogs_commands_leave_the_other_cog_alone(
     make_project: Any, backend: str, acted: str, watched: str, action: tuple[str, str]
 ) -> None:
@@ -93,8 +102,11 @@ def test_autogenerate_ignores_the_tables_of_an_unloaded_cog(make_project, backen
     before = project.db.snapshot()
     project.unload("demobot.cogs.economy")
     # core gets a real change so that autogenerate writes a file we can read
-    project.edit("demobot/models.py", "    name: str = ormar.String(max_length=100)\n",
-                 "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n")
+    project.edit(
+        "demobot/models.py",
+        "    name: str = ormar.String(max_length=100)\n",
+        "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+    )
     for cog in ("core", "music"):
         project.cog(cog, "revision", "--autogenerate", "-m", "after unload")
     [newest] = [p for p in project.revisions("core") if "after_unload" in p.name]

@@ -73,7 +73,7 @@ class Playlist(ormar.Model):
     name: str = ormar.String(max_length=100, index=True)
     top: Optional[Song] = ormar.ForeignKey(Song, related_name="top_of")
 """
-WALLET_FAVOURITE = "    favourite: Optional[Song] = ormar.ForeignKey(Song, related_name=\"favourite_of\")\n"
+WALLET_FAVOURITE = '    favourite: Optional[Song] = ormar.ForeignKey(Song, related_name="favourite_of")\n'
 PURCHASE = """
 
 class Purchase(ormar.Model):
@@ -125,13 +125,18 @@ FILES = {
     # An ordinary module beside the app module economy.py.
     "oldbot/cogs/helpers.py": "def coins(amount: int) -> str:\n    return f'{amount} coins'\n",
     # The app's name is capitalised: cog "Music", version table alembic.Music, tables Music.<model>s.
-    "oldbot/cogs/music/__init__.py": HEADER + '__nxalembic_cog__ = "Music"\n\nfrom .models import Song  # noqa: F401\n'
+    "oldbot/cogs/music/__init__.py": HEADER
+    + '__nxalembic_cog__ = "Music"\n\nfrom .models import Song  # noqa: F401\n'
     + COG.format(cls="Music"),
     "oldbot/cogs/music/models.py": HEADER + "from ...db import base_config\n\n" + SONG,
-    "oldbot/cogs/economy.py": HEADER + "from ..db import base_config\nfrom .helpers import coins  # noqa: F401\n"
-    + "from .music.models import Song  # noqa: F401\n\n" + WALLET + COG.format(cls="Economy"),
+    "oldbot/cogs/economy.py": HEADER
+    + "from ..db import base_config\nfrom .helpers import coins  # noqa: F401\n"
+    + "from .music.models import Song  # noqa: F401\n\n"
+    + WALLET
+    + COG.format(cls="Economy"),
     # An app with models but no history yet.
-    "oldbot/cogs/quotes/__init__.py": HEADER + "from ...db import base_config\nfrom ..music.models import Song\n\n"
+    "oldbot/cogs/quotes/__init__.py": HEADER
+    + "from ...db import base_config\nfrom ..music.models import Song\n\n"
     + """
 class Quote(ormar.Model):
     ormar_config = base_config.copy(tablename="quotes.quotes")
@@ -139,12 +144,14 @@ class Quote(ormar.Model):
     id: int = ormar.Integer(primary_key=True)
     text: str = ormar.String(max_length=200)
     song: Optional[Song] = ormar.ForeignKey(Song, related_name="quotes")
-""" + COG.format(cls="Quotes"),
+"""
+    + COG.format(cls="Quotes"),
 }
 
 
 def legacy_revision(revision: str, down: str | None, upgrade: str, downgrade: str) -> str:
     """A revision file in the style Nextcord-Ormar (Alembic 1.8) wrote them."""
+
     def body(code: str) -> str:
         return textwrap.indent(textwrap.dedent(code).strip(), "    ")
 
@@ -158,33 +165,48 @@ def legacy_revision(revision: str, down: str | None, upgrade: str, downgrade: st
 
 MUSIC_1, MUSIC_2 = LEGACY["Music"]
 LEGACY_REVISIONS = {
-    f"oldbot/cogs/music/migrations/{MUSIC_1}_.py": legacy_revision(MUSIC_1, None, """
+    f"oldbot/cogs/music/migrations/{MUSIC_1}_.py": legacy_revision(
+        MUSIC_1,
+        None,
+        """
         op.create_table('Music.tracks',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('title', sa.String(length=200), nullable=False),
         sa.Column('genre', sa.Enum('rock', 'jazz', name='genre'), nullable=False),
         sa.PrimaryKeyConstraint('id')
         )
-    """, """
+    """,
+        """
         op.drop_table('Music.tracks')
         sa.Enum(name='genre').drop(op.get_bind(), checkfirst=True)
-    """),
+    """,
+    ),
     # Written by hand: Nextcord-Ormar's autogenerate could not detect a rename.
-    f"oldbot/cogs/music/migrations/{MUSIC_2}_rename_tracks.py": legacy_revision(MUSIC_2, MUSIC_1, """
+    f"oldbot/cogs/music/migrations/{MUSIC_2}_rename_tracks.py": legacy_revision(
+        MUSIC_2,
+        MUSIC_1,
+        """
         op.rename_table('Music.tracks', 'Music.songs')
-    """, """
+    """,
+        """
         op.rename_table('Music.songs', 'Music.tracks')
-    """),
+    """,
+    ),
     # economy.py is a module in oldbot/cogs/, so its revisions are in oldbot/cogs/migrations/.
-    f"oldbot/cogs/migrations/{LEGACY['economy'][0]}_.py": legacy_revision(LEGACY["economy"][0], None, """
+    f"oldbot/cogs/migrations/{LEGACY['economy'][0]}_.py": legacy_revision(
+        LEGACY["economy"][0],
+        None,
+        """
         op.create_table('economy.wallets',
         sa.Column('_id', sa.String(length=32), nullable=False),
         sa.Column('balance', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('_id')
         )
-    """, """
+    """,
+        """
         op.drop_table('economy.wallets')
-    """),
+    """,
+    ),
 }
 
 #: A plain Alembic env.py doing what NXAlembic's did: one version table "alembic.<app>" per app.
@@ -237,9 +259,15 @@ class OldBot:
         db = db or self.db
         self.write("legacy_env/env.py", LEGACY_ENV)
         for app, folder in (("Music", "oldbot/cogs/music/migrations"), ("economy", "oldbot/cogs/migrations")):
-            self.write(f"legacy_{app}.ini", f"[alembic]\nscript_location = legacy_env\nversion_locations = {folder}\n")
-            run([ALEMBIC, "-c", f"legacy_{app}.ini", "-x", f"app={app}", "upgrade", "heads"], cwd=self.path,
-                env={"LEGACY_URL": sync_url(db.url)})
+            self.write(
+                f"legacy_{app}.ini",
+                f"[alembic]\nscript_location = legacy_env\nversion_locations = {folder}\n",
+            )
+            run(
+                [ALEMBIC, "-c", f"legacy_{app}.ini", "-x", f"app={app}", "upgrade", "heads"],
+                cwd=self.path,
+                env={"LEGACY_URL": sync_url(db.url)},
+            )
         for statement in ROWS:
             db.execute(statement)
 
@@ -250,7 +278,9 @@ class OldBot:
         self.append("oldbot/cogs/economy.py", PURCHASE, after=WALLET_FAVOURITE)
 
     def run(self, tool: str, *args: str, db: Database | None = None, check: bool = True) -> Result:
-        return run([tool, *args], cwd=self.path, env={"OLDBOT_DATABASE_URL": (db or self.db).url}, check=check)
+        return run(
+            [tool, *args], cwd=self.path, env={"OLDBOT_DATABASE_URL": (db or self.db).url}, check=check
+        )
 
     def nx(self, *args: str, db: Database | None = None, check: bool = True) -> Result:
         return self.run(NXALEMBIC, *args, db=db, check=check)
@@ -270,14 +300,18 @@ def oldbot(make_project: Any, request: pytest.FixtureRequest) -> OldBot:
     return bot
 
 
-def foreign_keys(db: Database, tables: set[str] | None = None) -> set[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+def foreign_keys(
+    db: Database, tables: set[str] | None = None
+) -> set[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
     """(table, columns, referred table, referred columns) of every foreign key, as the database has them."""
     inspector = sa.inspect(db.engine)
     found = set()
     for table in sorted(tables or set(inspector.get_table_names())):
         for fk in inspector.get_foreign_keys(table):
             assert fk["referred_schema"] is None, fk
-            found.add((table, tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"])))
+            found.add(
+                (table, tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+            )
     return found
 
 
@@ -298,8 +332,12 @@ def has_dotted_index(db: Database) -> bool:
 def old_rows(db: Database) -> dict[str, list[tuple]]:
     with db.engine.connect() as conn:
         return {
-            "Music.songs": sorted(map(tuple, conn.execute(sa.text('SELECT id, title, genre FROM "Music.songs"')))),
-            "economy.wallets": sorted(map(tuple, conn.execute(sa.text('SELECT _id, balance FROM "economy.wallets"')))),
+            "Music.songs": sorted(
+                map(tuple, conn.execute(sa.text('SELECT id, title, genre FROM "Music.songs"')))
+            ),
+            "economy.wallets": sorted(
+                map(tuple, conn.execute(sa.text('SELECT _id, balance FROM "economy.wallets"')))
+            ),
         }
 
 
@@ -311,7 +349,9 @@ OLD_ROWS = {
 
 def assert_zero_drift(bot: OldBot, db: Database | None = None) -> None:
     result = bot.nx("check", db=db, check=False)
-    assert result.returncode == 0 and "all cogs: models match their migrations" in result.stdout, result.output
+    assert result.returncode == 0 and "all cogs: models match their migrations" in result.stdout, (
+        result.output
+    )
 
 
 def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
@@ -333,7 +373,10 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
     oldbot.nx("migrate")
     written = oldbot.new_revisions()
     assert {p.parent.relative_to(oldbot.path).as_posix() for p in written} == {
-        "oldbot/cogs/music/migrations", "oldbot/cogs/migrations", "oldbot/cogs/quotes/migrations"}
+        "oldbot/cogs/music/migrations",
+        "oldbot/cogs/migrations",
+        "oldbot/cogs/quotes/migrations",
+    }
     texts = {p: p.read_text() for p in written}
     assert any("'Music.songs.id'" in text for text in texts.values())  # what Alembic writes, not edited
     oldbot.nx("upgrade")
@@ -364,10 +407,10 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
     assert_zero_drift(oldbot, db=fresh)
 
 
-
-
 @pytest.mark.parametrize("generator", ["alembic revision --autogenerate", "nxalembic migrate --offline"])
-def test_revisions_generated_with_foreign_keys_to_dotted_tables_run_unchanged(oldbot: OldBot, generator: str) -> None:
+def test_revisions_generated_with_foreign_keys_to_dotted_tables_run_unchanged(
+    oldbot: OldBot, generator: str
+) -> None:
     """create_table with foreign keys (one cog and across cogs), add_column with one (batch on SQLite)."""
     oldbot.nx("upgrade")  # the legacy revision files build a new database, rename included
     oldbot.develop()
@@ -387,11 +430,17 @@ def test_revisions_generated_with_foreign_keys_to_dotted_tables_run_unchanged(ol
     # create_foreign_key's reverse, drop_constraint, runs too (batch mode on SQLite)
     oldbot.nx("downgrade", "economy")
     assert foreign_keys(oldbot.db, {"economy.wallets"}) == set()
-    assert [c["name"] for c in sa.inspect(oldbot.db.engine).get_columns("economy.wallets")] == ["_id", "balance"]
+    assert [c["name"] for c in sa.inspect(oldbot.db.engine).get_columns("economy.wallets")] == [
+        "_id",
+        "balance",
+    ]
 
 
 #: Run by Nextcord-Ormar on SQLite: its foreign key to 'Music.songs.id' was silently left out.
-LEGACY_PLAYLISTS = legacy_revision("d4e5f6a1b2c3", MUSIC_2, """
+LEGACY_PLAYLISTS = legacy_revision(
+    "d4e5f6a1b2c3",
+    MUSIC_2,
+    """
     op.create_table('Music.playlists',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -400,10 +449,12 @@ LEGACY_PLAYLISTS = legacy_revision("d4e5f6a1b2c3", MUSIC_2, """
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index(op.f('ix_Music.playlists_name'), 'Music.playlists', ['name'], unique=False)
-""", """
+""",
+    """
     op.drop_index(op.f('ix_Music.playlists_name'), table_name='Music.playlists')
     op.drop_table('Music.playlists')
-""")
+""",
+)
 
 
 def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(make_project: Any) -> None:
@@ -415,20 +466,28 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     bot.append("oldbot/cogs/music/models.py", PLAYLIST)
 
     check = bot.cog("Music", "check", check=False)
-    assert check.returncode != 0 and "add_fk" in check.output and "Music.playlists" in check.output, check.output
+    assert check.returncode != 0 and "add_fk" in check.output and "Music.playlists" in check.output, (
+        check.output
+    )
     check = bot.nx("check", check=False)
     assert check.returncode != 0, check.output
-    assert "Music: models differ from migrations: add_fk fk_Music.playlists_Music.songs_id_top on Music.playlists" \
-        in check.stdout, check.output
+    assert (
+        "Music: models differ from migrations: add_fk fk_Music.playlists_Music.songs_id_top on Music.playlists"
+        in check.stdout
+    ), check.output
 
     bot.nx("migrate", "--cog", "Music")
     [new] = [p for p in bot.new_revisions() if not p.name.startswith("d4e5f6a1b2c3")]
     text = new.read_text()
-    assert "create_foreign_key('fk_Music.playlists_Music.songs_id_top', 'Music.songs', ['top'], ['id'])" in text, text
+    assert (
+        "create_foreign_key('fk_Music.playlists_Music.songs_id_top', 'Music.songs', ['top'], ['id'])" in text
+    ), text
     bot.nx("upgrade")
 
     assert new.read_text() == text
-    assert foreign_keys(bot.db, {"Music.playlists"}) == {("Music.playlists", ("top",), "Music.songs", ("id",))}
+    assert foreign_keys(bot.db, {"Music.playlists"}) == {
+        ("Music.playlists", ("top",), "Music.songs", ("id",))
+    }
     assert has_dotted_index(bot.db)
     with bot.db.engine.connect() as conn:
         assert list(conn.execute(sa.text('SELECT id, name, top FROM "Music.playlists"'))) == [(7, "calm", 1)]
@@ -440,7 +499,9 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     bot.nx("upgrade", "--cog", "Music", db=fresh)
     [fk] = sa.inspect(fresh.engine).get_foreign_keys("Music.playlists")
     assert (fk["name"], fk["referred_table"]) == ("fk_Music.playlists_Music.songs_id_top", "Music.songs")
-    assert "No new upgrade operations detected" in bot.run(ALEMBIC, "-x", "cog=Music", "check", db=fresh).output
+    assert (
+        "No new upgrade operations detected" in bot.run(ALEMBIC, "-x", "cog=Music", "check", db=fresh).output
+    )
     fresh.dispose()
 
 
@@ -455,17 +516,32 @@ def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
     bot.db.execute("INSERT INTO \"Music.songs\" (id, title, genre) VALUES (1, 'Clair de lune', 'jazz')")
     bot.db.execute("INSERT INTO \"Music.playlists\" (id, name, top) VALUES (7, 'calm', 1)")
     models = bot.path / "oldbot/cogs/music/models.py"
-    models.write_text(models.read_text().replace('tablename="Music.playlists"', 'tablename="Music.mixes"')
-                      .replace("title: str = ormar.String(max_length=200)", "name: str = ormar.String(max_length=200)"))
+    models.write_text(
+        models.read_text()
+        .replace('tablename="Music.playlists"', 'tablename="Music.mixes"')
+        .replace("title: str = ormar.String(max_length=200)", "name: str = ormar.String(max_length=200)")
+    )
 
-    bot.nx("migrate", "--cog", "Music", "--rename", "Music.playlists:Music.mixes", "--rename", "Music.songs.title:name")
+    bot.nx(
+        "migrate",
+        "--cog",
+        "Music",
+        "--rename",
+        "Music.playlists:Music.mixes",
+        "--rename",
+        "Music.songs.title:name",
+    )
     [rename] = [p for p in bot.new_revisions() if "rename" in p.name]
     text = rename.read_text()
-    assert "op.rename_table('Music.playlists', 'Music.mixes')" in text and "new_column_name='name'" in text, text
+    assert "op.rename_table('Music.playlists', 'Music.mixes')" in text and "new_column_name='name'" in text, (
+        text
+    )
     bot.nx("upgrade")
 
     with bot.db.engine.connect() as conn:
-        assert list(conn.execute(sa.text('SELECT id, name, genre FROM "Music.songs"'))) == [(1, "Clair de lune", "jazz")]
+        assert list(conn.execute(sa.text('SELECT id, name, genre FROM "Music.songs"'))) == [
+            (1, "Clair de lune", "jazz")
+        ]
         assert list(conn.execute(sa.text('SELECT id, name, top FROM "Music.mixes"'))) == [(7, "calm", 1)]
     assert ("Music.mixes", ("top",), "Music.songs", ("id",)) in foreign_keys(bot.db)
     assert_zero_drift(bot)

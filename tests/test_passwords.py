@@ -34,9 +34,18 @@ def forms_of(password: str) -> set[str]:
     left of it when a parser quotes a string from the point where it choked)."""
     runs = re.findall(r"[A-Za-z0-9]{6,}", password)
     assert runs, f"{password!r} has no fragment long enough to search for"
-    sqlalchemy = URL.create("d", username="u", password=password, host="h").render_as_string(hide_password=False)
-    return {password, repr(password)[1:-1], quote(password), quote(password, safe=""), quote_plus(password),
-            sqlalchemy.removeprefix("d://u:").removesuffix("@h"), *runs}
+    sqlalchemy = URL.create("d", username="u", password=password, host="h").render_as_string(
+        hide_password=False
+    )
+    return {
+        password,
+        repr(password)[1:-1],
+        quote(password),
+        quote(password, safe=""),
+        quote_plus(password),
+        sqlalchemy.removeprefix("d://u:").removesuffix("@h"),
+        *runs,
+    }
 
 
 def assert_hidden(result: Result, *passwords: str) -> None:
@@ -47,7 +56,7 @@ def assert_hidden(result: Result, *passwords: str) -> None:
 def assert_masked(result: Result, user: str) -> None:
     """Wherever *user*'s URL is shown, its password is shown as the mask (not left out, not shortened)."""
     for found in re.finditer(rf"(?<![\w%]){re.escape(user)}:", result.output):
-        shown = result.output[found.end():found.end() + len(MASK) + 1]
+        shown = result.output[found.end() : found.end() + len(MASK) + 1]
         assert shown == f"{MASK}@", f"{' '.join(result.args)} shows {user}:{shown}...:\n{result.output}"
 
 
@@ -69,13 +78,22 @@ def credentials(request: pytest.FixtureRequest, pg_server: PostgresServer) -> tu
     return request.getfixturevalue("special_user")
 
 
-def pg_url(server: PostgresServer, driver: str, user: str, password: str, database: str,
-           port: int | str | None = None, quoted: bool = True) -> str:
+def pg_url(
+    server: PostgresServer,
+    driver: str,
+    user: str,
+    password: str,
+    database: str,
+    port: int | str | None = None,
+    quoted: bool = True,
+) -> str:
     secret = quote(password, safe="") if quoted else password
     return f"postgresql+{driver}://{user}:{secret}@{server.host}:{server.port if port is None else port}/{database}"
 
 
-def masked_url(server: PostgresServer, driver: str, user: str, database: str, port: int | str | None = None) -> str:
+def masked_url(
+    server: PostgresServer, driver: str, user: str, database: str, port: int | str | None = None
+) -> str:
     """The URL as a message must show it."""
     return f"postgresql+{driver}://{user}:{MASK}@{server.host}:{server.port if port is None else port}/{database}"
 
@@ -141,7 +159,10 @@ def test_no_output_shows_the_password_when_commands_succeed(
     current = alembic("-x", "cog=core", "current", "--verbose", env_url=nowhere)
     assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
 
-    assert {"core_users", "music_songs"} <= project.db.tables()  # the commands really ran against the database
+    assert {
+        "core_users",
+        "music_songs",
+    } <= project.db.tables()  # the commands really ran against the database
     for result in results:
         assert_hidden(result, password)
         assert_masked(result, user)
@@ -152,20 +173,41 @@ def test_no_output_shows_the_password_when_commands_succeed(
 WrongURL = Callable[[PostgresServer, str, str, str, str], tuple[str, str, bool]]
 WRONG_URLS: dict[str, WrongURL] = {
     "wrong database": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password, "no_such_db"), "does not exist", True),
+        pg_url(pg, driver, user, password, "no_such_db"),
+        "does not exist",
+        True,
+    ),
     "wrong password": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password + WRONG, database), "password authentication failed", True),
+        pg_url(pg, driver, user, password + WRONG, database),
+        "password authentication failed",
+        True,
+    ),
     "nothing listens on the port": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password, database, port=1), "cannot connect", True),
+        pg_url(pg, driver, user, password, database, port=1),
+        "cannot connect",
+        True,
+    ),
     "port is not a number": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password, database, port="5x32"), "cannot be parsed", False),
+        pg_url(pg, driver, user, password, database, port="5x32"),
+        "cannot be parsed",
+        False,
+    ),
     "unknown driver": lambda pg, driver, user, password, database: (
-        pg_url(pg, "nosuchdriver", user, password, database), "postgresql.nosuchdriver", False),
+        pg_url(pg, "nosuchdriver", user, password, database),
+        "postgresql.nosuchdriver",
+        False,
+    ),
     # Only a password with something to quote can be left unquoted: these run with the special login.
     "password not URL-quoted": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password, database, quoted=False), "cannot be parsed", False),
+        pg_url(pg, driver, user, password, database, quoted=False),
+        "cannot be parsed",
+        False,
+    ),
     "only its '@' not URL-quoted": lambda pg, driver, user, password, database: (
-        pg_url(pg, driver, user, password, database).replace("%40", "@"), "%40", False),
+        pg_url(pg, driver, user, password, database).replace("%40", "@"),
+        "%40",
+        False,
+    ),
 }
 WRONG = "-Wr0ngPw"
 NEEDS_QUOTING = {"password not URL-quoted", "only its '@' not URL-quoted"}
@@ -174,8 +216,12 @@ NEEDS_QUOTING = {"password not URL-quoted", "only its '@' not URL-quoted"}
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize(
     ("credentials", "case"),
-    [(login, case) for case in WRONG_URLS for login in ("server", "special")
-     if login == "special" or case not in NEEDS_QUOTING],
+    [
+        (login, case)
+        for case in WRONG_URLS
+        for login in ("server", "special")
+        if login == "special" or case not in NEEDS_QUOTING
+    ],
     indirect=["credentials"],
 )
 def test_no_output_shows_the_password_when_the_url_is_wrong(
@@ -185,11 +231,15 @@ def test_no_output_shows_the_password_when_the_url_is_wrong(
     project = make_project(f"postgresql+{driver}")
     database = database_name(project)
     url, expected, shows_url = WRONG_URLS[case](pg_server, driver, user, password, database)
-    assert url != pg_url(pg_server, driver, user, password, database), f"{case}: {password!r} has nothing to get wrong"
+    assert url != pg_url(pg_server, driver, user, password, database), (
+        f"{case}: {password!r} has nothing to get wrong"
+    )
     env = {"DEMOBOT_DATABASE_URL": url}
-    for args in ([ALEMBIC, "-x", "cog=core", "upgrade", "head"],
-                 [NXALEMBIC, "status"],
-                 [ALEMBIC, "--raiseerr", "-x", "cog=core", "current"]):  # a traceback, still no password
+    for args in (
+        [ALEMBIC, "-x", "cog=core", "upgrade", "head"],
+        [NXALEMBIC, "status"],
+        [ALEMBIC, "--raiseerr", "-x", "cog=core", "current"],
+    ):  # a traceback, still no password
         result = run(args, cwd=project.path, env=env, check=False)
         assert result.returncode != 0, f"{case}: {' '.join(args)} succeeded:\n{result.output}"
         assert_hidden(result, password, password + WRONG)
@@ -203,7 +253,9 @@ def test_no_output_shows_the_password_when_the_url_is_wrong(
         assert expected in line, f"{case}: {line}"
         if shows_url:
             port = 1 if case == "nothing listens on the port" else None
-            shown = masked_url(pg_server, driver, user, "no_such_db" if case == "wrong database" else database, port)
+            shown = masked_url(
+                pg_server, driver, user, "no_such_db" if case == "wrong database" else database, port
+            )
             assert shown in line, f"{case}: {line}"
     assert project.db.tables() == set()
 

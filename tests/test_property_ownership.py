@@ -68,7 +68,9 @@ def worlds(draw: st.DrawFn) -> World:
     removable = [(c, t) for c, t in cells if t > 0]
     removed = draw(st.frozensets(st.sampled_from(removable))) if removable else frozenset()
     added = draw(st.frozensets(st.sampled_from(cells)))
-    return World(tables, fks, loaded, removed, added, draw(st.integers(0, 3)), draw(st.booleans()), draw(st.booleans()))
+    return World(
+        tables, fks, loaded, removed, added, draw(st.integers(0, 3)), draw(st.booleans()), draw(st.booleans())
+    )
 
 
 def table_name(c: int, t: int) -> str:
@@ -99,8 +101,10 @@ def write_bot(root: Path, package: str, world: World, phase: int) -> None:
             ]
             if (c, t) in world.fks:
                 target = max(range(c))  # the nearest earlier cog
-                lines.append(f"    ref: Optional[C{target}T0] = ormar.ForeignKey(C{target}T0, nullable=True,"
-                             f" related_name='c{c}_t{t}_refs')")
+                lines.append(
+                    f"    ref: Optional[C{target}T0] = ormar.ForeignKey(C{target}T0, nullable=True,"
+                    f" related_name='c{c}_t{t}_refs')"
+                )
             if phase == 2 and (c, t) in world.added:
                 lines.append("    extra: Optional[int] = ormar.Integer(nullable=True)")
         lines += ["def setup(bot):", "    pass"]
@@ -167,7 +171,9 @@ class CaseDatabase:
         """The URL for this case and a sync engine on it, to create hand-made tables."""
         if self.engine is None:
             path = root / "bot.db"
-            return f"{self.backend}:///{path}", sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
+            return f"{self.backend}:///{path}", sa.create_engine(
+                f"sqlite:///{path}", poolclass=sa.pool.NullPool
+            )
         with self.engine.begin() as conn:  # the previous case's tables, version tables and all
             conn.exec_driver_sql("DROP SCHEMA public CASCADE")
             conn.exec_driver_sql("CREATE SCHEMA public")
@@ -217,7 +223,9 @@ def check_world(root: Path, database: CaseDatabase, world: World) -> None:
         universe = {table_name(c, t) for c, n in enumerate(world.tables) for t in range(n)}
         universe |= {f"hand_{k}" for k in range(world.foreign)}
         universe |= {f"alembic_version_c{c}" for c in range(len(world.tables))}
-        flags = (["offline=true"] if world.offline else []) + (["allow_drops=true"] if world.allow_drops else [])
+        flags = (["offline=true"] if world.offline else []) + (
+            ["allow_drops=true"] if world.allow_drops else []
+        )
 
         # Phase 2: a subset loaded, models removed and changed; autogenerate every loaded cog.
         for c in sorted(world.loaded):
@@ -226,16 +234,26 @@ def check_world(root: Path, database: CaseDatabase, world: World) -> None:
             scripts = autogenerate(root, two, [f"cog=c{c}", f"url={url}", *flags], f"phase two {c}")
             # A script is due exactly when a modelled table gained a column, or owned tables lost
             # their models and drops were asked for; a run that writes nothing must not pass.
-            grown = {(c, t) for t in range(world.tables[c]) if (c, t) in world.added and (c, t) not in world.removed}
+            grown = {
+                (c, t)
+                for t in range(world.tables[c])
+                if (c, t) in world.added and (c, t) not in world.removed
+            }
             due = bool(grown) or (world.allow_drops and bool(history - modelled))
-            assert len(scripts) == (1 if due else 0), f"cog c{c}: expected {int(due)} script(s), got {len(scripts)}"
+            assert len(scripts) == (1 if due else 0), (
+                f"cog c{c}: expected {int(due)} script(s), got {len(scripts)}"
+            )
             for script in scripts:
                 touched = touched_tables(script, universe)
                 assert touched <= history | modelled, f"cog c{c} touched {touched - history - modelled}"
                 text = script.read_text()
-                dropped = set(re.findall(r"op\.drop_table\('([A-Za-z0-9_]+)'\)", text.split("def downgrade")[0]))
+                dropped = set(
+                    re.findall(r"op\.drop_table\('([A-Za-z0-9_]+)'\)", text.split("def downgrade")[0])
+                )
                 for c2, t2 in grown:
-                    assert f"'{table_name(c2, t2)}'" in text and "'extra'" in text, "the new column must be written"
+                    assert f"'{table_name(c2, t2)}'" in text and "'extra'" in text, (
+                        "the new column must be written"
+                    )
                 if world.allow_drops:
                     assert dropped == history - modelled
                 else:
@@ -254,8 +272,12 @@ def test_autogenerate_only_touches_owned_tables(
     database = CaseDatabase(backend, request)
     cases = 0
 
-    @settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(world=worlds())
     def property_holds(world: World) -> None:
         nonlocal cases
@@ -269,5 +291,7 @@ def test_autogenerate_only_touches_owned_tables(
     finally:
         if REPORT:
             with open(REPORT, "a") as report:
-                report.write(f"{request.node.callspec.id}: cases={cases} failed={int(failed)} "
-                             f"seconds={time.perf_counter() - started:.1f}\n")
+                report.write(
+                    f"{request.node.callspec.id}: cases={cases} failed={int(failed)} "
+                    f"seconds={time.perf_counter() - started:.1f}\n"
+                )

@@ -87,11 +87,15 @@ def outcomes(project: BotProject, env: dict[str, str] | None = None) -> tuple[in
     """Run the user's pytest; map ``test[cog]`` to PASSED/FAILED/ERROR."""
     result = run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "tests"],
-        cwd=project.path, env={**project.env, **(env or {})}, check=False,
+        cwd=project.path,
+        env={**project.env, **(env or {})},
+        check=False,
     )
     found = dict(
         (m.group(2), m.group(1))
-        for m in re.finditer(r"^(PASSED|FAILED|ERROR) tests/test_migrations\.py::(\w+\[\w+\])", result.stdout, re.M)
+        for m in re.finditer(
+            r"^(PASSED|FAILED|ERROR) tests/test_migrations\.py::(\w+\[\w+\])", result.stdout, re.M
+        )
     )
     assert found, result.output
     return result.returncode, found
@@ -111,9 +115,12 @@ def test_every_builtin_test_passes_for_every_cog(make_project) -> None:
 
 def test_a_model_change_without_revision_fails_only_that_cogs_ddl_test(make_project) -> None:
     project = migrated_bot(make_project("sqlite"))
-    project.edit("demobot/cogs/music/models.py", "    title: str = ormar.String(max_length=200)\n",
-                 "    title: str = ormar.String(max_length=200)\n"
-                 "    plays: int | None = ormar.Integer(nullable=True)\n")
+    project.edit(
+        "demobot/cogs/music/models.py",
+        "    title: str = ormar.String(max_length=200)\n",
+        "    title: str = ormar.String(max_length=200)\n"
+        "    plays: int | None = ormar.Integer(nullable=True)\n",
+    )
     user_tests(project)
     code, found = outcomes(project)
     assert found == {**expected(), "test_model_definitions_match_ddl[music]": "FAILED"}

@@ -31,7 +31,7 @@ from test_passwords import assert_hidden, debug_logging
 #: A safety net only: a bot that really starts would hang; the guarded one fails in seconds.
 TIMEOUT = 120
 IF_MAIN = 'if __name__ == "__main__":'
-MAIN_END = f'\n\n{IF_MAIN}\n'
+MAIN_END = f"\n\n{IF_MAIN}\n"
 
 
 def at_import(p: BotProject, code: str) -> None:
@@ -70,14 +70,19 @@ def starts_in_asyncio(p: BotProject) -> None:
 
 def library_fails(p: BotProject) -> None:
     """An extension's import-time call fails deep inside the standard library."""
-    p.edit("demobot/cogs/economy.py", "from ..db import base_config\n",
-           'from ..db import base_config\n\nimport json\nPRICES = json.loads("{not json")\n')
+    p.edit(
+        "demobot/cogs/economy.py",
+        "from ..db import base_config\n",
+        'from ..db import base_config\n\nimport json\nPRICES = json.loads("{not json")\n',
+    )
 
 
 def table_twice(p: BotProject) -> None:
     with (p.path / "demobot/cogs/economy.py").open("a") as fh:
-        fh.write('\n\nclass OldWallet(ormar.Model):\n    ormar_config = base_config.copy(tablename="economy_wallets")\n\n'
-                 "    id: int = ormar.Integer(primary_key=True)\n")
+        fh.write(
+            '\n\nclass OldWallet(ormar.Model):\n    ormar_config = base_config.copy(tablename="economy_wallets")\n\n'
+            "    id: int = ormar.Integer(primary_key=True)\n"
+        )
 
 
 @dataclass
@@ -97,49 +102,117 @@ class Case:
 MAIN = "demobot/main.py"
 START_WORDS = ("starts the bot", IF_MAIN)
 CASES = [
-    Case("bot module calls sys.exit(0): check", exits, ("-x", "cog=music", "check"), ("check",),
-         ("importing bot module 'demobot.main' called sys.exit(0)", "{where}", "nothing was checked"),
-         (MAIN, "sys.exit(0)")),
-    Case("bot module calls sys.exit(0): upgrade/status", exits, ("-x", "cog=music", "upgrade", "head"), ("status",),
-         ("called sys.exit(0)", "{where}", "nothing was checked or migrated"), (MAIN, "sys.exit(0)")),
-    Case("bot.run() at import", runs_fake_token, ("-x", "cog=music", "check"), ("check",),
-         ("{where} starts the bot (Client.run)", *START_WORDS), (MAIN, 'bot.run("fake-token")')),
-    Case("bot.run() at import, error swallowed", runs_and_swallows, ("-x", "cog=music", "upgrade", "head"), ("upgrade",),
-         ("{where} starts the bot (Client.run)", *START_WORDS), (MAIN, 'bot.run("fake-token")')),
-    Case("bot.start() in asyncio.run() at import", starts_in_asyncio, ("-x", "cog=music", "check"), ("status", "--json"),
-         ("{where} starts the bot (Client.start)", *START_WORDS), (MAIN, "asyncio.run(")),
-    Case("bot.run(os.environ['DISCORD_TOKEN']) without the variable", runs_token_from_env,
-         ("-x", "cog=music", "check"), ("check",),
-         ("KeyError: 'DISCORD_TOKEN'", "({where})", "that line starts the bot", IF_MAIN),
-         (MAIN, "bot.run(os.environ"), absent=("<frozen",)),
-    Case("error inside a library", library_fails, ("-x", "cog=music", "check"), ("check",),
-         ("importing bot module 'demobot.main'", "JSONDecodeError", "({where})", "fix the error"),
-         ("demobot/cogs/economy.py", "json.loads("), absent=("decoder.py",)),
-    Case("-x cog=fun: an extension without models", None, ("-x", "cog=fun", "upgrade", "head"), ("upgrade", "--app", "fun"),
-         ("extension demobot.cogs.fun is loaded but defines no ormar models", "has no migrations",
-          "cogs with models: core, economy, music", "-x cog=NAME"),
-         nx_words=("extension demobot.cogs.fun is loaded but defines no ormar models",
-                   "cogs with models: core, economy, music", "--cog"), absent=("unknown cog",)),
-    Case("a table defined twice on one MetaData", table_twice, ("-x", "cog=music", "upgrade", "head"), ("upgrade",),
-         ("table 'economy_wallets' is defined twice on one MetaData", "model OldWallet ({where})",
-          "give one of the two models another tablename"),
-         ("demobot/cogs/economy.py", "class OldWallet"), absent=("extend_existing",)),
+    Case(
+        "bot module calls sys.exit(0): check",
+        exits,
+        ("-x", "cog=music", "check"),
+        ("check",),
+        ("importing bot module 'demobot.main' called sys.exit(0)", "{where}", "nothing was checked"),
+        (MAIN, "sys.exit(0)"),
+    ),
+    Case(
+        "bot module calls sys.exit(0): upgrade/status",
+        exits,
+        ("-x", "cog=music", "upgrade", "head"),
+        ("status",),
+        ("called sys.exit(0)", "{where}", "nothing was checked or migrated"),
+        (MAIN, "sys.exit(0)"),
+    ),
+    Case(
+        "bot.run() at import",
+        runs_fake_token,
+        ("-x", "cog=music", "check"),
+        ("check",),
+        ("{where} starts the bot (Client.run)", *START_WORDS),
+        (MAIN, 'bot.run("fake-token")'),
+    ),
+    Case(
+        "bot.run() at import, error swallowed",
+        runs_and_swallows,
+        ("-x", "cog=music", "upgrade", "head"),
+        ("upgrade",),
+        ("{where} starts the bot (Client.run)", *START_WORDS),
+        (MAIN, 'bot.run("fake-token")'),
+    ),
+    Case(
+        "bot.start() in asyncio.run() at import",
+        starts_in_asyncio,
+        ("-x", "cog=music", "check"),
+        ("status", "--json"),
+        ("{where} starts the bot (Client.start)", *START_WORDS),
+        (MAIN, "asyncio.run("),
+    ),
+    Case(
+        "bot.run(os.environ['DISCORD_TOKEN']) without the variable",
+        runs_token_from_env,
+        ("-x", "cog=music", "check"),
+        ("check",),
+        ("KeyError: 'DISCORD_TOKEN'", "({where})", "that line starts the bot", IF_MAIN),
+        (MAIN, "bot.run(os.environ"),
+        absent=("<frozen",),
+    ),
+    Case(
+        "error inside a library",
+        library_fails,
+        ("-x", "cog=music", "check"),
+        ("check",),
+        ("importing bot module 'demobot.main'", "JSONDecodeError", "({where})", "fix the error"),
+        ("demobot/cogs/economy.py", "json.loads("),
+        absent=("decoder.py",),
+    ),
+    Case(
+        "-x cog=fun: an extension without models",
+        None,
+        ("-x", "cog=fun", "upgrade", "head"),
+        ("upgrade", "--app", "fun"),
+        (
+            "extension demobot.cogs.fun is loaded but defines no ormar models",
+            "has no migrations",
+            "cogs with models: core, economy, music",
+            "-x cog=NAME",
+        ),
+        nx_words=(
+            "extension demobot.cogs.fun is loaded but defines no ormar models",
+            "cogs with models: core, economy, music",
+            "--cog",
+        ),
+        absent=("unknown cog",),
+    ),
+    Case(
+        "a table defined twice on one MetaData",
+        table_twice,
+        ("-x", "cog=music", "upgrade", "head"),
+        ("upgrade",),
+        (
+            "table 'economy_wallets' is defined twice on one MetaData",
+            "model OldWallet ({where})",
+            "give one of the two models another tablename",
+        ),
+        ("demobot/cogs/economy.py", "class OldWallet"),
+        absent=("extend_existing",),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bot_import_mistakes_give_one_line_and_change_nothing(
-    project: BotProject, case: Case, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    project: BotProject,
+    case: Case,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     if case.setup is not None:
         case.setup(project)  # type: ignore[operator]
     where = line_of(project, *case.where) if case.where else ""
     before = project.db.snapshot()
-    for executable, args, words in ((ALEMBIC, case.alembic, case.words),
-                                    (NXALEMBIC, case.nxalembic, case.nx_words or case.words)):
+    for executable, args, words in (
+        (ALEMBIC, case.alembic, case.words),
+        (NXALEMBIC, case.nxalembic, case.nx_words or case.words),
+    ):
         result = run([executable, *args], cwd=project.path, env=project.env, check=False, timeout=TIMEOUT)
-        assert_one_clear_line(result.output, result.returncode, tuple(w.replace("{where}", where) for w in words))
+        assert_one_clear_line(
+            result.output, result.returncode, tuple(w.replace("{where}", where) for w in words)
+        )
         for text in case.absent:
             assert text not in result.output, result.output
         assert project.db.snapshot() == before
@@ -147,11 +220,17 @@ def test_bot_import_mistakes_give_one_line_and_change_nothing(
 
 def test_sys_exit_in_env_py_is_not_success_for_nxalembic(project: BotProject) -> None:  # noqa: F811
     """A stray ``sys.exit(0)`` outside the bot (here in env.py) still fails ``nxalembic``."""
-    project.edit("migrations/env.py", "run_migrations(context)", "import sys\nsys.exit(0)\nrun_migrations(context)")
+    project.edit(
+        "migrations/env.py", "run_migrations(context)", "import sys\nsys.exit(0)\nrun_migrations(context)"
+    )
     before = project.db.snapshot()
     for args in (("check",), ("upgrade",), ("status", "--json")):
         result = project.nxalembic(*args, check=False)
-        assert_one_clear_line(result.output, result.returncode, ("sys.exit(0) was called at", "env.py:", f"'nxalembic {args[0]}'"))
+        assert_one_clear_line(
+            result.output,
+            result.returncode,
+            ("sys.exit(0) was called at", "env.py:", f"'nxalembic {args[0]}'"),
+        )
         assert result.stdout == ""
     result = project.nxalembic("--raiseerr", "check", check=False)
     assert result.returncode == 1 and "Traceback" in result.output
@@ -193,7 +272,8 @@ def pg_project(make_project, driver: str = "psycopg") -> BotProject:
 def printing_bot(project: BotProject) -> None:
     """The bot prints its URL, the bare password, and writes to stderr, all at import."""
     project.edit(
-        "demobot/db.py", "database = ",
+        "demobot/db.py",
+        "database = ",
         "import sys\nfrom sqlalchemy.engine import make_url\n"
         "print('bot: connecting to', DATABASE_URL)\n"
         "print('bot: password', make_url(DATABASE_URL).password)\n"
@@ -231,16 +311,23 @@ def test_what_the_bot_prints_goes_to_stderr_masked(make_project, pg_server: Post
         assert_hidden(result, password)
 
     # What the bot raises is masked too, URL and bare password alike.
-    project.edit("demobot/main.py", "EXTENSIONS = (",
-                 "from .db import DATABASE_URL\nfrom sqlalchemy.engine import make_url\n"
-                 "raise RuntimeError(f'cannot reach {DATABASE_URL} as {make_url(DATABASE_URL).password}')\n"
-                 "EXTENSIONS = (")
+    project.edit(
+        "demobot/main.py",
+        "EXTENSIONS = (",
+        "from .db import DATABASE_URL\nfrom sqlalchemy.engine import make_url\n"
+        "raise RuntimeError(f'cannot reach {DATABASE_URL} as {make_url(DATABASE_URL).password}')\n"
+        "EXTENSIONS = (",
+    )
     for args in ((ALEMBIC, "-x", "cog=music", "check"), (NXALEMBIC, "status", "--json")):
         result = run(list(args), cwd=project.path, env=project.env, check=False)
         assert result.returncode != 0, result.output
         assert "bot: " not in result.stdout, result.stdout  # stock alembic prints its FAILED line on stdout
         [line] = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
-        assert "RuntimeError: cannot reach postgresql+psycopg://" in line and ":***@" in line and " as ***" in line, line
+        assert (
+            "RuntimeError: cannot reach postgresql+psycopg://" in line
+            and ":***@" in line
+            and " as ***" in line
+        ), line
         assert_hidden(result, password)
 
 
@@ -251,7 +338,9 @@ def query_url(server: PostgresServer, driver: str, database: str, **query: str) 
 
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
-def test_a_password_in_the_url_query_is_never_printed(make_project, pg_server: PostgresServer, driver: str) -> None:
+def test_a_password_in_the_url_query_is_never_printed(
+    make_project, pg_server: PostgresServer, driver: str
+) -> None:
     project = make_project(f"postgresql+{driver}")
     database = str(make_url(project.db.url).database)
     password = pg_server.password
@@ -279,17 +368,33 @@ def test_a_password_in_the_url_query_is_never_printed(make_project, pg_server: P
     wrong = password + "-Wr0ngPw"
     failures = {
         "wrong database": (query_url(pg_server, driver, "no_such_db", password=password), "password=***"),
-        "wrong password": (query_url(pg_server, driver, database, password=wrong), "password authentication failed"),
-        "nothing listens": (query_url(pg_server, driver, database, password=password).replace(
-            f":{pg_server.port}/", ":1/"), "password=***"),
+        "wrong password": (
+            query_url(pg_server, driver, database, password=wrong),
+            "password authentication failed",
+        ),
+        "nothing listens": (
+            query_url(pg_server, driver, database, password=password).replace(f":{pg_server.port}/", ":1/"),
+            "password=***",
+        ),
         "unknown driver": (query_url(pg_server, "nosuchdriver", database, password=password), "password=***"),
         "sslpassword and passfile": (
-            query_url(pg_server, driver, "no_such_db", password=password, sslpassword=password + "-ssl",
-                      passfile=f"/nonexistent/{password}.pgpass"), "sslpassword=***"),
+            query_url(
+                pg_server,
+                driver,
+                "no_such_db",
+                password=password,
+                sslpassword=password + "-ssl",
+                passfile=f"/nonexistent/{password}.pgpass",
+            ),
+            "sslpassword=***",
+        ),
     }
     for case, (bad_url, expected) in failures.items():
-        for args in ((ALEMBIC, "-x", "cog=core", "upgrade", "head"), (NXALEMBIC, "status"),
-                     (NXALEMBIC, "-x", f"url={bad_url}", "check")):
+        for args in (
+            (ALEMBIC, "-x", "cog=core", "upgrade", "head"),
+            (NXALEMBIC, "status"),
+            (NXALEMBIC, "-x", f"url={bad_url}", "check"),
+        ):
             result = call(*args, ok=False, env={"DEMOBOT_DATABASE_URL": bad_url})
             assert result.returncode != 0, f"{case}: {result.output}"
             assert "Traceback" not in result.output, f"{case}: {result.output}"

@@ -32,7 +32,9 @@ UPGRADE_MUSIC = ("-x", "cog=music", "upgrade", "head")
 
 def write_ini(path: Path, *lines: str) -> None:
     """An nxalembic.ini for the example bot, plus *lines*."""
-    (path / "nxalembic.ini").write_text("\n".join(["[nxalembic]", "module = demobot.main", "bot = bot", *lines]) + "\n")
+    (path / "nxalembic.ini").write_text(
+        "\n".join(["[nxalembic]", "module = demobot.main", "bot = bot", *lines]) + "\n"
+    )
 
 
 def one_failed_line(result: Result, words: tuple[str, ...]) -> None:
@@ -48,7 +50,9 @@ def rename_table(p: BotProject, file: str, old: str, new: str) -> None:
     p.edit(file, f'tablename="{old}"', f'tablename="{new}"')
 
 
-def test_model_named_like_another_cogs_version_table_is_refused(make_project, backend_pg_or_sqlite: str) -> None:
+def test_model_named_like_another_cogs_version_table_is_refused(
+    make_project, backend_pg_or_sqlite: str
+) -> None:
     """The issue's case: economy's model takes music's version table (upgrade used to drop its column)."""
     p = make_project(backend_pg_or_sqlite)
     p.nxalembic("migrate")
@@ -57,12 +61,21 @@ def test_model_named_like_another_cogs_version_table_is_refused(make_project, ba
     assert music_version
     rename_table(p, ECONOMY, "economy_wallets", "alembic_version_music")
     before, files = p.db.snapshot(), sorted(p.path.glob("migrations/versions/*/*.py"))
-    words = ("model demobot.cogs.economy.Wallet", "cog 'economy'", "table 'alembic_version_music'",
-             "the version table of cog 'music'", "another tablename")
+    words = (
+        "model demobot.cogs.economy.Wallet",
+        "cog 'economy'",
+        "table 'alembic_version_music'",
+        "the version table of cog 'music'",
+        "another tablename",
+    )
     for args in (("migrate",), ("upgrade",), ("status",), ("check",)):
         one_failed_line(p.nxalembic(*args, check=False), words)
-    for args in (("-x", "cog=economy", "revision", "--autogenerate", "-m", "x"), ("-x", "cog=economy", "upgrade", "head"),
-                 ("-x", "cog=music", "check"), ("-x", "cog=music", "current")):
+    for args in (
+        ("-x", "cog=economy", "revision", "--autogenerate", "-m", "x"),
+        ("-x", "cog=economy", "upgrade", "head"),
+        ("-x", "cog=music", "check"),
+        ("-x", "cog=music", "current"),
+    ):
         one_failed_line(p.alembic(*args, check=False), words)
     assert p.db.snapshot() == before
     assert p.db.versions("alembic_version_music") == music_version
@@ -77,15 +90,41 @@ def backend_pg_or_sqlite(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize(
     ("ini", "file", "old", "new", "whose"),
     [
-        pytest.param((), MUSIC_MODELS, "music_songs", "alembic_version_music", "the version table of cog 'music'",
-                     id="its own cog's"),
-        pytest.param((), ECONOMY, "economy_wallets", "alembic_version_trivia", "the version table of cog 'trivia'",
-                     id="a cog that is not loaded"),
-        pytest.param((), CORE, "core_users", "alembic_version", "stock Alembic's version table", id="stock alembic"),
-        pytest.param(("version_table = alembic.{cog}",), ECONOMY, "economy_wallets", "alembic.music",
-                     "the version table of cog 'music'", id="configured pattern"),
-        pytest.param(("version_table = alembic.{cog}",), ECONOMY, "economy_wallets", "alembic_version_music",
-                     "the version table of cog 'music'", id="default pattern under another pattern"),
+        pytest.param(
+            (),
+            MUSIC_MODELS,
+            "music_songs",
+            "alembic_version_music",
+            "the version table of cog 'music'",
+            id="its own cog's",
+        ),
+        pytest.param(
+            (),
+            ECONOMY,
+            "economy_wallets",
+            "alembic_version_trivia",
+            "the version table of cog 'trivia'",
+            id="a cog that is not loaded",
+        ),
+        pytest.param(
+            (), CORE, "core_users", "alembic_version", "stock Alembic's version table", id="stock alembic"
+        ),
+        pytest.param(
+            ("version_table = alembic.{cog}",),
+            ECONOMY,
+            "economy_wallets",
+            "alembic.music",
+            "the version table of cog 'music'",
+            id="configured pattern",
+        ),
+        pytest.param(
+            ("version_table = alembic.{cog}",),
+            ECONOMY,
+            "economy_wallets",
+            "alembic_version_music",
+            "the version table of cog 'music'",
+            id="default pattern under another pattern",
+        ),
     ],
 )
 def test_every_version_table_name_is_refused_as_a_model_table(
@@ -110,11 +149,19 @@ def test_every_version_table_name_is_refused_as_a_model_table(
 LONG_VERSION_TABLE = "alembic_version_" + "x" * 37 + "_{cog}"
 
 
-def test_version_table_longer_than_postgresql_allows_is_refused_before_any_cog(make_project, pg_server) -> None:
+def test_version_table_longer_than_postgresql_allows_is_refused_before_any_cog(
+    make_project, pg_server
+) -> None:
     p = make_project("postgresql+asyncpg")
     write_ini(p.path, f"version_table = {LONG_VERSION_TABLE}")
     p.nxalembic("migrate", "--offline")  # no database needed to write the revisions
-    words = ("cog 'economy'", "61 characters long", "postgresql allows 59", "version_table", "__nxalembic_cog__")
+    words = (
+        "cog 'economy'",
+        "61 characters long",
+        "postgresql allows 59",
+        "version_table",
+        "__nxalembic_cog__",
+    )
     for args in (("upgrade",), ("upgrade", "--sql"), ("status",)):
         result = p.nxalembic(*args, check=False)
         assert re.fullmatch(r"(database: [^\n]*\n)?FAILED: [^\n]*\n", result.stderr), result.output
@@ -142,7 +189,10 @@ def test_continuation_line_in_version_table_never_reaches_sql_output(make_projec
     p = make_project("sqlite+aiosqlite")
     write_ini(p.path, "version_table = alembic_version_{cog}", "  DROP TABLE core_users; --")
     words = ("nxalembic.ini", "version_table", "line break", "on one line")
-    for result in (p.cog("core", "upgrade", "head", "--sql", check=False), p.nxalembic("upgrade", "--sql", check=False)):
+    for result in (
+        p.cog("core", "upgrade", "head", "--sql", check=False),
+        p.nxalembic("upgrade", "--sql", check=False),
+    ):
         one_failed_line(result, words)
         assert "DROP TABLE" not in result.stdout
 
@@ -190,7 +240,9 @@ def test_relative_sqlite_path_is_anchored_at_nxalembic_ini(make_project, tmp_pat
     run([ALEMBIC, "-c", ini, *x, "-x", "cog=core", "downgrade", "base"], cwd=elsewhere, env=env)
     assert "core_users" not in db.tables() and "music_songs" in db.tables()
     db.dispose()
-    assert list(elsewhere.rglob("*")) == [elsewhere / "data"], "a database was created in the working directory"
+    assert list(elsewhere.rglob("*")) == [elsewhere / "data"], (
+        "a database was created in the working directory"
+    )
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite+aiosqlite:///:memory:"])
@@ -233,8 +285,11 @@ def test_readme_nxalembic_ini_with_inline_comments_works(make_project) -> None:
 
 def test_semicolon_comments_and_hashes_inside_values(make_project) -> None:
     p = make_project("sqlite+aiosqlite")
-    write_ini(p.path, "url = sqlite+aiosqlite:///bot#1.db   ; a '#' inside a value is kept",
-              "core_cog = shared ; the models outside extensions")
+    write_ini(
+        p.path,
+        "url = sqlite+aiosqlite:///bot#1.db   ; a '#' inside a value is kept",
+        "core_cog = shared ; the models outside extensions",
+    )
     p.nxalembic("migrate")
     p.nxalembic("upgrade")
     assert "core_users" in Database(f"sqlite:///{p.path / 'bot#1.db'}").tables()
@@ -257,40 +312,114 @@ def model_named_like_version_table(p: BotProject) -> None:
 
 
 CASES = [
-    Case("version_table with doubled braces", ini_with("version_table = alembic_version_{{cog}}"), UPGRADE_MUSIC,
-         ("nxalembic.ini", "version_table = 'alembic_version_{{cog}}'", "'alembic_version_{cog}' for every cog",
-          "single braces")),
-    Case("version_table with a format spec", ini_with("version_table = v_{cog:.1}"), UPGRADE_MUSIC,
-         ("version_table = 'v_{cog:.1}'", "no other placeholder or format spec")),
-    Case("version_table with a quote and a semicolon", ini_with('version_table = v_{cog}";drop'), UPGRADE_MUSIC,
-         ("version_table", "not a plain table name", "letters, digits, '_' and '.'")),
-    Case("version_table with a space", ini_with("version_table = alembic version {cog}"), UPGRADE_MUSIC,
-         ("version_table", "'alembic version first_cog'", "not a plain table name")),
-    Case("version_table with an unclosed brace", ini_with("version_table = alembic_version_{cog"), UPGRADE_MUSIC,
-         ("nxalembic.ini", "version_table = 'alembic_version_{cog'", "not a valid pattern", "both braces")),
-    Case("version_table on a continuation line", ini_with("version_table = alembic_version_{cog}", "  x"),
-         UPGRADE_MUSIC, ("nxalembic.ini", "version_table", "line break", "on one line")),
-    Case("control character in url", ini_with("url = sqlite:///bot.db\x07"), UPGRADE_MUSIC,
-         ("nxalembic.ini", "the value of url", "control character '\\x07'")),
-    Case("no section header", ini_bytes(b"module = demobot.main\nbot = bot\n"), UPGRADE_MUSIC,
-         ("nxalembic.ini does not start with a section header", "[nxalembic]")),
-    Case("nxalembic.ini not UTF-8", ini_bytes("[nxalembic]\nmodule = demobot.main  # café\n".encode("latin-1")),
-         UPGRADE_MUSIC, ("nxalembic.ini is not UTF-8", "0xe9", "save it with UTF-8")),
-    Case("version_location = {cog_dir}", ini_with("version_location = {cog_dir}"), UPGRADE_MUSIC,
-         ("version_location = {cog_dir}", "the source folder of cog", "load those files as revisions",
-          "{cog_dir}/migrations")),
-    Case("version_location above a cog's folder", ini_with("version_location = {cog_dir}/.."), UPGRADE_MUSIC,
-         ("version_location = {cog_dir}/..", "contains the sources of cog", "{cog_dir}/migrations")),
-    Case("version_location = the scripts folder", ini_with("version_location = {script_location}/{cog}/.."),
-         UPGRADE_MUSIC, ("revisions of cog", "the scripts folder", "env.py", "a folder of their own")),
-    Case("empty -x url=", None, ("-x", "cog=music", "-x", "url=", "upgrade", "head"),
-         ("-x url= is empty", "give a database URL", "leave -x url= out"), ("-x", "url=", "upgrade")),
-    Case("empty -x url= with offline autogenerate", None,
-         ("-x", "cog=music", "-x", "url=", "-x", "offline=true", "revision", "--autogenerate", "-m", "x"),
-         ("-x url= is empty",), ("-x", "url=", "migrate", "--offline")),
-    Case("model table named like a version table", model_named_like_version_table, UPGRADE_MUSIC,
-         ("model demobot.cogs.economy.Wallet", "cog 'economy'", "'alembic_version_music'",
-          "version table of cog 'music'", "another tablename")),
+    Case(
+        "version_table with doubled braces",
+        ini_with("version_table = alembic_version_{{cog}}"),
+        UPGRADE_MUSIC,
+        (
+            "nxalembic.ini",
+            "version_table = 'alembic_version_{{cog}}'",
+            "'alembic_version_{cog}' for every cog",
+            "single braces",
+        ),
+    ),
+    Case(
+        "version_table with a format spec",
+        ini_with("version_table = v_{cog:.1}"),
+        UPGRADE_MUSIC,
+        ("version_table = 'v_{cog:.1}'", "no other placeholder or format spec"),
+    ),
+    Case(
+        "version_table with a quote and a semicolon",
+        ini_with('version_table = v_{cog}";drop'),
+        UPGRADE_MUSIC,
+        ("version_table", "not a plain table name", "letters, digits, '_' and '.'"),
+    ),
+    Case(
+        "version_table with a space",
+        ini_with("version_table = alembic version {cog}"),
+        UPGRADE_MUSIC,
+        ("version_table", "'alembic version first_cog'", "not a plain table name"),
+    ),
+    Case(
+        "version_table with an unclosed brace",
+        ini_with("version_table = alembic_version_{cog"),
+        UPGRADE_MUSIC,
+        ("nxalembic.ini", "version_table = 'alembic_version_{cog'", "not a valid pattern", "both braces"),
+    ),
+    Case(
+        "version_table on a continuation line",
+        ini_with("version_table = alembic_version_{cog}", "  x"),
+        UPGRADE_MUSIC,
+        ("nxalembic.ini", "version_table", "line break", "on one line"),
+    ),
+    Case(
+        "control character in url",
+        ini_with("url = sqlite:///bot.db\x07"),
+        UPGRADE_MUSIC,
+        ("nxalembic.ini", "the value of url", "control character '\\x07'"),
+    ),
+    Case(
+        "no section header",
+        ini_bytes(b"module = demobot.main\nbot = bot\n"),
+        UPGRADE_MUSIC,
+        ("nxalembic.ini does not start with a section header", "[nxalembic]"),
+    ),
+    Case(
+        "nxalembic.ini not UTF-8",
+        ini_bytes("[nxalembic]\nmodule = demobot.main  # café\n".encode("latin-1")),
+        UPGRADE_MUSIC,
+        ("nxalembic.ini is not UTF-8", "0xe9", "save it with UTF-8"),
+    ),
+    Case(
+        "version_location = {cog_dir}",
+        ini_with("version_location = {cog_dir}"),
+        UPGRADE_MUSIC,
+        (
+            "version_location = {cog_dir}",
+            "the source folder of cog",
+            "load those files as revisions",
+            "{cog_dir}/migrations",
+        ),
+    ),
+    Case(
+        "version_location above a cog's folder",
+        ini_with("version_location = {cog_dir}/.."),
+        UPGRADE_MUSIC,
+        ("version_location = {cog_dir}/..", "contains the sources of cog", "{cog_dir}/migrations"),
+    ),
+    Case(
+        "version_location = the scripts folder",
+        ini_with("version_location = {script_location}/{cog}/.."),
+        UPGRADE_MUSIC,
+        ("revisions of cog", "the scripts folder", "env.py", "a folder of their own"),
+    ),
+    Case(
+        "empty -x url=",
+        None,
+        ("-x", "cog=music", "-x", "url=", "upgrade", "head"),
+        ("-x url= is empty", "give a database URL", "leave -x url= out"),
+        ("-x", "url=", "upgrade"),
+    ),
+    Case(
+        "empty -x url= with offline autogenerate",
+        None,
+        ("-x", "cog=music", "-x", "url=", "-x", "offline=true", "revision", "--autogenerate", "-m", "x"),
+        ("-x url= is empty",),
+        ("-x", "url=", "migrate", "--offline"),
+    ),
+    Case(
+        "model table named like a version table",
+        model_named_like_version_table,
+        UPGRADE_MUSIC,
+        (
+            "model demobot.cogs.economy.Wallet",
+            "cog 'economy'",
+            "'alembic_version_music'",
+            "version table of cog 'music'",
+            "another tablename",
+        ),
+    ),
 ]
 
 

@@ -56,14 +56,17 @@ def new_revision(project: BotProject, cog: str, before: list[Path]) -> Path:
 
 def docstrings(project: BotProject, paths: list[Path]) -> dict[str, str | None]:
     """Import each revision file in a fresh interpreter (it must import) and return its ``__doc__``."""
-    code = "import json, runpy, sys; print(json.dumps({p: runpy.run_path(p)['__doc__'] for p in sys.argv[1:]}))"
+    code = (
+        "import json, runpy, sys; print(json.dumps({p: runpy.run_path(p)['__doc__'] for p in sys.argv[1:]}))"
+    )
     result = run([sys.executable, "-c", code, *map(str, paths)], cwd=project.path)
     return json.loads(result.stdout)
 
 
 def add_song_columns(project: BotProject, *names: str) -> None:
     columns = "".join(
-        f"    c{i}: int | None = ormar.Integer(nullable=True, name={name!r})\n" for i, name in enumerate(names)
+        f"    c{i}: int | None = ormar.Integer(nullable=True, name={name!r})\n"
+        for i, name in enumerate(names)
     )
     project.edit(MUSIC_MODELS, SONG_TITLE, SONG_TITLE + columns)
 
@@ -103,10 +106,22 @@ def test_hostile_messages_are_written_as_given_through_every_command(make_projec
     add_song_columns(project, "plays")
     write("music", MESSAGES[3], project.cog, "music", "revision", "--autogenerate", "-m", MESSAGES[3])
     project.cog("music", "upgrade", "head")
-    project.edit(MUSIC_MODELS, SONG_TITLE, SONG_TITLE + "    likes: int | None = ormar.Integer(nullable=True)\n")
+    project.edit(
+        MUSIC_MODELS, SONG_TITLE, SONG_TITLE + "    likes: int | None = ormar.Integer(nullable=True)\n"
+    )
     write("music", MESSAGES[4], project.nxalembic, "migrate", "--app", "music", "-m", MESSAGES[4])
-    write("music", MESSAGES[5], project.cog, "music", "revision", "--head", revision_id(first_music), "--splice",
-          "-m", MESSAGES[5])
+    write(
+        "music",
+        MESSAGES[5],
+        project.cog,
+        "music",
+        "revision",
+        "--head",
+        revision_id(first_music),
+        "--splice",
+        "-m",
+        MESSAGES[5],
+    )
     merge = write("music", MESSAGES[6], project.cog, "music", "merge", "heads", "-m", MESSAGES[6])
 
     docs = docstrings(project, list(expected))
@@ -141,7 +156,9 @@ def test_hostile_table_and_column_names_are_written_as_literals(make_project: An
 
     assert not (project.path / "INJECTED").exists(), "a revision file ran code from a table name"
     docs = docstrings(project, [added, *before])
-    assert docs[str(added)].startswith(f"add_{HOSTILE_TABLE}_{HOSTILE_COLUMN}\n\nCog revision "), docs[str(added)]
+    assert docs[str(added)].startswith(f"add_{HOSTILE_TABLE}_{HOSTILE_COLUMN}\n\nCog revision "), docs[
+        str(added)
+    ]
     tables = ALL_TABLES - {"economy_purchases"} | {HOSTILE_TABLE}
     assert project.db.tables() == tables | {f"alembic_version_{c}" for c in ("core", "music", "economy")}
     columns = {c["name"] for c in sa.inspect(project.db.engine).get_columns(HOSTILE_TABLE)}
@@ -166,7 +183,9 @@ def test_derived_file_names_end_at_whole_operation_names(make_project: Any) -> N
 
     def derived_name(slug_length: int | None) -> str:
         if slug_length is not None:
-            ini.write_text(original.replace("[alembic]\n", f"[alembic]\ntruncate_slug_length = {slug_length}\n"))
+            ini.write_text(
+                original.replace("[alembic]\n", f"[alembic]\ntruncate_slug_length = {slug_length}\n")
+            )
         before = project.revisions("music")
         project.cog("music", "revision", "--autogenerate")
         path = new_revision(project, "music", before)
@@ -188,7 +207,10 @@ def test_a_first_revision_names_its_parent_as_none(make_project: Any) -> None:
     [first] = project.revisions("music")
     project.cog("music", "revision", "-m", "second")
     [second] = [p for p in project.revisions("music") if p != first]
-    assert f"Cog revision {revision_id(first)}, parent: (none: first revision of cog music)\n" in first.read_text()
+    assert (
+        f"Cog revision {revision_id(first)}, parent: (none: first revision of cog music)\n"
+        in first.read_text()
+    )
     assert f"Cog revision {revision_id(second)}, parent: {revision_id(first)}\n" in second.read_text()
 
 
@@ -236,29 +258,77 @@ def one_id_twice(p: BotProject) -> None:
     shutil.copy(music_file(p, "_create.py"), music_file(p, "_create.py").parent / "copy_of_create.py")
 
 
-EXITED = ("cog 'music'", "failed: sys.exit(0) was called at", "_pending.py:", "a revision must not end the process",
-          "remove that call")
+EXITED = (
+    "cog 'music'",
+    "failed: sys.exit(0) was called at",
+    "_pending.py:",
+    "a revision must not end the process",
+    "remove that call",
+)
 CHECK_MUSIC = ("-x", "cog=music", "check")
 
 CASES = [
-    Case("revision file calls sys.exit() when imported", exit_at_import, UPGRADE_MUSIC,
-         ("cannot load revision file", "_pending.py:", "calls sys.exit(0) when imported", "remove that call"), NX_ALL),
+    Case(
+        "revision file calls sys.exit() when imported",
+        exit_at_import,
+        UPGRADE_MUSIC,
+        ("cannot load revision file", "_pending.py:", "calls sys.exit(0) when imported", "remove that call"),
+        NX_ALL,
+    ),
     Case("revision calls sys.exit() in upgrade(): upgrade", exit_in_upgrade, UPGRADE_MUSIC, EXITED, NX_MUSIC),
     # nxalembic check/status report the cog as not compared: see the test after the table
     Case("revision calls sys.exit() in upgrade(): check", exit_in_upgrade, CHECK_MUSIC, EXITED, None),
-    Case("down_revision points into another cog", down_revision_into_core, UPGRADE_MUSIC,
-         ("cog 'music': revision file", "_pending.py: down_revision", "is a revision of cog 'core'", "_create.py",
-          "each cog has its own history", "point down_revision at a revision of cog 'music'"), NX_ALL),
-    Case("depends_on points into another cog", depends_on_into_core, UPGRADE_MUSIC,
-         ("cog 'music': revision file", "_pending.py: depends_on", "is a revision of cog 'core'", "remove it"), NX_ALL),
-    Case("down_revision that no cog has", down_revision_unknown, UPGRADE_MUSIC,
-         ("_pending.py: down_revision 'cafe0000beef' is not a revision of this or any other cog",
-          "restore the revision file"), NX_ALL),
-    Case("two revision files with one id", one_id_twice, UPGRADE_MUSIC,
-         ("cog 'music': revision files", "copy_of_create.py", "_create.py", "have the same revision id",
-          "give one of them a new id"), NX_ALL),
-    Case("revision id that is not a name", None, ("-x", "cog=music", "revision", "--rev-id", 'x"""y', "-m", "m"),
-         ("revision id 'x\"\"\"y' may only hold letters, digits and '_'", "pass another --rev-id"), None),
+    Case(
+        "down_revision points into another cog",
+        down_revision_into_core,
+        UPGRADE_MUSIC,
+        (
+            "cog 'music': revision file",
+            "_pending.py: down_revision",
+            "is a revision of cog 'core'",
+            "_create.py",
+            "each cog has its own history",
+            "point down_revision at a revision of cog 'music'",
+        ),
+        NX_ALL,
+    ),
+    Case(
+        "depends_on points into another cog",
+        depends_on_into_core,
+        UPGRADE_MUSIC,
+        ("cog 'music': revision file", "_pending.py: depends_on", "is a revision of cog 'core'", "remove it"),
+        NX_ALL,
+    ),
+    Case(
+        "down_revision that no cog has",
+        down_revision_unknown,
+        UPGRADE_MUSIC,
+        (
+            "_pending.py: down_revision 'cafe0000beef' is not a revision of this or any other cog",
+            "restore the revision file",
+        ),
+        NX_ALL,
+    ),
+    Case(
+        "two revision files with one id",
+        one_id_twice,
+        UPGRADE_MUSIC,
+        (
+            "cog 'music': revision files",
+            "copy_of_create.py",
+            "_create.py",
+            "have the same revision id",
+            "give one of them a new id",
+        ),
+        NX_ALL,
+    ),
+    Case(
+        "revision id that is not a name",
+        None,
+        ("-x", "cog=music", "revision", "--rev-id", 'x"""y', "-m", "m"),
+        ("revision id 'x\"\"\"y' may only hold letters, digits and '_'", "pass another --rev-id"),
+        None,
+    ),
 ]
 
 

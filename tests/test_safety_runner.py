@@ -42,7 +42,9 @@ STEP_TIMEOUT = 120
 
 
 def _copy_example(path: Path) -> None:
-    shutil.copytree(EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    shutil.copytree(
+        EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+    )
     shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
 
 
@@ -114,8 +116,11 @@ def version(project: BotProject, cog: str) -> list[str]:
 # -- item 2: -x given to nxalembic -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [("-x", "cog=music", "upgrade"), ("upgrade", "-x", "cog=music")],
-                         ids=["before the command", "after the command"])
+@pytest.mark.parametrize(
+    "args",
+    [("-x", "cog=music", "upgrade"), ("upgrade", "-x", "cog=music")],
+    ids=["before the command", "after the command"],
+)
 def test_x_cog_upgrades_only_that_cog(make_project: Any, args: tuple[str, ...]) -> None:
     project = make_project("sqlite+aiosqlite")
     _create_revisions(project)
@@ -144,16 +149,33 @@ def test_x_cog_downgrades_that_cog(at_head: Any) -> None:
     "args, words",
     [
         (("-x", "cog=music", "downgrade", "economy"), ("downgrade takes the cog once", "economy", "music")),
-        (("-x", "cog=music", "upgrade", "--app", "economy"), ("given twice", "--cog economy", "-x cog=music")),
+        (
+            ("-x", "cog=music", "upgrade", "--app", "economy"),
+            ("given twice", "--cog economy", "-x cog=music"),
+        ),
         (("-x", "cog=music", "-x", "cog=economy", "upgrade"), ("-x cog= is given 2 times",)),
-        (("-x", "offline=true", "upgrade"), ("-x offline= is not used by 'nxalembic upgrade'", "-x cog=, -x url=")),
-        (("-x", "cog=music", "status"), ("-x cog= is not used by 'nxalembic status'", "every cog", "-x url=")),
+        (
+            ("-x", "offline=true", "upgrade"),
+            ("-x offline= is not used by 'nxalembic upgrade'", "-x cog=, -x url="),
+        ),
+        (
+            ("-x", "cog=music", "status"),
+            ("-x cog= is not used by 'nxalembic status'", "every cog", "-x url="),
+        ),
         (("-x", "colour=blue", "check"), ("-x colour= is not used by 'nxalembic check'", "-x scratch_url=")),
         (("-x", "allow_drops=maybe", "migrate"), ("-x allow_drops=maybe is not true or false",)),
         (("-x", "cog", "upgrade"), ("-x cog has no value", "-x cog=VALUE")),
     ],
-    ids=["cog and APP", "cog and --app", "two cogs", "unused by upgrade", "cog for status", "unknown key",
-         "not a boolean", "no value"],
+    ids=[
+        "cog and APP",
+        "cog and --app",
+        "two cogs",
+        "unused by upgrade",
+        "cog for status",
+        "unknown key",
+        "not a boolean",
+        "no value",
+    ],
 )
 def test_x_not_honoured_is_refused(at_head: Any, args: tuple[str, ...], words: tuple[str, ...]) -> None:
     project = at_head()
@@ -166,7 +188,9 @@ def test_x_not_honoured_is_refused(at_head: Any, args: tuple[str, ...], words: t
 def test_x_offline_is_honoured_by_migrate(at_head: Any) -> None:
     """``-x offline=true``: no database is opened, so an unreachable ``-x url=`` does not matter."""
     project = at_head()
-    result = project.nxalembic("-x", "offline=true", "-x", "url=postgresql+psycopg://u:pw@127.0.0.1:1/x", "migrate")
+    result = project.nxalembic(
+        "-x", "offline=true", "-x", "url=postgresql+psycopg://u:pw@127.0.0.1:1/x", "migrate"
+    )
     assert "0 revision files written" in result.stdout
     assert [len(project.revisions(cog)) for cog in COGS] == [1, 1, 1]
 
@@ -174,7 +198,9 @@ def test_x_offline_is_honoured_by_migrate(at_head: Any) -> None:
 def test_unknown_cog_advice_names_the_form_used(at_head: Any) -> None:
     project = at_head()
     result = project.nxalembic("downgrade", "musik", check=False)
-    assert_one_clear_line(result.output, result.returncode, ("unknown cog 'musik'", "nxalembic downgrade COG"))
+    assert_one_clear_line(
+        result.output, result.returncode, ("unknown cog 'musik'", "nxalembic downgrade COG")
+    )
     assert "--app" not in result.output
     result = project.nxalembic("-x", "cog=musik", "upgrade", check=False)
     assert_one_clear_line(result.output, result.returncode, ("unknown cog 'musik'", "-x cog=NAME"))
@@ -203,7 +229,11 @@ def test_pending_autocommit_block_is_replayed_not_run(at_head: Any, backend: str
 
     row = status_row(project, "music")
     assert (row["pending"], row["compared_with"], row["model_changes"], row["not_compared"]) == (
-        1, "replayed history", [], None)
+        1,
+        "replayed history",
+        [],
+        None,
+    )
     text = project.nxalembic("status").stdout
     assert re.search(r"^music .* 1 +in sync \(vs replayed history\)$", text, re.M), text
     assert project.nxalembic("check").returncode == 0
@@ -251,9 +281,15 @@ def test_tables_without_version_rows(at_head: Any) -> None:
     assert project.nxalembic("check").returncode == 0
     assert project.db.snapshot() == before
 
-    words = ("table music_songs already exists", "alembic_version_music is empty", "'alembic -x cog=music stamp head'")
-    for result in (project.nxalembic("upgrade", "--app", "music", check=False),
-                   project.cog("music", "upgrade", "head", check=False)):
+    words = (
+        "table music_songs already exists",
+        "alembic_version_music is empty",
+        "'alembic -x cog=music stamp head'",
+    )
+    for result in (
+        project.nxalembic("upgrade", "--app", "music", check=False),
+        project.cog("music", "upgrade", "head", check=False),
+    ):
         assert_one_clear_line(result.output, result.returncode, words)
     assert project.db.snapshot() == before
 
@@ -305,8 +341,13 @@ class Waiting:
         self.holder = sqlite3.connect(self.db_file, isolation_level=None)
         self.holder.execute("BEGIN IMMEDIATE")
         self.process = subprocess.Popen(
-            args, cwd=project.path, env={**os.environ, **project.env}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            args,
+            cwd=project.path,
+            env={**os.environ, **project.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             # Ctrl-C reaches the command as at a terminal, also when the suite itself runs in the
             # background (a shell starts background jobs with SIGINT ignored, and so their children)
             preexec_fn=_default_sigint,
@@ -379,7 +420,9 @@ def test_ctrl_c_gives_one_line_and_130(at_head: Any, backend: str, command: str)
     assert "Traceback" not in stderr
     after_wait = stderr.split("Ctrl-C to stop)...\n", 1)[1]
     lines = [line for line in after_wait.splitlines() if line.strip() and not LOG_LINE.match(line)]
-    assert lines == ["FAILED: interrupted (Ctrl-C); the migration in progress, if any, was rolled back"], stderr
+    assert lines == ["FAILED: interrupted (Ctrl-C); the migration in progress, if any, was rolled back"], (
+        stderr
+    )
     assert project.db.snapshot() == before
 
 
@@ -392,8 +435,11 @@ def test_init_below_an_alembic_ini(tmp_path: Path) -> None:
     below.mkdir(parents=True)
 
     result = run([NXALEMBIC, "init"], cwd=below, check=False)
-    assert_one_clear_line(result.output, result.returncode,
-                          (f"{tmp_path / 'alembic.ini'} already exists", "second Alembic environment", "--force"))
+    assert_one_clear_line(
+        result.output,
+        result.returncode,
+        (f"{tmp_path / 'alembic.ini'} already exists", "second Alembic environment", "--force"),
+    )
     assert sorted(p.name for p in below.iterdir()) == []
 
     run([NXALEMBIC, "init", "--force"], cwd=below)

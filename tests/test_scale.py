@@ -27,7 +27,7 @@ from conftest import BotProject, Database, copy_example_bot, run
 COGS = ("core", "economy", "music")
 
 #: Appended to each revision file: one line per import, one per upgrade() call.
-PROBE = '''
+PROBE = """
 
 import json as _json
 import sys as _sys
@@ -45,7 +45,7 @@ def upgrade() -> None:
         _log.write(_json.dumps({"upgraded": __file__, "sys_path": len(_sys.path),
                                 "driver": op.get_bind().dialect.driver}) + "\\n")
     _upgrade()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +110,11 @@ def test_upgrade_of_many_cogs_keeps_sys_path_and_uses_the_sync_sqlite_driver(pro
 
 
 #: Appended to env.py: one line per run of env.py (that is, per Alembic command on a cog).
-ENV_PROBE = '''
+ENV_PROBE = """
 
 with open(__import__("pathlib").Path(context.config.config_file_name).parent / "probe.log", "a") as _log:
     _log.write(__import__("json").dumps({"env": True}) + "\\n")
-'''
+"""
 
 
 def test_upgrade_at_head_runs_no_alembic_command_and_a_cog_behind_is_upgraded_alone(probed: Any) -> None:
@@ -142,7 +142,7 @@ def test_upgrade_at_head_runs_no_alembic_command_and_a_cog_behind_is_upgraded_al
     assert {cog: project.db.versions(f"alembic_version_{cog}") for cog in COGS} == heads
 
 
-READ_CURRENTS = '''
+READ_CURRENTS = """
 import json
 from pathlib import Path
 from nxalembic_templates import runner
@@ -158,7 +158,7 @@ def read(connection):
 
 
 print(json.dumps(project.connected(read, read_only=True)))
-'''
+"""
 
 
 def test_one_read_of_every_version_table_matches_alembics_own_reads(probed: Any) -> None:

@@ -169,13 +169,14 @@ def write_revision(project: BotProject, cog: str, revision: str, down: str | Non
 table = create_table_op
 
 
-
 #: cog -> its revisions, oldest first: (revision id, body of upgrade()).
 HISTORY: dict[str, list[tuple[str, str]]] = {
     "core": [("c0re00000001", table("core_t"))],
     "music": [("mus100000001", table("music_t"))],
-    "economy": [("ec0000000001", table("economy_t")),
-                ("ec0000000002", 'op.add_column("economy_t", sa.Column("coins", sa.Integer()))')],
+    "economy": [
+        ("ec0000000001", table("economy_t")),
+        ("ec0000000002", 'op.add_column("economy_t", sa.Column("coins", sa.Integer()))'),
+    ],
     "extra": [("extra0000001", table("extra_t"))],
 }
 
@@ -208,34 +209,56 @@ def elsewhere(tmp_path: Path) -> Path:
     return folder
 
 
-def start_bot(project: BotProject, cwd: Path, *, sync: bool = False, extra: bool = True, on_ready: bool = False,
-              **keywords: Any) -> tuple[dict[str, Any], str, list[str]]:
+def start_bot(
+    project: BotProject,
+    cwd: Path,
+    *,
+    sync: bool = False,
+    extra: bool = True,
+    on_ready: bool = False,
+    **keywords: Any,
+) -> tuple[dict[str, Any], str, list[str]]:
     """Run start.py in a real process; return its outcome, its stdout, and its log lines.
 
     *sync*: ``upgrade_sync`` before any loop runs (``bot.run()`` style); *on_ready*: ``await
     upgrade()`` in an ``on_ready`` listener; otherwise ``await upgrade()`` in ``main()``.
     """
     env = {
-        **os.environ, **project.env, "PYTHONPATH": str(project.path), "STARTUP_KEYWORDS": json.dumps(keywords),
-        "EXTRA_EXTENSIONS": "demobot.cogs.extra" if extra else "", "STARTUP_SYNC": "1" if sync else "",
+        **os.environ,
+        **project.env,
+        "PYTHONPATH": str(project.path),
+        "STARTUP_KEYWORDS": json.dumps(keywords),
+        "EXTRA_EXTENSIONS": "demobot.cogs.extra" if extra else "",
+        "STARTUP_SYNC": "1" if sync else "",
         "STARTUP_ON_READY": "1" if on_ready else "",
     }
     env.pop("ALEMBIC_CONFIG", None)
-    proc = subprocess.run([sys.executable, str(project.path / "start.py")], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, str(project.path / "start.py")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    outcomes = [json.loads(line[len("OUTCOME "):]) for line in proc.stdout.splitlines() if line.startswith("OUTCOME ")]
+    outcomes = [
+        json.loads(line[len("OUTCOME ") :])
+        for line in proc.stdout.splitlines()
+        if line.startswith("OUTCOME ")
+    ]
     assert outcomes, proc.stdout + proc.stderr
     merged: dict[str, Any] = {}
     for outcome in outcomes:
         merged.update(outcome)
-    logs = [line[len("LOG "):] for line in proc.stderr.splitlines() if line.startswith("LOG ")]
+    logs = [line[len("LOG ") :] for line in proc.stderr.splitlines() if line.startswith("LOG ")]
     return merged, proc.stdout, logs
 
 
 def startup_lines(logs: list[str]) -> list[str]:
     prefix = "nxalembic_templates.startup INFO "
-    return [line[len(prefix):] for line in logs if line.startswith(prefix)]
+    return [line[len(prefix) :] for line in logs if line.startswith(prefix)]
 
 
 def heads() -> dict[str, str]:
@@ -252,15 +275,23 @@ def versions(project: BotProject) -> dict[str, list[str]]:
 @pytest.mark.parametrize("where", ["main", "on_ready"])
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its_loop(
-    bot_project: BotProject, elsewhere: Path, where: str,
+    bot_project: BotProject,
+    elsewhere: Path,
+    where: str,
 ) -> None:
     project = bot_project
     # economy's last revision stands in the migration's thread until the bot's loop lets it go
-    write_revision(project, "economy", "ec0000000003", "ec0000000002", """
+    write_revision(
+        project,
+        "economy",
+        "ec0000000003",
+        "ec0000000002",
+        """
         import gate
         gate.wait_for_the_loop()
         op.create_index("ix_economy_t_coins", "economy_t", ["coins"])
-    """)
+    """,
+    )
     outcome, stdout, logs = start_bot(project, elsewhere, on_ready=where == "on_ready")
 
     assert "error" not in outcome, outcome
@@ -268,7 +299,9 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
     expected = {cog: [r for r, _ in revisions] for cog, revisions in HISTORY.items()}
     expected["economy"].append("ec0000000003")
     assert results == {cog: (revs, [revs[-1]], 0) for cog, revs in expected.items()}
-    assert [cog for cog, *_ in outcome["results"]].index("music") < [c for c, *_ in outcome["results"]].index("economy")
+    assert [cog for cog, *_ in outcome["results"]].index("music") < [c for c, *_ in outcome["results"]].index(
+        "economy"
+    )
     # the run-time cog was migrated: the API used the bot object, not a second import of its module
     assert versions(project) == {cog: [revs[-1]] for cog, revs in expected.items()}
     inspector = sa.inspect(project.db.engine)
@@ -276,12 +309,14 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
     assert "coins" in {c["name"] for c in inspector.get_columns("economy_t")}
     assert "ix_economy_t_coins" in {i["name"] for i in inspector.get_indexes("economy_t")}
     # one INFO line per cog under the documented logger; nothing printed but start.py's own line
-    assert sorted(startup_lines(logs)) == sorted([
-        "cog core: 1 revision applied, now at c0re00000001",
-        "cog economy: 3 revisions applied, now at ec0000000003",
-        "cog extra: 1 revision applied, now at extra0000001",
-        "cog music: 1 revision applied, now at mus100000001",
-    ])
+    assert sorted(startup_lines(logs)) == sorted(
+        [
+            "cog core: 1 revision applied, now at c0re00000001",
+            "cog economy: 3 revisions applied, now at ec0000000003",
+            "cog extra: 1 revision applied, now at extra0000001",
+            "cog music: 1 revision applied, now at mus100000001",
+        ]
+    )
     assert [line for line in stdout.splitlines() if not line.startswith("OUTCOME ")] == []
     assert "upgrade_sync() was called inside a running event loop" in outcome["inside_loop"]
     assert "await nxalembic_templates.upgrade(bot)" in outcome["inside_loop"]
@@ -289,7 +324,8 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
 
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_a_bot_at_head_takes_the_fast_path_and_runs_no_alembic_command(
-    bot_project: BotProject, elsewhere: Path,
+    bot_project: BotProject,
+    elsewhere: Path,
 ) -> None:
     project = bot_project
     start_bot(project, elsewhere, sync=True)  # bot.run()-style start-up: migrates everything
@@ -299,7 +335,8 @@ def test_a_bot_at_head_takes_the_fast_path_and_runs_no_alembic_command(
 
     assert sorted(outcome["results"]) == sorted([cog, [], [rev], 0] for cog, rev in heads().items())
     assert sorted(startup_lines(logs)) == sorted(
-        f"cog {cog}: at head {rev}, nothing to do" for cog, rev in heads().items())
+        f"cog {cog}: at head {rev}, nothing to do" for cog, rev in heads().items()
+    )
     # Alembic logs every migration context it opens ("Context impl ..."): the fast path opens none
     assert [line for line in logs if line.startswith("alembic.runtime.migration")] == [], logs
     assert project.db.snapshot() == before
@@ -310,7 +347,8 @@ def test_a_bot_at_head_takes_the_fast_path_and_runs_no_alembic_command(
 
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_verify_names_every_cog_behind_and_by_how_many_and_changes_nothing(
-    bot_project: BotProject, elsewhere: Path,
+    bot_project: BotProject,
+    elsewhere: Path,
 ) -> None:
     project = bot_project
     # the database is at economy's first revision and knows nothing of extra
@@ -330,12 +368,14 @@ def test_verify_names_every_cog_behind_and_by_how_many_and_changes_nothing(
     assert "\n" not in outcome["message"]
     assert project.db.snapshot() == before
     assert "extra_t" not in project.db.tables()
-    assert sorted(startup_lines(logs)) == sorted([
-        "cog core: at head c0re00000001",
-        "cog economy: 1 revision behind (at ec0000000001, head ec0000000002)",
-        "cog extra: 1 revision behind (at base, head extra0000001)",
-        "cog music: at head mus100000001",
-    ])
+    assert sorted(startup_lines(logs)) == sorted(
+        [
+            "cog core: at head c0re00000001",
+            "cog economy: 1 revision behind (at ec0000000001, head ec0000000002)",
+            "cog extra: 1 revision behind (at base, head extra0000001)",
+            "cog music: at head mus100000001",
+        ]
+    )
 
     start_bot(project, elsewhere)  # the migrator
     outcome, _stdout, _logs = start_bot(project, elsewhere, mode="verify")
@@ -343,7 +383,8 @@ def test_verify_names_every_cog_behind_and_by_how_many_and_changes_nothing(
 
 
 def test_bad_arguments_are_one_clear_error_before_anything_runs(
-    make_project: Callable[..., BotProject], elsewhere: Path,
+    make_project: Callable[..., BotProject],
+    elsewhere: Path,
 ) -> None:
     project = with_start_script(make_project("sqlite+aiosqlite"))
     outcome, _stdout, _logs = start_bot(project, elsewhere, extra=False, mode="dry-run")
@@ -353,9 +394,13 @@ def test_bad_arguments_are_one_clear_error_before_anything_runs(
     assert outcome["error"] == "ValueError"
     assert "lock timeout must be a number of seconds >= 0, not -1" in outcome["message"]
     outcome, _stdout, _logs = start_bot(project, elsewhere, extra=False, config=str(elsewhere))
-    assert outcome == {"error": "NXAlembicError", "behind": None, "inside_loop": outcome["inside_loop"],
-                       "message": f"no Alembic config at {elsewhere / 'alembic.ini'}; pass config= the project's "
-                                  "alembic.ini"}
+    assert outcome == {
+        "error": "NXAlembicError",
+        "behind": None,
+        "inside_loop": outcome["inside_loop"],
+        "message": f"no Alembic config at {elsewhere / 'alembic.ini'}; pass config= the project's "
+        "alembic.ini",
+    }
     assert project.db.tables() == set()
 
 
@@ -385,7 +430,9 @@ def lock_held(bot_project: BotProject) -> Iterator[None]:
 
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_the_lock_timeout_expires_with_one_line_naming_the_database(
-    bot_project: BotProject, elsewhere: Path, lock_held: None,
+    bot_project: BotProject,
+    elsewhere: Path,
+    lock_held: None,
 ) -> None:
     project = bot_project
     outcome, _stdout, logs = start_bot(project, elsewhere, lock_timeout=0.5)
@@ -394,10 +441,14 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
     message = outcome["message"]
     assert "\n" not in message
     if project.db.backend == "postgresql":
-        assert message.startswith("gave up after 0.5 s waiting for the migration lock on postgresql+asyncpg://")
+        assert message.startswith(
+            "gave up after 0.5 s waiting for the migration lock on postgresql+asyncpg://"
+        )
         assert ":***@" in message and project.db.engine.url.password not in message
     else:
-        assert message.startswith(f"gave up after 0.5 s waiting for the write lock on {project.db.engine.url.database}")
+        assert message.startswith(
+            f"gave up after 0.5 s waiting for the write lock on {project.db.engine.url.database}"
+        )
     # it did wait: the wait was reported (a WARNING of the start-up logger) before giving up
     assert [line for line in logs if WAIT_REPORT in line and "up to 0.5 s" in line], logs
     assert versions(project) == {cog: [] for cog in HISTORY}
@@ -406,23 +457,30 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
 
 @pytest.mark.parametrize("bot_project", [*BACKENDS, "postgresql+psycopg"], indirect=True)
 def test_nxalembic_upgrade_lock_timeout_exits_non_zero_with_one_line(
-    bot_project: BotProject, lock_held: None,
+    bot_project: BotProject,
+    lock_held: None,
 ) -> None:
     project = bot_project
     result = project.nxalembic("upgrade", "--lock-timeout", "0.5", check=False)
 
     assert result.returncode == 1, result.output
     failed = [line for line in result.stderr.splitlines() if line.startswith("FAILED:")]
-    assert len(failed) == 1 and failed[0].startswith("FAILED: gave up after 0.5 s waiting for the "), result.output
+    assert len(failed) == 1 and failed[0].startswith("FAILED: gave up after 0.5 s waiting for the "), (
+        result.output
+    )
     assert "Traceback" not in result.output
     assert any(WAIT_REPORT in line and "up to 0.5 s" in line for line in result.stderr.splitlines())
     assert {cog: project.db.versions(f"alembic_version_{cog}") for cog in ("core", "music", "economy")} == {
-        "core": [], "music": [], "economy": []}
+        "core": [],
+        "music": [],
+        "economy": [],
+    }
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "nan"])
 def test_nxalembic_upgrade_refuses_a_lock_timeout_that_is_not_seconds(
-    make_project: Callable[..., BotProject], value: str,
+    make_project: Callable[..., BotProject],
+    value: str,
 ) -> None:
     project = make_project("sqlite")
     result = project.nxalembic("upgrade", f"--lock-timeout={value}", check=False)
@@ -439,11 +497,14 @@ def test_nxalembic_upgrade_refuses_a_lock_timeout_that_is_not_seconds(
 @pytest.mark.parametrize("bot_project", BACKENDS, indirect=True)
 def test_status_exit_code_says_which_cogs_are_behind_and_changes_nothing(bot_project: BotProject) -> None:
     project = bot_project
-    shutil.rmtree(project.path / "migrations" / "versions" / "extra")  # the command line's bot has no extra cog
+    shutil.rmtree(
+        project.path / "migrations" / "versions" / "extra"
+    )  # the command line's bot has no extra cog
     result = project.nxalembic("status", "--exit-code", check=False)
     assert result.returncode == 1, result.output
     assert result.stderr.splitlines()[-1] == (
-        "behind: core by 1 revision; economy by 2 revisions; music by 1 revision; run 'nxalembic upgrade'")
+        "behind: core by 1 revision; economy by 2 revisions; music by 1 revision; run 'nxalembic upgrade'"
+    )
     assert project.db.tables() == set()
 
     project.nxalembic("upgrade")

@@ -27,12 +27,17 @@ def music_with_two_revisions(project: BotProject) -> tuple[str, str]:
     core_at_head(project)
     project.cog("music", "revision", "--autogenerate", "-m", "create music")
     project.cog("music", "upgrade", "head")
-    project.edit("demobot/cogs/music/models.py", "    title: str = ormar.String(max_length=200)\n",
-                 "    title: str = ormar.String(max_length=200)\n"
-                 "    plays: int | None = ormar.Integer(nullable=True)\n")
+    project.edit(
+        "demobot/cogs/music/models.py",
+        "    title: str = ormar.String(max_length=200)\n",
+        "    title: str = ormar.String(max_length=200)\n"
+        "    plays: int | None = ormar.Integer(nullable=True)\n",
+    )
     project.cog("music", "revision", "--autogenerate", "-m", "add plays")
     ids = {revision_id(p): p for p in project.revisions("music")}
-    down = {rid: re.search(r"^down_revision: .* = (.*)$", p.read_text(), re.M).group(1) for rid, p in ids.items()}
+    down = {
+        rid: re.search(r"^down_revision: .* = (.*)$", p.read_text(), re.M).group(1) for rid, p in ids.items()
+    }
     base = next(r for r, d in down.items() if d == "None")
     top = next(r for r in ids if r != base)
     return base, top
@@ -120,8 +125,11 @@ def test_check_passes_in_sync_and_fails_on_a_model_change(project: BotProject) -
     core_at_head(project)
     ok = project.cog("core", "check")
     assert "No new upgrade operations detected" in ok.output
-    project.edit("demobot/models.py", "    name: str = ormar.String(max_length=100)\n",
-                 "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n")
+    project.edit(
+        "demobot/models.py",
+        "    name: str = ormar.String(max_length=100)\n",
+        "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+    )
     failed = project.cog("core", "check", check=False)
     assert failed.returncode != 0
     assert "New upgrade operations detected" in failed.output and "locale" in failed.output

@@ -26,7 +26,10 @@ def test_init_nxcog_creates_the_environment(tmp_path: Path) -> None:
     ini = (tmp_path / "alembic.ini").read_text()
     assert "script_location = %(here)s/migrations" in ini
     assert "revision_environment = true" in ini
-    assert "nxalembic_templates.environment import run_migrations" in (tmp_path / "migrations/env.py").read_text()
+    assert (
+        "nxalembic_templates.environment import run_migrations"
+        in (tmp_path / "migrations/env.py").read_text()
+    )
 
 
 def test_alembic_ini_sample_matches_what_init_writes(tmp_path: Path) -> None:
@@ -45,7 +48,10 @@ def test_stock_templates_still_work(tmp_path: Path, template: str) -> None:
 def test_uninstall_removes_nxcog(tmp_path: Path) -> None:
     """A fresh venv: install alembic and our wheel, see nxcog, uninstall, nxcog is gone."""
     # Always a wheel of this checkout, never one left in dist/ by an earlier build.
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)], cwd=tmp_path)
+    run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)],
+        cwd=tmp_path,
+    )
     [wheel] = sorted((tmp_path / "dist").glob("nxalembic_templates-*.whl"))
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
@@ -54,7 +60,10 @@ def test_uninstall_removes_nxcog(tmp_path: Path) -> None:
     run([*pip, "--no-deps", str(wheel)], cwd=tmp_path)
     alembic = str(venv / "bin" / "alembic")
     assert "nxcog - " in run([alembic, "list_templates"], cwd=tmp_path).stdout
-    run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "nxalembic-templates"], cwd=tmp_path)
+    run(
+        [str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "nxalembic-templates"],
+        cwd=tmp_path,
+    )
     listing = run([alembic, "list_templates"], cwd=tmp_path).stdout
     assert "nxcog" not in listing and "generic - " in listing
     failed = run([alembic, "init", "-t", "nxcog", "m"], cwd=tmp_path, check=False)
