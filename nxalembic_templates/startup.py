@@ -32,13 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .discovery import CLIENT_LIBRARIES, discover
+from .discovery import (
+    CLIENT_LIBRARIES,
+    discover,
+    load_configured_extensions,
+    load_configured_extensions_async,
+)
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .locking import LockPolicy
 from .runner import MigrationResult, Project
-from .settings import CONFIG_FILE, find_config_file, load_settings
+from .settings import CONFIG_FILE, Settings, find_config_file, load_settings
 
 #: The logger the start-up API reports to (one INFO line per cog).
 LOGGER_NAME = "nxalembic_templates.startup"
@@ -76,7 +81,10 @@ async def upgrade(
 ) -> list[CogResult]:
     """Bring the database up to the bot's cogs (or, in ``verify`` mode, check that it is), off the loop.
 
-    *bot*: the bot object, with its extensions loaded (``load_extension`` before this call).
+    *bot*: the bot object.  Its loaded extensions are its cogs, plus those the ``extensions``
+    setting of ``nxalembic.ini`` names that it has not loaded: they are loaded here, on the
+    caller's event loop, before the migration (so a bot that loads them in ``setup_hook``
+    can call this later in ``setup_hook``, or before, and leave the rest to the setting).
     *mode*: ``"apply"`` (default) or ``"verify"`` (raise :class:`~.errors.CogsBehind` naming
     every cog that is behind and by how many revisions; change nothing, take no lock).
     *config*: the project's ``alembic.ini`` (default: see :func:`find_alembic_ini`).
@@ -90,7 +98,10 @@ async def upgrade(
     stop a migration already running; it completes (or fails and rolls back) in its thread.
     """
     ini, policy = _arguments(bot, mode, config, lock_timeout)
-    return await asyncio.to_thread(_run, bot, ini, mode, url, policy)
+    settings = load_settings(_settings_for(ini))
+    if settings.extensions:
+        await load_configured_extensions_async(settings, bot)
+    return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy)
 
 
 def upgrade_sync(
@@ -117,10 +128,13 @@ def upgrade_sync(
             "use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
+    settings = load_settings(_settings_for(ini))
+    if settings.extensions:
+        load_configured_extensions(settings, bot)
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="nxalembic-startup"
     ) as worker:
-        return worker.submit(_run, bot, ini, mode, url, policy).result()
+        return worker.submit(_run, bot, ini, settings, mode, url, policy).result()
 
 
 def _arguments(
@@ -131,7 +145,7 @@ def _arguments(
         raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(repr(m) for m in MODES)}")
     if not isinstance(getattr(bot, "extensions", None), Mapping):
         raise TypeError(
-            f"{type(bot).__name__} object is not a nextcord bot (it has no 'extensions' mapping); pass the "
+            f"{type(bot).__name__} object is not a discord bot (it has no 'extensions' mapping); pass the "
             "commands.Bot instance, with its extensions loaded"
         )
     if isinstance(lock_timeout, bool):
@@ -197,9 +211,11 @@ def _settings_for(ini: Path) -> Path:
     return beside if beside.is_file() else find_config_file(ini.parent)
 
 
-def _run(bot: Any, ini: Path, mode: str, url: str | None, policy: LockPolicy) -> list[CogResult]:
+def _run(
+    bot: Any, ini: Path, settings: Settings, mode: str, url: str | None, policy: LockPolicy
+) -> list[CogResult]:
     """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify."""
-    schema = discover(load_settings(_settings_for(ini)), bot)
+    schema = discover(settings, bot)
     project = Project(ini, schema=schema, url=url)
     project.lock = policy
     project.announce = lambda parsed: log.debug("database: %s", hide_password(parsed))
