@@ -441,14 +441,14 @@ def _import_error(settings: Settings, exc: BaseException | None, doing: str) -> 
             f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
             f"that call under {IF_MAIN} so that importing the module only builds the bot"
         )
-    # nextcord wraps an extension's error (ExtensionFailed ... from error): look inside.
+    # The libraries wrap an extension's error (ExtensionFailed ... from error): look inside.
     chain = list(_causes(exc))
     frame = user_frame((f for e in chain for f in traceback.extract_tb(e.__traceback__)), root)
     syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
     if syntax is not None and syntax.filename and syntax.lineno:
         frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
     at = f" ({file_line(frame.filename, frame.lineno, root)})" if frame else ""
-    fix = "fix the error or the module path"
+    fix = "fix the error or the module path" if doing.startswith("importing") else "fix the error"
     if frame is not None and STARTS_BOT.search(frame.line or ""):
         fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
     if isinstance(exc, SystemExit):
@@ -532,7 +532,7 @@ def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str
 def _inside_unloaded_extension(module_name: str) -> bool:
     """Whether *module_name* is, or is inside, a module with a ``setup()`` function.
 
-    nextcord loads an extension by calling its module's ``setup(bot)``; a model defined in
+    A library loads an extension by calling its module's ``setup(bot)``; a model defined in
     such a module (or package) that is not in ``bot.extensions`` belongs to a cog that is not
     loaded right now, so it must not fall into the pseudo-cog.
     """

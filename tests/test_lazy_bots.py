@@ -68,10 +68,14 @@ def test_a_factory_builds_the_bot_and_the_setting_loads_what_it_did_not(lazy_bot
     assert bot.db.versions("alembic_version_tags") == [bot.head("tags")]
     assert bot.head("tags") in bot.alembic("-x", "cog=tags", "current").stdout
 
-    # the same factory as a coroutine function: awaited
+    # the same factory as a coroutine function (awaited), the list written with commas
     app = bot.path / "mybot" / "app.py"
     app.write_text(app.read_text().replace("def create_bot()", "async def create_bot()"))
     assert "async def create_bot()" in app.read_text()
+    ini = bot.path / "nxalembic.ini"
+    ini.write_text(
+        ini.read_text().split("extensions =")[0] + "extensions = mybot.cogs.tags, mybot.cogs.notes\n"
+    )
     assert {c["cog"]: c["pending"] for c in status(bot)["cogs"]} == {"notes": 0, "tags": 0}
 
 
