@@ -31,7 +31,15 @@ from typing import Any
 from .errors import NXAlembicError
 from .settings import Settings
 
-__all__ = ["ExtensionFailed", "extension_names", "load_missing", "load_missing_async", "resolve"]
+__all__ = [
+    "ExtensionFailed",
+    "build",
+    "extension_names",
+    "has_setup",
+    "load_missing",
+    "load_missing_async",
+    "resolve",
+]
 
 
 class ExtensionFailed(Exception):

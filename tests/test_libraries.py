@@ -31,6 +31,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import ALEMBIC, BIN, NXALEMBIC, REPO, Database, Result, run
+from test_deploying_doc import documented_files
 
 PAGE = REPO / "docs" / "libraries.rst"
 
@@ -64,15 +65,8 @@ async def _start_without_discord(self, token, *args, **kwargs):
 '''
 
 
-def documented_files(page: Path = PAGE) -> dict[str, str]:
-    """Every ``code-block`` of the page with a caption, by caption (``path`` or ``path (label)``)."""
-    pattern = re.compile(r"^\.\. code-block:: \S+\n   :caption: ([^\n]+)\n\n((?:   .*\n|\n)+)", re.M)
-    return {
-        caption: textwrap.dedent(body).strip() + "\n" for caption, body in pattern.findall(page.read_text())
-    }
-
-
-FILES = documented_files()
+#: The page's files, by caption: ``path``, ``path (library)`` or a name such as ``commands``.
+FILES = documented_files(PAGE)
 
 
 def library_files(library: str) -> dict[str, str]:
