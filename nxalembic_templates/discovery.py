@@ -201,6 +201,7 @@ def import_bot(settings: Settings) -> Any:
                 else:
                     doing = f"calling {settings.module}.{settings.bot}() (bot = in {settings.path.name})"
                     bot = build(value)
+                    _check_is_bot(settings, bot, f"{settings.module}.{settings.bot}() returned")
                 _check_is_bot(settings, bot)
                 if settings.extensions:
                     load_missing(bot, extension_names(settings))
@@ -243,10 +244,11 @@ def _bot_attribute(settings: Settings, module: ModuleType) -> Any:
         ) from None
 
 
-def _check_is_bot(settings: Settings, bot: Any) -> None:
+def _check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
     if not isinstance(getattr(bot, "extensions", None), Mapping):
+        what = what or f"{settings.module}.{settings.bot} is of type"
         raise NXAlembicError(
-            f"{settings.module}.{settings.bot} is of type {type(bot).__name__}, not a discord bot "
+            f"{what} {type(bot).__name__}, not a discord bot "
             f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
             "commands.Bot instance or at a function that returns it"
         )

@@ -162,3 +162,14 @@ def test_wrong_extensions_are_one_line(lazy_bot: LibraryBot, extensions: str, wo
     ini.write_text(ini.read_text().replace("extensions = mybot.cogs\n", f"extensions = {extensions}\n"))
     one_failed_line(bot.nxalembic("upgrade", check=False), *words)
     assert bot.db.tables() == set()
+
+
+def test_a_factory_that_returns_no_bot_is_one_line(lazy_bot: LibraryBot) -> None:
+    bot = lazy_bot
+    use_factory(bot)
+    app = bot.path / "mybot" / "app.py"
+    app.write_text(app.read_text().replace("    return bot\n", "    print(bot)\n"))
+    one_failed_line(
+        bot.nxalembic("upgrade", check=False), "mybot.app.create_bot() returned NoneType, not a discord bot"
+    )
+    assert bot.db.tables() == set()
