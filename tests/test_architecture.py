@@ -27,6 +27,8 @@ LAYERS: list[set[str]] = [
     {"discovery"},
     {"locking"},
     {"engines"},
+    {"layout"},
+    {"headcheck"},
     {"request"},
     {"naming"},
     {"replay"},
