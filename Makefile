@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
 .PHONY: install demo test test-long test-py312 test-oldest matrix-leg bench docs clean
+.PHONY: test-discordpy test-disnake test-pycord library-leg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +92,27 @@ matrix-leg:
 	@.venv-$(LEG)/bin/python -c 'import sys, importlib.metadata as m; print("matrix $(LEG): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "nextcord")))'
 	.venv-$(LEG)/bin/python -P -m pytest $(MATRIX_TESTS) -k "$(MATRIX_SELECT)" $(MATRIX_PYTEST_ARGS)
 
+# -- Discord libraries (.ci/run runs them after the matrix) ---------------------------------
+# tests/test_libraries.py, whose bot is the one docs/libraries.rst shows for the library, in a
+# venv of its own with the freshly built wheel and that library's extra: no nextcord there,
+# since the package needs none (and discord.py and py-cord both install `discord`).  SQLite.
+LIBRARY_LEGS := discordpy disnake pycord
+LIBRARY_OF_discordpy := discord.py
+LIBRARY_OF_disnake := disnake
+LIBRARY_OF_pycord := py-cord
+
+test-discordpy test-disnake test-pycord:
+	@$(MAKE) --no-print-directory library-leg LIB=$(@:test-%=%)
+
+library-leg:
+	test -x .venv-$(LIB)/bin/python || $(PYTHON) -m venv .venv-$(LIB)
+	rm -rf build/wheel-$(LIB)
+	.venv-$(LIB)/bin/python -m pip wheel -q --no-deps -w build/wheel-$(LIB) .
+	.venv-$(LIB)/bin/python -m pip install -q "$$(ls build/wheel-$(LIB)/*.whl)[sqlite,$(LIB)]" pytest pytest-xdist
+	.venv-$(LIB)/bin/python -m pip install -q --no-deps --force-reinstall build/wheel-$(LIB)/*.whl
+	@.venv-$(LIB)/bin/python -c 'import sys, importlib.metadata as m; print("library $(LIB): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "$(LIBRARY_OF_$(LIB))")))'
+	NXALEMBIC_LIBRARY=$(LIBRARY_OF_$(LIB)) .venv-$(LIB)/bin/python -P -m pytest tests/test_libraries.py $(MATRIX_PYTEST_ARGS)
+
 # Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md); among them
 # bench_startup_check.py, the start-up API at head against the bot's import (issue 13).
 bench: install
@@ -102,3 +124,4 @@ docs: install
 
 clean:
 	rm -rf $(VENV) .venv-py312 .venv-oldest dist build docs/_build .pytest_cache
+	rm -rf $(LIBRARY_LEGS:%=.venv-%)

@@ -1,4 +1,4 @@
-"""Per-cog Alembic migrations for nextcord bots with ormar models.
+"""Per-cog Alembic migrations for discord bots (nextcord, discord.py, disnake, py-cord) with ormar models.
 
 The package ships the ``nxcog`` Alembic template (``alembic init -t nxcog migrations``) and
 the ``nxalembic`` command.  Each module has one job; docs/architecture.rst lists them, bottom

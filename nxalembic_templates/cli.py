@@ -85,7 +85,7 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="nxalembic",
-        description="Per-cog Alembic migrations for a nextcord bot: all cogs at once, status and check.",
+        description="Per-cog Alembic migrations for a discord bot: all cogs at once, status and check.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -344,6 +344,8 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
         print(json.dumps({**asdict(status), "cogs": cogs}, indent=2))
     else:
         _print_status(status)
+        if project.schema.no_extensions_hint:
+            print(f"note: {project.schema.no_extensions_hint}")
     return _behind_exit_code(status) if args.exit_code else 0
 
 

@@ -33,6 +33,7 @@ import ormar
 import sqlalchemy as sa
 
 from .errors import NXAlembicError, file_line, mask, remember_url
+from .extensions import ExtensionFailed, build, extension_names, load_missing, load_missing_async
 from .ordering import dependency_order
 from .settings import NAME_RE, Settings
 
@@ -80,6 +81,8 @@ class BotSchema:
     #: Loaded extensions that define no model: listed, never an error.
     extensions_without_models: tuple[str, ...]
     metadata: tuple[sa.MetaData, ...]
+    #: Why the bot has no extensions (:func:`no_extensions`), or ``""`` when it has some.
+    no_extensions_hint: str = ""
     _owners: dict[TableKey, str] = field(default_factory=dict, repr=False)
     #: What higher layers derive from the schema once per process and keep with it (e.g. the
     #: revisions folder of every cog, :class:`~.scope.CogLayout`): key -> value.
@@ -113,7 +116,8 @@ class BotSchema:
                     f"extension {extension} is loaded but defines no ormar models, so it has no "
                     f"migrations; cogs with models: {known}{use}"
                 )
-        return NXAlembicError(f"unknown cog {name!r}; known cogs: {known}{use}")
+        hint = f" ({self.no_extensions_hint})" if self.no_extensions_hint else ""
+        return NXAlembicError(f"unknown cog {name!r}; known cogs: {known}{hint}{use}")
 
     def all_table_keys(self) -> set[TableKey]:
         """Tables modelled by any loaded cog."""
@@ -168,9 +172,12 @@ class BotSchema:
 def import_bot(settings: Settings) -> Any:
     """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first.
 
-    While the module runs, the bot cannot start (:class:`_StartGuard`), and what it prints goes
-    to stderr, masked: stdout may be carrying ``status --json`` or ``upgrade --sql`` output.
-    Every failure, ``sys.exit()`` included, is one error naming the line of the user's code.
+    When ``bot`` names a function, it is called (and awaited if it is a coroutine function)
+    to build the bot; then the extensions the ``extensions`` setting names and the bot has not
+    loaded are loaded (:mod:`.extensions`).  While all this runs, the bot cannot start
+    (:class:`_StartGuard`), and what it prints goes to stderr, masked: stdout may be carrying
+    ``status --json`` or ``upgrade --sql`` output.  Every failure, ``sys.exit()`` included, is
+    one error naming the line of the user's code.
     """
     root = str(settings.root)
     if root not in sys.path:
@@ -178,7 +185,8 @@ def import_bot(settings: Settings) -> Any:
     _ensure_event_loop()
     output = io.StringIO()
     failure: BaseException | None = None
-    module: ModuleType | None = None
+    doing = _importing(settings)
+    bot: Any = None
     try:
         with (
             _StartGuard(settings.root) as guard,
@@ -187,15 +195,42 @@ def import_bot(settings: Settings) -> Any:
         ):
             try:
                 module = importlib.import_module(settings.module)
+                value = _bot_attribute(settings, module)
+                if isinstance(getattr(value, "extensions", None), Mapping) or not callable(value):
+                    bot = value
+                else:
+                    doing = f"calling {settings.module}.{settings.bot}() (bot = in {settings.path.name})"
+                    bot = build(value)
+                    _check_is_bot(settings, bot, f"{settings.module}.{settings.bot}() returned")
+                _check_is_bot(settings, bot)
+                if settings.extensions:
+                    load_missing(bot, extension_names(settings))
+            except NXAlembicError:
+                raise
+            except ExtensionFailed as exc:
+                doing, failure = _loading(settings, exc.name), exc.error
             except (Exception, SystemExit, BotStartedOnImport) as exc:
                 failure = exc
         failure = failure or guard.refused  # a start the bot module caught and carried on after
     finally:
         _replay_masked(output.getvalue(), settings)
-    if failure is not None or module is None:
-        raise _import_error(settings, failure) from failure
+    if failure is not None:
+        raise _import_error(settings, failure, doing) from failure
+    return bot
+
+
+def _importing(settings: Settings) -> str:
+    return f"importing bot module {settings.module!r} (module = in {settings.path.name})"
+
+
+def _loading(settings: Settings, name: str) -> str:
+    return f"loading extension {name!r} (extensions = in {settings.path.name})"
+
+
+def _bot_attribute(settings: Settings, module: ModuleType) -> Any:
+    """The module's ``bot`` attribute, or an error listing the attributes that look like bots."""
     try:
-        bot = getattr(module, settings.bot)
+        return getattr(module, settings.bot)
     except AttributeError:
         bots = [
             name
@@ -205,15 +240,50 @@ def import_bot(settings: Settings) -> Any:
         found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
         raise NXAlembicError(
             f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
-            f"{settings.path.name} to the variable that holds your bot"
+            f"{settings.path.name} to the variable that holds your bot, or to a function that builds it"
         ) from None
+
+
+def _check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
     if not isinstance(getattr(bot, "extensions", None), Mapping):
+        what = what or f"{settings.module}.{settings.bot} is of type"
         raise NXAlembicError(
-            f"{settings.module}.{settings.bot} is of type {type(bot).__name__}, not a nextcord bot "
+            f"{what} {type(bot).__name__}, not a discord bot "
             f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
-            "commands.Bot instance"
+            "commands.Bot instance or at a function that returns it"
         )
-    return bot
+
+
+def load_configured_extensions(settings: Settings, bot: Any) -> None:
+    """Load the ``extensions`` the given (already built) bot has not loaded; for the start-up API."""
+    try:
+        load_missing(bot, extension_names(settings))
+    except ExtensionFailed as exc:
+        raise _import_error(settings, exc.error, _loading(settings, exc.name)) from exc.error
+
+
+async def load_configured_extensions_async(settings: Settings, bot: Any) -> None:
+    """:func:`load_configured_extensions` awaited on the running bot's own event loop."""
+    try:
+        await load_missing_async(bot, extension_names(settings))
+    except ExtensionFailed as exc:
+        raise _import_error(settings, exc.error, _loading(settings, exc.name)) from exc.error
+
+
+def no_extensions(settings: Settings, given: bool) -> str:
+    """Why a bot has no extensions, and the two settings that fix it."""
+    if given:
+        return (
+            "the bot passed to nxalembic_templates.upgrade() has no extensions loaded; load them "
+            f"before the call, or list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...'"
+        )
+    return (
+        f"bot {settings.module}.{settings.bot} has no extensions loaded: importing {settings.module} "
+        f"loads none (extensions loaded under {IF_MAIN}, in main() or in setup_hook only load when the bot "
+        f"starts); list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...' (or their "
+        "package, 'extensions = mybot.cogs'), or set 'bot = create_bot' to a function that builds the "
+        "bot and loads them"
+    )
 
 
 def _replay_masked(text: str, settings: Settings) -> None:
@@ -357,8 +427,11 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__
 
 
-def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicError:
-    """One line for a bot module that failed to import, pointing at the user's own code."""
+def _import_error(settings: Settings, exc: BaseException | None, doing: str) -> NXAlembicError:
+    """One line for a bot module that failed to import (or build, or load an extension).
+
+    It points at the user's own code; *doing* says what was running, as :func:`_importing`.
+    """
     module, root = repr(settings.module), settings.root
     if isinstance(exc, BotStartedOnImport):
         where = (
@@ -370,19 +443,19 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
             f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
             f"that call under {IF_MAIN} so that importing the module only builds the bot"
         )
-    # nextcord wraps an extension's error (ExtensionFailed ... from error): look inside.
+    # The libraries wrap an extension's error (ExtensionFailed ... from error): look inside.
     chain = list(_causes(exc))
     frame = user_frame((f for e in chain for f in traceback.extract_tb(e.__traceback__)), root)
     syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
     if syntax is not None and syntax.filename and syntax.lineno:
         frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
     at = f" ({file_line(frame.filename, frame.lineno, root)})" if frame else ""
-    fix = "fix the error or the module path"
+    fix = "fix the error or the module path" if doing.startswith("importing") else "fix the error"
     if frame is not None and STARTS_BOT.search(frame.line or ""):
         fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
     if isinstance(exc, SystemExit):
         return NXAlembicError(
-            f"importing bot module {module} called sys.exit({exc.code!r}){at}, so nothing was checked "
+            f"{doing.split(' (', 1)[0]} called sys.exit({exc.code!r}){at}, so nothing was checked "
             f"or migrated; remove that call or put it under {IF_MAIN}"
         )
     duplicate = next(
@@ -402,9 +475,7 @@ def _import_error(settings: Settings, exc: BaseException | None) -> NXAlembicErr
             "another model already has; give one of the two models another tablename"
         )
     detail = f"{type(exc).__name__}: {exc}" if exc is not None else "the module did not load"
-    return NXAlembicError(
-        f"importing bot module {module} (module = in {settings.path.name}) failed: {detail}{at}; {fix}"
-    )
+    return NXAlembicError(f"{doing} failed: {detail}{at}; {fix}")
 
 
 def _ensure_event_loop() -> None:
@@ -463,7 +534,7 @@ def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str
 def _inside_unloaded_extension(module_name: str) -> bool:
     """Whether *module_name* is, or is inside, a module with a ``setup()`` function.
 
-    nextcord loads an extension by calling its module's ``setup(bot)``; a model defined in
+    A library loads an extension by calling its module's ``setup(bot)``; a model defined in
     such a module (or package) that is not in ``bot.extensions`` belongs to a cog that is not
     loaded right now, so it must not fall into the pseudo-cog.
     """
@@ -512,7 +583,13 @@ def _refuse_version_table_names(settings: Settings, cogs: Mapping[str, Cog]) -> 
 
 
 def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
-    """Import the bot (unless given) and group its ormar models into cogs."""
+    """Import the bot (unless given) and group its ormar models into cogs.
+
+    A given bot (the start-up API's) is taken as it is: its ``extensions`` setting was loaded
+    by the caller, on the bot's own event loop (:func:`load_configured_extensions_async`).
+    A bot with no extensions and no models is an error that says why (:func:`no_extensions`).
+    """
+    given = bot is not None
     if bot is None:
         bot = import_bot(settings)
     extensions: Mapping[str, ModuleType] = dict(bot.extensions)
@@ -581,6 +658,8 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
                 )
             table_owner[key] = cog.name
 
+    if not extensions and not cogs:
+        raise NXAlembicError(no_extensions(settings, given))
     _refuse_version_table_names(settings, cogs)
 
     metadata: dict[int, sa.MetaData] = {}
@@ -594,4 +673,5 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         cogs=dict(sorted(cogs.items())),
         extensions_without_models=tuple(without_models),
         metadata=tuple(metadata.values()),
+        no_extensions_hint="" if extensions else no_extensions(settings, given),
     )

@@ -38,6 +38,9 @@ VERSION_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 #: Unicode categories refused in every value: control, format (zero-width), line/paragraph separators.
 CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
+#: Keys whose value may span several lines (one item a line, or commas).
+LIST_KEYS = frozenset({"extensions"})
+
 #: Names that are version tables whatever ``version_table`` says: stock Alembic's single table,
 #: and this package's default pattern (a database may have been migrated with the default).
 STOCK_VERSION_TABLE = "alembic_version"
@@ -54,6 +57,9 @@ class Settings:
     version_table: str = DEFAULT_VERSION_TABLE
     version_location: str = DEFAULT_VERSION_LOCATION
     core_cog: str = DEFAULT_CORE_COG
+    #: ``extensions``: the extensions discovery loads itself (names as written; a package
+    #: without ``setup`` stands for the extensions inside it, see :mod:`.extensions`).
+    extensions: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -129,7 +135,10 @@ def _check_no_control_characters(path: Path, section: configparser.SectionProxy)
     indent silently glues the next line into a table name or a URL.
     """
     for key, value in section.items():
-        bad = next((ch for ch in value if unicodedata.category(ch) in CONTROL_CATEGORIES), None)
+        allowed = "\n" if key in LIST_KEYS else ""
+        bad = next(
+            (ch for ch in value if ch not in allowed and unicodedata.category(ch) in CONTROL_CATEGORIES), None
+        )
         if bad is not None:
             what = (
                 "a line break (an indented line continues the value above it)"
@@ -194,7 +203,7 @@ def load_settings(path: Path | str) -> Settings:
         )
     section = parser[SECTION]
     _check_no_control_characters(path, section)
-    known = {"module", "bot", "url", "version_table", "version_location", "core_cog"}
+    known = {"module", "bot", "url", "version_table", "version_location", "core_cog", "extensions"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise NXAlembicError(
@@ -216,7 +225,13 @@ def load_settings(path: Path | str) -> Settings:
         raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
     bot = section.get("bot", "bot").strip() or "bot"
     if not NAME_RE.fullmatch(bot):
-        raise NXAlembicError(f"{path}: bot = {bot!r} is not a Python attribute name")
+        called = bot.removesuffix("()")
+        hint = (
+            f"; write bot = {called} (a function there is called to build the bot)"
+            if NAME_RE.fullmatch(called)
+            else ""
+        )
+        raise NXAlembicError(f"{path}: bot = {bot!r} is not a Python attribute name{hint}")
 
     version_table = section.get("version_table", DEFAULT_VERSION_TABLE).strip()
     _check_version_table(path, version_table)
@@ -230,6 +245,7 @@ def load_settings(path: Path | str) -> Settings:
     core_cog = section.get("core_cog", DEFAULT_CORE_COG).strip()
     if not NAME_RE.fullmatch(core_cog):
         raise NXAlembicError(f"{path}: core_cog = {core_cog!r} must match {NAME_RE.pattern}")
+    extensions = parse_extensions(path, section.get("extensions", ""))
     return Settings(
         path=path,
         module=module,
@@ -238,4 +254,22 @@ def load_settings(path: Path | str) -> Settings:
         version_table=version_table,
         version_location=version_location,
         core_cog=core_cog,
+        extensions=extensions,
     )
+
+
+def parse_extensions(path: Path, value: str) -> tuple[str, ...]:
+    """The ``extensions`` value: dotted module names, one a line or separated by commas.
+
+    Both spellings are common in ini files (``extensions = a, b`` and an indented list), so
+    both are read; duplicates are dropped, the order is kept (it is the load order).
+    """
+    names = [name.strip() for line in value.splitlines() for name in line.split(",")]
+    names = [name for name in names if name]
+    for name in names:
+        if not all(NAME_RE.fullmatch(part) for part in name.split(".")):
+            raise NXAlembicError(
+                f"{path}: extensions: {name!r} is not a dotted module name; list extensions as "
+                "mybot.cogs.music (one a line or separated by commas), or a package such as mybot.cogs"
+            )
+    return tuple(dict.fromkeys(names))

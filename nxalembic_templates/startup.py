@@ -34,13 +34,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .discovery import CLIENT_LIBRARIES, BotSchema, discover
+from .discovery import (
+    CLIENT_LIBRARIES,
+    BotSchema,
+    discover,
+    load_configured_extensions,
+    load_configured_extensions_async,
+)
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy
-from .settings import CONFIG_FILE, find_config_file, load_settings
+from .settings import CONFIG_FILE, Settings, find_config_file, load_settings
 
 if TYPE_CHECKING:  # imported when needed: .runner imports Alembic, which the fast path does without
     from .runner import MigrationResult, Project
@@ -81,7 +87,10 @@ async def upgrade(
 ) -> list[CogResult]:
     """Bring the database up to the bot's cogs (or, in ``verify`` mode, check that it is), off the loop.
 
-    *bot*: the bot object, with its extensions loaded (``load_extension`` before this call).
+    *bot*: the bot object.  Its loaded extensions are its cogs, plus those the ``extensions``
+    setting of ``nxalembic.ini`` names that it has not loaded: they are loaded here, on the
+    caller's event loop, before the migration (so a bot that loads them in ``setup_hook``
+    can call this later in ``setup_hook``, or before, and leave the rest to the setting).
     *mode*: ``"apply"`` (default) or ``"verify"`` (raise :class:`~.errors.CogsBehind` naming
     every cog that is behind and by how many revisions; change nothing, take no lock).
     *config*: the project's ``alembic.ini`` (default: see :func:`find_alembic_ini`).
@@ -95,7 +104,10 @@ async def upgrade(
     stop a migration already running; it completes (or fails and rolls back) in its thread.
     """
     ini, policy = _arguments(bot, mode, config, lock_timeout)
-    return await asyncio.to_thread(_run, bot, ini, mode, url, policy)
+    settings = load_settings(_settings_for(ini))
+    if settings.extensions:
+        await load_configured_extensions_async(settings, bot)
+    return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy)
 
 
 def upgrade_sync(
@@ -122,10 +134,13 @@ def upgrade_sync(
             "use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
+    settings = load_settings(_settings_for(ini))
+    if settings.extensions:
+        load_configured_extensions(settings, bot)
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="nxalembic-startup"
     ) as worker:
-        return worker.submit(_run, bot, ini, mode, url, policy).result()
+        return worker.submit(_run, bot, ini, settings, mode, url, policy).result()
 
 
 def _arguments(
@@ -136,7 +151,7 @@ def _arguments(
         raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(repr(m) for m in MODES)}")
     if not isinstance(getattr(bot, "extensions", None), Mapping):
         raise TypeError(
-            f"{type(bot).__name__} object is not a nextcord bot (it has no 'extensions' mapping); pass the "
+            f"{type(bot).__name__} object is not a discord bot (it has no 'extensions' mapping); pass the "
             "commands.Bot instance, with its extensions loaded"
         )
     if isinstance(lock_timeout, bool):
@@ -202,14 +217,16 @@ def _settings_for(ini: Path) -> Path:
     return beside if beside.is_file() else find_config_file(ini.parent)
 
 
-def _run(bot: Any, ini: Path, mode: str, url: str | None, policy: LockPolicy) -> list[CogResult]:
+def _run(
+    bot: Any, ini: Path, settings: Settings, mode: str, url: str | None, policy: LockPolicy
+) -> list[CogResult]:
     """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify.
 
     Nearly every start finds every cog at its head: :mod:`.headcheck` tells that from the
     revision files and one read, without importing Alembic.  Otherwise (or when it cannot
     tell) Alembic's route runs, under the migration lock in ``apply`` mode.
     """
-    schema = discover(load_settings(_settings_for(ini)), bot)
+    schema = discover(settings, bot)
     heads = heads_if_all_at_head(schema, ini, url)
     if heads is not None:
         return _at_head(heads, mode)

@@ -23,6 +23,7 @@ PACKAGE = REPO / "nxalembic_templates"
 LAYERS: list[set[str]] = [
     {"__init__", "errors", "_compat", "ordering"},
     {"settings"},
+    {"extensions"},
     {"discovery"},
     {"locking"},
     {"engines"},

@@ -184,7 +184,7 @@ CASES = [
         "object is not a bot",
         not_a_bot,
         UPGRADE_MUSIC,
-        ("demobot.main.intents is of type Intents, not a nextcord bot", "point 'bot ='", "commands.Bot"),
+        ("demobot.main.intents is of type Intents, not a discord bot", "point 'bot ='", "commands.Bot"),
     ),
     Case(
         "two extensions, one cog name",

@@ -101,11 +101,11 @@ BOT = {
 }
 
 
-def documented_files() -> dict[str, str]:
-    """Every ``code-block`` of the page that has a ``:caption:``, by caption."""
+def documented_files(page: Path = PAGE) -> dict[str, str]:
+    """Every ``code-block`` of *page* that has a ``:caption:``, by caption (the whole line after it)."""
     files = {}
-    pattern = re.compile(r"^\.\. code-block:: \S+\n   :caption: (\S+)\n\n((?:   .*\n|\n)+)", re.M)
-    for caption, body in pattern.findall(PAGE.read_text()):
+    pattern = re.compile(r"^\.\. code-block:: \S+\n   :caption: ([^\n]+)\n\n((?:   .*\n|\n)+)", re.M)
+    for caption, body in pattern.findall(page.read_text()):
         files[caption] = textwrap.dedent(body).strip() + "\n"
     return files
 

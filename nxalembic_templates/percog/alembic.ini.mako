@@ -43,7 +43,7 @@ revision_environment = true
 # ruff.options = format REVISION_SCRIPT_FILENAME
 
 [loggers]
-keys = root,sqlalchemy,alembic,alembic_errors,nextcord
+keys = root,sqlalchemy,alembic,alembic_errors,nextcord,discord,disnake
 
 [handlers]
 keys = console
@@ -72,11 +72,22 @@ level = CRITICAL
 handlers =
 qualname = alembic.util.messaging
 
-# nextcord warns about optional voice support when the bot is imported; not our business here
+# the discord libraries warn about optional voice support when the bot is imported; not our
+# business here (discord: discord.py and py-cord)
 [logger_nextcord]
 level = ERROR
 handlers =
 qualname = nextcord
+
+[logger_discord]
+level = ERROR
+handlers =
+qualname = discord
+
+[logger_disnake]
+level = ERROR
+handlers =
+qualname = disnake
 
 [handler_console]
 class = StreamHandler

@@ -1,8 +1,9 @@
-"""Alembic environment for per-cog migrations of a nextcord bot (template: nxcog).
+"""Alembic environment for per-cog migrations of a discord bot (template: nxcog).
 
 What happens, in order (see nxalembic_templates.environment for the details):
 
-1. nxalembic.ini names the bot: ``from <module> import <bot>``; its folder goes on sys.path.
+1. nxalembic.ini names the bot: ``from <module> import <bot>`` (or a function building it, and
+   the ``extensions`` to load); its folder goes on sys.path.
 2. Every loaded extension that defines ormar models is a cog; the cog is chosen with
    ``alembic -x cog=NAME ...`` (the ``nxalembic`` command chooses it for you).
 3. Alembic is pointed at that cog's own revisions folder and version table, and is only
