@@ -38,7 +38,7 @@ from .discovery import CLIENT_LIBRARIES, discover
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .locking import LockPolicy
 from .runner import MigrationResult, Project
-from .settings import CONFIG_FILE, find_config_file, load_settings
+from .settings import config_in, find_config_file, load_settings
 
 #: The logger the start-up API reports to (one INFO line per cog).
 LOGGER_NAME = "nxalembic_templates.startup"
@@ -192,9 +192,8 @@ def _code_folders(bot: Any) -> Iterator[Path]:
 
 
 def _settings_for(ini: Path) -> Path:
-    """nxalembic.ini next to alembic.ini, else where the command line looks (current directory)."""
-    beside = ini.parent / CONFIG_FILE
-    return beside if beside.is_file() else find_config_file(ini.parent)
+    """The settings next to alembic.ini (nxalembic.ini, else [tool.nxalembic]), else where the command line looks."""
+    return config_in(ini.parent) or find_config_file(ini.parent)
 
 
 def _run(bot: Any, ini: Path, mode: str, url: str | None, policy: LockPolicy) -> list[CogResult]:

@@ -1,0 +1,55 @@
+# Alembic configuration for per-cog migrations (template: nxcog_pyproject, package nxalembic-templates).
+# Alembic's settings are in [tool.alembic] of pyproject.toml, the bot and the cog options in
+# [tool.nxalembic] there; this file keeps only what Alembic reads from no other file.
+#
+# Every command that touches the database needs a cog:  alembic -x cog=NAME <command>
+
+[alembic]
+# Leave empty: the URL comes from -x url=, [tool.nxalembic] url, or your ormar database.
+# sqlalchemy.url =
+
+[loggers]
+keys = root,sqlalchemy,alembic,alembic_errors,nextcord
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+# Alembic logs each error besides printing "FAILED: ..."; one line is enough
+[logger_alembic_errors]
+level = CRITICAL
+handlers =
+qualname = alembic.util.messaging
+
+# nextcord warns about optional voice support when the bot is imported; not our business here
+[logger_nextcord]
+level = ERROR
+handlers =
+qualname = nextcord
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
