@@ -101,13 +101,25 @@ BOT = {
 }
 
 
-def documented_files() -> dict[str, str]:
-    """Every ``code-block`` of the page that has a ``:caption:``, by caption."""
+def documented_files(page: Path = PAGE) -> dict[str, str]:
+    """Every ``code-block`` of *page* that has a ``:caption:``, by caption."""
     files = {}
     pattern = re.compile(r"^\.\. code-block:: \S+\n   :caption: (\S+)\n\n((?:   .*\n|\n)+)", re.M)
-    for caption, body in pattern.findall(PAGE.read_text()):
+    for caption, body in pattern.findall(page.read_text()):
         files[caption] = textwrap.dedent(body).strip() + "\n"
     return files
+
+
+def documented_commands(page: Path) -> list[str]:
+    """Every ``$ `` line of the ``console`` code-blocks of *page*, in page order (the prompt cut off).
+
+    Pages whose commands a test runs as written (docs/pyproject.rst) take them from here, so
+    the page cannot drift from what is tested.
+    """
+    blocks = re.findall(r"^\.\. code-block:: console\n\n((?:   .*\n|\n)+)", page.read_text(), re.MULTILINE)
+    return [
+        line.strip()[2:] for block in blocks for line in block.splitlines() if line.strip().startswith("$ ")
+    ]
 
 
 FILES = documented_files()
