@@ -89,11 +89,12 @@ def test_init_pyproject_appends_and_keeps_the_existing_file(initialised: BotProj
     assert data["project"]["name"] == "demobot" and data["tool"]["ruff"] == {"line-length": 99}
     alembic = data["tool"]["alembic"]
     assert alembic["script_location"] == "%(here)s/migrations"
-    assert alembic["revision_environment"] is True and alembic["recursive_version_locations"] is True
+    assert alembic["version_locations"] == ["%(here)s/migrations/versions"]
     assert data["tool"]["nxalembic"] == {"module": "demobot.main", "bot": "bot"}
     assert not (path / "nxalembic.ini").exists()
     ini = (path / "alembic.ini").read_text()
     assert "script_location" not in ini and "[logger_alembic]" in ini
+    assert "\nrevision_environment = true\n" in ini  # booleans: see alembic.ini.mako
     # the same env.py as the nxcog template: one file, a few lines calling the package
     assert (path / "migrations" / "env.py").read_bytes() == (
         REPO / "nxalembic_templates" / "percog" / "env.py"

@@ -8,6 +8,15 @@
 # Leave empty: the URL comes from -x url=, [tool.nxalembic] url, or your ormar database.
 # sqlalchemy.url =
 
+# Two switches that would belong to [tool.alembic], kept here because Alembic 1.16.0 cannot
+# read TOML booleans (and newer versions accept nothing else there); every version reads these:
+# run env.py for every `revision` and `history` too, so that a plain `alembic -x cog=NAME
+# revision -m "..."` lands in the cog's own folder and `history` shows the cog's own chain ...
+revision_environment = true
+# ... and let `alembic heads` / `alembic branches` (which never run env.py) find every cog's
+# revisions below versions/.
+recursive_version_locations = true
+
 [loggers]
 keys = root,sqlalchemy,alembic,alembic_errors,nextcord
 

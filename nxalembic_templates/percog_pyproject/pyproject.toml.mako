@@ -10,14 +10,14 @@ script_location = "${script_location}"
 prepend_sys_path = ["."]
 
 # Each cog's revisions live in their own folder; env.py selects it from -x cog=NAME.
-# These two settings only serve `alembic heads` / `alembic branches`, which never run env.py:
-# they list the heads of every cog found under versions/ (one head per cog is normal).
+# This setting (with recursive_version_locations in alembic.ini) only serves `alembic heads` /
+# `alembic branches`, which never run env.py: they list the heads of every cog found under
+# versions/ (one head per cog is normal).
 version_locations = ["${script_location}/versions"]
-recursive_version_locations = true
 
-# Run env.py for every `revision` and `history` too, so that a plain `alembic -x cog=NAME
-# revision -m "..."` lands in the cog's own folder and `history` shows the cog's own chain.
-revision_environment = true
+# revision_environment and recursive_version_locations are in alembic.ini: Alembic 1.16.0
+# cannot read a TOML boolean and later versions refuse a string, while every version reads
+# "true" from alembic.ini.
 
 # Run a formatter on new revision files, for example ruff:
 # [[tool.alembic.post_write_hooks]]
