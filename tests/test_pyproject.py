@@ -121,8 +121,8 @@ def test_the_documented_workflow_from_a_pyproject_only_project(tmp_path: Path) -
     [documented] = [block for block in toml_blocks(PAGE) if "alembic" in block.get("tool", {})]
     assert tomllib.loads(text)["tool"]["alembic"] == documented["tool"]["alembic"]
     assert tomllib.loads(text)["tool"]["nxalembic"] == documented["tool"]["nxalembic"]
-    [music] = project.revisions("music")
-    assert "op.create_table('music_songs'" in music.read_text()
+    [core] = project.revisions("core")
+    assert "op.create_table('core_users'" in core.read_text()
     for cog in COGS:
         [revision] = project.revisions(cog)
         assert db.versions(f"alembic_version_{cog}") == [revision.name.split("_")[0]]
