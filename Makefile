@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-long test-py312 test-oldest matrix-leg bench docs clean
+.PHONY: install demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs clean
 .PHONY: test-discordpy test-disnake test-pycord library-leg
 
 $(BIN)/python:
@@ -68,16 +68,22 @@ test-long: install
 # -- Compatibility matrix (.ci/run runs it after `make test`) --------------------------------
 # The core tests again, each leg in a venv of its own with the freshly built wheel installed:
 #   test-py312:  Python 3.12 (pyenv's, else python3.12 on PATH) with nextcord 3.x;
+#   test-py313:  Python 3.13 (pyenv's, else python3.13 on PATH) with nextcord 3.x (which itself
+#                requires audioop-lts on 3.13, where the stdlib's audioop is gone);
 #   test-oldest: the oldest alembic / SQLAlchemy / ormar / nextcord pyproject.toml claims.
 # SQLite only, one driver per test (aiosqlite, the example bot's), so each leg stays short.
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell command -v python3.13))
 OLDEST_PINS := alembic==1.16.0 SQLAlchemy==2.0.40 ormar==0.26.0 nextcord==2.6.0
-MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py
+MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py tests/test_pyproject.py
 MATRIX_SELECT := not postgresql and not uninstall and (aiosqlite or not sqlite or on_sqlite)
 MATRIX_PYTEST_ARGS ?= -q -n $(TEST_WORKERS)
 
 test-py312:
 	@$(MAKE) --no-print-directory matrix-leg LEG=py312 LEG_PYTHON="$(PYTHON312)" LEG_PINS="nextcord>=3"
+
+test-py313:
+	@$(MAKE) --no-print-directory matrix-leg LEG=py313 LEG_PYTHON="$(PYTHON313)" LEG_PINS="nextcord>=3"
 
 test-oldest:
 	@$(MAKE) --no-print-directory matrix-leg LEG=oldest LEG_PYTHON="$(PYTHON)" LEG_PINS="$(OLDEST_PINS)"
@@ -123,5 +129,5 @@ docs: install
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .venv-py312 .venv-oldest dist build docs/_build .pytest_cache
+	rm -rf $(VENV) .venv-py312 .venv-py313 .venv-oldest dist build docs/_build .pytest_cache
 	rm -rf $(LIBRARY_LEGS:%=.venv-%)

@@ -20,7 +20,8 @@ release = version = nxalembic_templates.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinxarg.ext"]
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# furo: a maintained theme (listed in the docs and test extras, installed by .readthedocs.yaml).
+html_theme = "furo"
 html_static_path: list[str] = []
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -21,12 +21,23 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "percog"
 #: The name under which installed wheels register the template with stock Alembic.
 TEMPLATE_NAME = "nxcog"
 
+#: The variant that keeps Alembic's settings in ``[tool.alembic]`` of pyproject.toml (same env.py).
+PYPROJECT_TEMPLATE_DIR = TEMPLATE_DIR.parent / "percog_pyproject"
+PYPROJECT_TEMPLATE_NAME = "nxcog_pyproject"
+
 #: The start-up API, importable from the top level (``from nxalembic_templates import upgrade``).
 #: Loaded on first use: env.py and the ``nxalembic`` command import this package too, and
 #: must not pay for the start-up module (nor could they: it sits in the top layers).
 STARTUP_NAMES = ("upgrade", "upgrade_sync", "CogResult", "CogsBehind", "LockTimeout")
 
-__all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "__version__", *STARTUP_NAMES]
+__all__ = [
+    "PYPROJECT_TEMPLATE_DIR",
+    "PYPROJECT_TEMPLATE_NAME",
+    "TEMPLATE_DIR",
+    "TEMPLATE_NAME",
+    "__version__",
+    *STARTUP_NAMES,
+]
 
 
 def __getattr__(name: str) -> Any:

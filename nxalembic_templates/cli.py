@@ -21,13 +21,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 
-from . import TEMPLATE_DIR, __version__
+from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
 from .environment import INTERRUPTED
 from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .locking import LockPolicy
 from .runner import MigrationResult, Project
-from .settings import CONFIG_FILE
+from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
 
 NXALEMBIC_INI_SKELETON = """\
 [nxalembic]
@@ -39,6 +39,19 @@ bot = {bot}
 # version_table = alembic_version_{{cog}}
 # version_location = {{script_location}}/versions/{{cog}}
 # core_cog = core
+"""
+
+#: ``nxalembic init --pyproject`` appends this to pyproject.toml (values are TOML strings).
+NXALEMBIC_TOML_SKELETON = """
+[tool.nxalembic]
+# the module that creates your bot, and the variable that holds it: from {module} import {bot}
+module = {module_toml}
+bot = {bot_toml}
+# Optional (defaults shown):
+# url = "the URL of your ormar database"
+# version_table = "alembic_version_{{cog}}"
+# version_location = "{{script_location}}/versions/{{cog}}"
+# core_cog = "core"
 """
 
 
@@ -155,12 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     subs.add_parser("check", help="exit 1 when any cog has model changes without a revision")
 
-    sub = subs.add_parser("init", help="alembic init -t nxcog DIR, plus an nxalembic.ini skeleton")
+    sub = subs.add_parser(
+        "init",
+        help="alembic init -t nxcog DIR, plus an nxalembic.ini skeleton "
+        "(--pyproject: -t nxcog_pyproject and [tool.nxalembic] in pyproject.toml)",
+    )
     sub.add_argument(
         "directory", nargs="?", default="migrations", help="scripts folder (default: migrations)"
     )
-    sub.add_argument("--module", default="yourbot.main", help="bot module for the nxalembic.ini skeleton")
-    sub.add_argument("--bot", default="bot", help="bot variable for the nxalembic.ini skeleton")
+    sub.add_argument("--module", default="yourbot.main", help="bot module for the settings skeleton")
+    sub.add_argument("--bot", default="bot", help="bot variable for the settings skeleton")
+    sub.add_argument(
+        "--pyproject",
+        action="store_true",
+        help="keep the settings in pyproject.toml ([tool.alembic], [tool.nxalembic]), appended to an "
+        "existing one; alembic.ini keeps only the database URL and logging",
+    )
     sub.add_argument(
         "--force",
         action="store_true",
@@ -244,6 +267,8 @@ def _confirm_second_environment(args: argparse.Namespace) -> None:
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
     _confirm_second_environment(args)
+    if args.pyproject:
+        return _init_pyproject(args, out)
     config = Config(args.config)
     config.cmd_opts = argparse.Namespace(quiet=args.quiet)
     command.init(config, args.directory, template=str(TEMPLATE_DIR))
@@ -253,6 +278,37 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     else:
         ini.write_text(NXALEMBIC_INI_SKELETON.format(module=args.module, bot=args.bot), encoding="utf-8")
         out(f"wrote {ini}: check 'module' and 'bot'")
+    return 0
+
+
+def _init_pyproject(args: argparse.Namespace, out: Output) -> int:
+    """``alembic init -t nxcog_pyproject``, then ``[tool.nxalembic]`` appended to pyproject.toml.
+
+    Alembic itself writes or appends ``[tool.alembic]`` (keeping an existing one); the file is
+    parsed first, so that broken TOML stops ``init`` before anything is created.
+    """
+    pyproject = pyproject_for(args.config)
+    if pyproject.exists():
+        read_pyproject(pyproject)
+    config = Config(args.config, toml_file=str(pyproject))
+    config.cmd_opts = argparse.Namespace(quiet=args.quiet)
+    command.init(config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR))
+    ini = pyproject.parent / CONFIG_FILE
+    if ini.exists():
+        out(f"{ini} exists and wins over [{TOML_TABLE}]: {pyproject} left without it")
+    elif read_pyproject(pyproject).get("tool", {}).get("nxalembic") is not None:
+        out(f"[{TOML_TABLE}] exists in {pyproject}, left as it is")
+    else:
+        text = pyproject.read_text(encoding="utf-8")
+        skeleton = NXALEMBIC_TOML_SKELETON.format(
+            module=args.module,
+            bot=args.bot,
+            module_toml=json.dumps(args.module),
+            bot_toml=json.dumps(args.bot),
+        )
+        with pyproject.open("a", encoding="utf-8") as fh:
+            fh.write(("" if text.endswith("\n") or not text else "\n") + skeleton)
+        out(f"wrote [{TOML_TABLE}] to {pyproject}: check 'module' and 'bot'")
     return 0
 
 

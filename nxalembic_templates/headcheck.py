@@ -32,6 +32,7 @@ from .discovery import BotSchema
 from .engines import configured_url, with_connection
 from .errors import NXAlembicError
 from .layout import CogLayout
+from .settings import pyproject_for, read_pyproject
 
 #: The ``[alembic]`` keys read here, as Alembic's ``Config`` reads alembic.ini.
 ALEMBIC_SECTION = "alembic"
@@ -90,23 +91,43 @@ def heads_if_all_at_head(
 def _alembic_options(alembic_ini: Path) -> tuple[Path, str | None] | None:
     """alembic.ini's scripts folder (resolved as :class:`.runner.Project` does) and ``sqlalchemy.url``.
 
-    Read with the ``here`` default and interpolation, as Alembic's ``Config`` reads the file.
-    A scripts folder given as a package resource (``pkg:folder``), or only in pyproject.toml,
-    and ``sourceless`` revisions are left to Alembic.
+    Read as Alembic's ``Config`` reads them: alembic.ini with the ``here`` default and
+    interpolation first, then ``[tool.alembic]`` of the ``pyproject.toml`` beside it (its own
+    ``%(here)s``).  A scripts folder given as a package resource (``pkg:folder``) and
+    ``sourceless`` revisions are left to Alembic.
     """
     parser = configparser.ConfigParser({"here": alembic_ini.absolute().parent.as_posix()})
     try:
         parser.read(alembic_ini, encoding="utf-8")
-        if not parser.has_option(ALEMBIC_SECTION, "script_location"):
-            return None
-        location = parser.get(ALEMBIC_SECTION, "script_location")
-        sourceless = parser.get(ALEMBIC_SECTION, "sourceless", fallback="false")
+        location = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
+        sourceless: object = parser.get(ALEMBIC_SECTION, "sourceless", fallback=None)
         url = parser.get(ALEMBIC_SECTION, "sqlalchemy.url", fallback=None)
     except (OSError, UnicodeDecodeError, configparser.Error):
         return None
-    if sourceless.strip().lower() == "true" or (":" in location and not Path(location).is_absolute()):
+    if location is None or sourceless is None:
+        toml = _toml_alembic(alembic_ini)
+        if toml is None:
+            return None
+        location = location if location is not None else toml.get("script_location")
+        sourceless = sourceless if sourceless is not None else toml.get("sourceless", False)
+        if not isinstance(location, str):
+            return None
+    if sourceless not in ("false", False) or (":" in location and not Path(location).is_absolute()):
         return None
     return Path(location).resolve(), url
+
+
+def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
+    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in (``{}``: none; ``None``: unreadable)."""
+    path = pyproject_for(alembic_ini)
+    if not path.is_file():
+        return {}
+    try:
+        table = read_pyproject(path).get("tool", {}).get("alembic", {})
+        here = {"here": path.absolute().parent.as_posix()}
+        return {key: value % here if isinstance(value, str) else value for key, value in dict(table).items()}
+    except (NXAlembicError, AttributeError, TypeError, ValueError, KeyError):
+        return None
 
 
 def folder_head(folder: Path) -> list[str] | None:

@@ -41,6 +41,7 @@ from .history import cog_script, forked_history
 from .locking import LockPolicy
 from .request import CogRequest, attach, database_url, parse_renames
 from .scope import CogScope
+from .settings import pyproject_for
 
 T = TypeVar("T")
 
@@ -121,7 +122,10 @@ class Project:
             )
         # x: for env.py files that read context.get_x_argument() themselves, as with stock alembic
         self.config = Config(
-            str(alembic_ini), cmd_opts=Namespace(x=list(x_arguments), quiet=True), stdout=io.StringIO()
+            str(alembic_ini),
+            toml_file=pyproject_for(alembic_ini),
+            cmd_opts=Namespace(x=list(x_arguments), quiet=True),
+            stdout=io.StringIO(),
         )
         #: What every command of this process asks (the ``-x`` pairs); each Alembic call adds its cog.
         self.request = CogRequest.from_x(

@@ -1,24 +1,38 @@
-"""Reading ``nxalembic.ini``: where the bot lives and how cogs map to version tables and folders.
+"""Reading the settings: where the bot lives and how cogs map to version tables and folders.
 
-The file is the predecessor's format (``[nxalembic]`` with ``module`` and ``bot``), extended
-with optional keys.  It is looked for in the current directory first and then next to
-``alembic.ini``, so both ``cd project && alembic ...`` and ``alembic -c project/alembic.ini``
-work.
+They live in ``nxalembic.ini`` (the predecessor's format: ``[nxalembic]`` with ``module`` and
+``bot``, extended with optional keys) or, with the same keys as TOML strings, in the
+``[tool.nxalembic]`` table of ``pyproject.toml`` (read with :mod:`tomllib`), where many projects
+keep every tool's settings.  They are looked for in the current directory first and then next
+to ``alembic.ini``, so both ``cd project && alembic ...`` and ``alembic -c project/alembic.ini``
+work; in one folder ``nxalembic.ini`` wins over ``[tool.nxalembic]``.
 """
 
 from __future__ import annotations
 
 import configparser
+import logging
 import re
 import string
+import tomllib
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import NXAlembicError, first_line
 
 CONFIG_FILE = "nxalembic.ini"
 SECTION = "nxalembic"
+#: The same settings as a table of ``pyproject.toml``, with TOML strings for values.
+PYPROJECT = "pyproject.toml"
+TOML_TABLE = "tool.nxalembic"
+
+#: Every key the settings accept, in either file.
+KNOWN_KEYS = ("module", "bot", "url", "version_table", "version_location", "core_cog", "extensions")
+
+log = logging.getLogger(__name__)
 
 DEFAULT_VERSION_TABLE = "alembic_version_{cog}"
 DEFAULT_VERSION_LOCATION = "{script_location}/versions/{cog}"
@@ -48,7 +62,7 @@ STOCK_VERSION_TABLE = "alembic_version"
 
 @dataclass(frozen=True)
 class Settings:
-    """The parsed ``[nxalembic]`` section; paths are absolute."""
+    """The parsed ``[nxalembic]`` section (or ``[tool.nxalembic]`` table); paths are absolute."""
 
     path: Path
     module: str
@@ -103,18 +117,82 @@ def _version_table_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def pyproject_for(alembic_ini: Path | str) -> Path:
+    """The ``pyproject.toml`` whose ``[tool.alembic]`` completes *alembic_ini*: the one beside it.
+
+    Stock ``alembic`` reads the one in the current directory; ``nxalembic`` and the start-up API
+    take the one beside ``alembic.ini``, which is the same file when run from the project folder.
+    """
+    return Path(alembic_ini).resolve().parent / PYPROJECT
+
+
+def config_in(folder: Path) -> Path | None:
+    """The settings file of *folder*: ``nxalembic.ini``, else a ``pyproject.toml`` with ``[tool.nxalembic]``.
+
+    When both are there, ``nxalembic.ini`` wins, and one warning says so (once per folder and
+    process): a project moving to pyproject.toml must not wonder which file is in force.
+    """
+    ini, pyproject = folder / CONFIG_FILE, folder / PYPROJECT
+    in_pyproject = pyproject.is_file() and _nxalembic_table(pyproject, read_pyproject(pyproject)) is not None
+    if ini.is_file():
+        if in_pyproject and ini.resolve() not in _warned:
+            _warned.add(ini.resolve())
+            log.warning(
+                "%s and [%s] in %s both configure nxalembic: using %s (delete one of them)",
+                ini.resolve(),
+                TOML_TABLE,
+                pyproject.resolve(),
+                CONFIG_FILE,
+            )
+        return ini.resolve()
+    return pyproject.resolve() if in_pyproject else None
+
+
+#: The ``nxalembic.ini`` files whose precedence over ``[tool.nxalembic]`` was said already.
+_warned: set[Path] = set()
+
+
 def find_config_file(*extra_dirs: Path | str | None) -> Path:
-    """Find ``nxalembic.ini`` in the current directory, then in each of *extra_dirs*."""
+    """The settings in the current directory, then in each of *extra_dirs* (see :func:`config_in`)."""
     candidates = [Path.cwd(), *(Path(d) for d in extra_dirs if d)]
     for folder in candidates:
-        path = folder / CONFIG_FILE
-        if path.is_file():
-            return path.resolve()
+        found = config_in(folder)
+        if found is not None:
+            return found
     looked = ", ".join(dict.fromkeys(str(c.resolve()) for c in candidates))
     raise NXAlembicError(
-        f"no {CONFIG_FILE} found (looked in {looked}); create one with "
-        f"'[{SECTION}]', 'module = yourbot.main' and 'bot = bot', or run 'nxalembic init'"
+        f"no {CONFIG_FILE} and no [{TOML_TABLE}] in {PYPROJECT} found (looked in {looked}); create "
+        f"{CONFIG_FILE} with '[{SECTION}]', 'module = yourbot.main' and 'bot = bot', or run 'nxalembic init' "
+        "(or 'nxalembic init --pyproject')"
     )
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """Parse a ``pyproject.toml`` with :mod:`tomllib`; a syntax error is one line naming the file."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise NXAlembicError(f"{path.resolve()} is not valid TOML: {first_line(str(exc))}") from None
+    except OSError as exc:
+        raise NXAlembicError(f"cannot read {path.resolve()}: {first_line(str(exc))}") from None
+
+
+def _nxalembic_table(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    tool = data.get("tool", {})
+    table = tool.get("nxalembic") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise NXAlembicError(
+            f'{path.resolve()}: tool.nxalembic must be a table ([{TOML_TABLE}] with module = "yourbot.main"), '
+            f"not {_toml_type(table)}"
+        )
+    return table
+
+
+def _toml_type(value: Any) -> str:
+    """How TOML names the type of *value*, for messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
 
 
 def _fields(path: Path, key: str, pattern: str) -> set[str]:
@@ -128,27 +206,33 @@ def _fields(path: Path, key: str, pattern: str) -> set[str]:
         ) from None
 
 
-def _check_no_control_characters(path: Path, section: configparser.SectionProxy) -> None:
+def _check_no_control_characters(path: Path, values: Mapping[str, str], toml: bool) -> None:
     """Refuse line breaks (continuation lines) and other control characters in any value.
 
     An indented line after ``key = value`` continues the value in ini syntax, so a stray
     indent silently glues the next line into a table name or a URL.
     """
-    for key, value in section.items():
-        allowed = "\n" if key in LIST_KEYS else ""
+    for key, value in values.items():
+        allowed = "\n" if key in LIST_KEYS else ""  # a list: one name a line
         bad = next(
             (ch for ch in value if ch not in allowed and unicodedata.category(ch) in CONTROL_CATEGORIES), None
         )
-        if bad is not None:
-            what = (
-                "a line break (an indented line continues the value above it)"
-                if bad == "\n"
-                else (f"the control character {bad!r}")
-            )
+        if bad is None:
+            continue
+        if toml:
             raise NXAlembicError(
-                f"{path}: the value of {key} contains {what}; write {key} = ... on one line "
-                "and start every other line at the left margin"
+                f"{path}: [{TOML_TABLE}] {key} contains the control character {bad!r}; "
+                f'write {key} = "..." as one plain line'
             )
+        what = (
+            "a line break (an indented line continues the value above it)"
+            if bad == "\n"
+            else (f"the control character {bad!r}")
+        )
+        raise NXAlembicError(
+            f"{path}: the value of {key} contains {what}; write {key} = ... on one line "
+            "and start every other line at the left margin"
+        )
 
 
 def _check_version_table(path: Path, pattern: str) -> None:
@@ -178,9 +262,8 @@ def _check_version_table(path: Path, pattern: str) -> None:
         )
 
 
-def load_settings(path: Path | str) -> Settings:
-    """Parse and validate one ``nxalembic.ini``; every problem is one :class:`NXAlembicError` line."""
-    path = Path(path).resolve()
+def _ini_values(path: Path) -> dict[str, str]:
+    """The ``[nxalembic]`` section of an ``nxalembic.ini``, as read by configparser."""
     # Inline comments as in the README: "module = mybot.main   # from mybot.main import bot".
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
     try:
@@ -201,19 +284,51 @@ def load_settings(path: Path | str) -> Settings:
         raise NXAlembicError(
             f"{path} has no [{SECTION}] section; add one with 'module = yourbot.main' and 'bot = bot'"
         )
-    section = parser[SECTION]
-    _check_no_control_characters(path, section)
-    known = {"module", "bot", "url", "version_table", "version_location", "core_cog", "extensions"}
-    unknown = sorted(set(section) - known)
+    values = dict(parser[SECTION])
+    _check_no_control_characters(path, values, toml=False)
+    return values
+
+
+def _toml_values(path: Path) -> dict[str, str]:
+    """The ``[tool.nxalembic]`` table of a ``pyproject.toml``: every value must be a TOML string."""
+    table = _nxalembic_table(path, read_pyproject(path))
+    if table is None:
+        raise NXAlembicError(
+            f'{path} has no [{TOML_TABLE}] table; add one with module = "yourbot.main" and bot = "bot"'
+        )
+    table = dict(table)
+    for key, value in table.items():
+        if key in LIST_KEYS and isinstance(value, list) and all(isinstance(item, str) for item in value):
+            table[key] = "\n".join(value)  # extensions = ["a", "b"]: the ini file's one-a-line list
+        elif not isinstance(value, str):
+            raise NXAlembicError(
+                f'{path}: [{TOML_TABLE}] {key} must be a string in quotes ({key} = "..."), '
+                f"not {_toml_type(value)}"
+            )
+    _check_no_control_characters(path, table, toml=True)
+    return table
+
+
+def load_settings(path: Path | str) -> Settings:
+    """Parse and validate ``nxalembic.ini`` or ``[tool.nxalembic]`` of a ``pyproject.toml``.
+
+    Both give the same keys and the same checks; every problem is one :class:`NXAlembicError`
+    line naming the file and the key.
+    """
+    path = Path(path).resolve()
+    toml = path.name == PYPROJECT
+    section = _toml_values(path) if toml else _ini_values(path)
+    label = f"[{TOML_TABLE}]" if toml else f"[{SECTION}]"
+    unknown = sorted(set(section) - set(KNOWN_KEYS))
     if unknown:
         raise NXAlembicError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in [{SECTION}]; "
-            f"known keys are {', '.join(sorted(known))}"
+            f"{path}: unknown key(s) {', '.join(unknown)} in {label}; "
+            f"known keys are {', '.join(sorted(KNOWN_KEYS))}"
         )
     module = section.get("module", "").strip()
     if not module:
         raise NXAlembicError(
-            f"{path}: [{SECTION}] needs 'module = yourbot.main' (the module that creates your bot)"
+            f"{path}: {label} needs 'module = yourbot.main' (the module that creates your bot)"
         )
     if not all(NAME_RE.fullmatch(part) for part in module.split(".")):
         dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")

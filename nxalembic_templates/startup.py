@@ -46,7 +46,7 @@ from .discovery import (
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy
-from .settings import CONFIG_FILE, Settings, find_config_file, load_settings
+from .settings import Settings, config_in, find_config_file, load_settings
 
 if TYPE_CHECKING:  # imported when needed: .runner imports Alembic, which the fast path does without
     from .runner import MigrationResult, Project
@@ -212,9 +212,8 @@ def _code_folders(bot: Any) -> Iterator[Path]:
 
 
 def _settings_for(ini: Path) -> Path:
-    """nxalembic.ini next to alembic.ini, else where the command line looks (current directory)."""
-    beside = ini.parent / CONFIG_FILE
-    return beside if beside.is_file() else find_config_file(ini.parent)
+    """The settings next to alembic.ini (nxalembic.ini, else [tool.nxalembic]), else where the command line looks."""
+    return config_in(ini.parent) or find_config_file(ini.parent)
 
 
 def _run(

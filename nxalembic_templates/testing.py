@@ -48,6 +48,7 @@ from .environment import load_schema
 from .errors import NXAlembicError
 from .request import CogRequest, attach
 from .scope import CogScope
+from .settings import pyproject_for
 
 __all__ = ["alembic_config_for", "cog_names", "per_cog_alembic_config", "upgrade_dependencies"]
 
@@ -67,7 +68,7 @@ def _ini_path(alembic_ini: str | Path) -> Path:
 def _schema(alembic_ini: Path) -> BotSchema:
     """Discover the bot once per alembic.ini and test session (importing it is the slow part)."""
     if alembic_ini not in _schemas:
-        config = AlembicConfig(str(alembic_ini))
+        config = AlembicConfig(str(alembic_ini), toml_file=pyproject_for(alembic_ini))
         attach(config, CogRequest(configure_logger=False))
         _schemas[alembic_ini] = load_schema(config)
     return _schemas[alembic_ini]
@@ -85,7 +86,7 @@ def _cog_alembic_config(cog: str, alembic_ini: Path, engine: Any = None) -> Alem
     connection the one pytest-alembic puts in ``config.attributes["connection"]`` (or *engine*).
     """
     schema = _schema(alembic_ini)
-    config = AlembicConfig(str(alembic_ini))
+    config = AlembicConfig(str(alembic_ini), toml_file=pyproject_for(alembic_ini))
     attach(config, CogRequest(cog=cog, configure_logger=False, schema=schema, connection=engine))
     script_location = Path(ScriptDirectory.from_config(config).dir).resolve()
     location = CogScope.for_cog(schema, cog, script_location).version_location

@@ -110,6 +110,18 @@ def documented_files(page: Path = PAGE) -> dict[str, str]:
     return files
 
 
+def documented_commands(page: Path) -> list[str]:
+    """Every ``$ `` line of the ``console`` code-blocks of *page*, in page order (the prompt cut off).
+
+    Pages whose commands a test runs as written (docs/pyproject.rst) take them from here, so
+    the page cannot drift from what is tested.
+    """
+    blocks = re.findall(r"^\.\. code-block:: console\n\n((?:   .*\n|\n)+)", page.read_text(), re.MULTILINE)
+    return [
+        line.strip()[2:] for block in blocks for line in block.splitlines() if line.strip().startswith("$ ")
+    ]
+
+
 FILES = documented_files()
 
 

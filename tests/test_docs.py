@@ -44,6 +44,7 @@ def test_docs_build_without_warnings(html: Path) -> None:
         "introduction",
         "quickstart",
         "configuration",
+        "pyproject",
         "migrations",
         "stock-alembic",
         "coming-from-nextcord-ormar",

@@ -1,0 +1,1 @@
+../percog/env.py

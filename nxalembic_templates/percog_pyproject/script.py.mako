@@ -1,0 +1,1 @@
+../percog/script.py.mako
