@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_scale, also under python -P
 
-import bench_scale  # noqa: E402
+import bench_scale
 
 TARGET = 0.05
 
@@ -142,7 +142,8 @@ def main() -> None:
         )
         ratio = (code + first) / imported
         print(
-            f"  {clock} clock: bot import {imported:.3f} s; importing nxalembic_templates.startup (and Alembic) "
+            f"  {clock} clock: bot import {imported:.3f} s; importing nxalembic_templates.startup "
+            "(and Alembic) "
             f"{code:.3f} s; first upgrade_sync(bot) {first:.3f} s; later ones {later:.3f} s"
         )
         print(

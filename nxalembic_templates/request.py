@@ -221,7 +221,7 @@ def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
             "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
             "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
         )
-    candidates = (
+    candidates: tuple[Callable[[], str | None], ...] = (
         lambda: given,
         lambda: schema.settings.url,
         lambda: alembic_ini_url(config),

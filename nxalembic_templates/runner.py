@@ -267,7 +267,7 @@ class Project:
         present = [cog for cog in cogs if tables[cog] in existing]
         for start in range(0, len(present), _UNION_BATCH):
             selects = [
-                sa.select(sa.literal(cog).label("cog"), sa.column("version_num")).select_from(
+                sa.select(sa.literal(cog).label("cog"), sa.column("version_num", sa.String)).select_from(
                     sa.table(tables[cog])
                 )
                 for cog in present[start : start + _UNION_BATCH]
@@ -470,9 +470,9 @@ class Project:
                     replayed.add(cog)
                     if not empty:
                         note(
-                            f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: compared the "
-                            "models with a scratch replay of its revisions (run 'nxalembic upgrade' first to "
-                            "compare with the database itself)"
+                            f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: "
+                            "compared the models with a scratch replay of its revisions (run 'nxalembic "
+                            "upgrade' first to compare with the database itself)"
                         )
             return generate(replayed)
 
@@ -509,7 +509,7 @@ class Project:
             connection.rollback()  # env.py begins its own (read-only) transaction
             row.model_changes = self.compare(cog, live=live)
             row.compared_with = "database" if live else "replayed history"
-        except Exception as exc:  # noqa: BLE001 - status must report every cog, whatever broke
+        except Exception as exc:  # status must report every cog, whatever broke
             row.not_compared = hide_password(self.url, _reason(exc))
         finally:
             connection.rollback()
@@ -524,8 +524,8 @@ class Project:
         if not found:
             return None
         return (
-            f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
-            f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
+            f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the "
+            f"cog's revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
         )
 
     def _unowned_tables(self, connection: Connection) -> list[str]:
@@ -587,7 +587,7 @@ def describe_diff(diff: Any) -> str:
     """A short human form of one autogenerate diff tuple (or list of tuples)."""
     if isinstance(diff, list):
         return "; ".join(describe_diff(d) for d in diff)
-    kind = diff[0]
+    kind: str = diff[0]
     if kind in ("add_table", "remove_table"):
         return f"{kind} {diff[1].name}"
     if kind in ("add_column", "remove_column"):
