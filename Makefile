@@ -19,9 +19,14 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/python examples/demo.py
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (one per CPU by default): nearly every
+# test waits on real processes and databases, and each worker starts its own throwaway
+# servers.  TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= auto
+
 test: install
 	bash .ci/install-postgres.sh
-	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -P -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # -- The ownership property at scale (hours: .ci/run does not run it) ------------------------
 # tests/test_property_ownership.py with LONG_EXAMPLES cases on each backend (sync SQLite,
@@ -68,7 +73,7 @@ PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(
 OLDEST_PINS := alembic==1.16.0 SQLAlchemy==2.0.40 ormar==0.26.0 nextcord==2.6.0
 MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py
 MATRIX_SELECT := not postgresql and not uninstall and (aiosqlite or not sqlite or on_sqlite)
-MATRIX_PYTEST_ARGS ?= -q
+MATRIX_PYTEST_ARGS ?= -q -n $(TEST_WORKERS)
 
 test-py312:
 	@$(MAKE) --no-print-directory matrix-leg LEG=py312 LEG_PYTHON="$(PYTHON312)" LEG_PINS="nextcord>=3"
@@ -81,7 +86,7 @@ matrix-leg:
 	test -x .venv-$(LEG)/bin/python || $(LEG_PYTHON) -m venv .venv-$(LEG)
 	rm -rf build/wheel-$(LEG)
 	.venv-$(LEG)/bin/python -m pip wheel -q --no-deps -w build/wheel-$(LEG) .
-	.venv-$(LEG)/bin/python -m pip install -q "$$(ls build/wheel-$(LEG)/*.whl)[sqlite,postgresql]" pytest $(foreach pin,$(LEG_PINS),'$(pin)')
+	.venv-$(LEG)/bin/python -m pip install -q "$$(ls build/wheel-$(LEG)/*.whl)[sqlite,postgresql]" pytest pytest-xdist $(foreach pin,$(LEG_PINS),'$(pin)')
 	.venv-$(LEG)/bin/python -m pip install -q --no-deps --force-reinstall build/wheel-$(LEG)/*.whl
 	@.venv-$(LEG)/bin/python -c 'import sys, importlib.metadata as m; print("matrix $(LEG): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "nextcord")))'
 	.venv-$(LEG)/bin/python -P -m pytest $(MATRIX_TESTS) -k "$(MATRIX_SELECT)" $(MATRIX_PYTEST_ARGS)

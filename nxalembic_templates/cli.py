@@ -484,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(INTERRUPTED, file=sys.stderr, flush=True)
         return 130
-    except CommandError as exc:
+    except (CommandError, NXAlembicError) as exc:
         if args.raiseerr:
             raise
         print(mask(f"FAILED: {first_line(str(exc)) or type(exc).__name__}"), file=sys.stderr)

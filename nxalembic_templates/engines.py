@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,6 +114,23 @@ def create_engine(
         sync_engine = engine
     locking.prepare(sync_engine, read_only, lock)
     return engine
+
+
+#: The placeholder Alembic's own templates write; it means "no URL configured".
+PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
+
+
+def configured_url(candidates: Iterable[Callable[[], str | None]], root: Path) -> str | None:
+    """The first of *candidates* (asked in order, each only if needed) that names a database.
+
+    The one precedence of database URLs, shared by Alembic's route (:func:`.request.database_url`)
+    and the start-up fast path (:mod:`.headcheck`); a relative SQLite path is anchored at *root*.
+    """
+    for candidate in candidates:
+        url = candidate()
+        if url and url.strip() != PLACEHOLDER_URL:
+            return anchor_sqlite_path(url.strip(), root)
+    return None
 
 
 def anchor_sqlite_path(url: str, root: Path) -> str:

@@ -29,13 +29,13 @@ from . import _compat, locking
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
 from .errors import (
-    LockTimeout,
     NXAlembicError,
     failing_revision,
     file_line,
     first_line,
     hide_password,
     remember_url,
+    reported_to_alembic,
     revision_frame,
 )
 from .history import forked_history, has_revision, use_cog_history, write_revisions_safely
@@ -79,10 +79,11 @@ class AlembicEnvironment(Protocol):
 def setup_logging(context: AlembicEnvironment) -> None:
     """Logging from alembic.ini, unless the caller runs many cogs in one process (``nxalembic``)."""
     config = context.config
-    if config.config_file_name and request_for(config).configure_logger:
-        from logging.config import fileConfig  # imported here: the nxalembic command never needs it
+    with reported_to_alembic():  # a bad -x is reported here, the first thing env.py asks
+        if config.config_file_name and request_for(config).configure_logger:
+            from logging.config import fileConfig  # imported here: the nxalembic command never needs it
 
-        fileConfig(config.config_file_name, disable_existing_loggers=False)
+            fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def load_schema(config: Config) -> BotSchema:
@@ -131,7 +132,8 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
 
         context = alembic_context
     try:
-        _run_migrations(context, configure_options)
+        with reported_to_alembic():  # Alembic's caller (the stock command line) knows CommandError only
+            _run_migrations(context, configure_options)
     except KeyboardInterrupt:
         if not request_for(context.config).from_command_line:
             raise  # not the stock command line: the caller (nxalembic, a test runner) decides
@@ -286,8 +288,8 @@ def _run_on_connection(
         with context.begin_transaction():
             locking.acquire(connection)
             context.run_migrations()
-    except LockTimeout:
-        raise  # already one line naming the database; asking the database more would wait again
+    except NXAlembicError:
+        raise  # ours, already one line (a LockTimeout: asking the database more would wait again)
     except CommandError as exc:
         raise _explain_command_error(exc, context, scope) from exc
     except Exception as exc:
@@ -331,7 +333,9 @@ def _already_exists_hint(
     )
 
 
-def _explain_command_error(exc: CommandError, context: AlembicEnvironment, scope: CogScope) -> CommandError:
+def _explain_command_error(
+    exc: CommandError, context: AlembicEnvironment, scope: CogScope
+) -> CommandError | NXAlembicError:
     """Alembic's message, or one that names the cog and the fix when we can tell the cause."""
     script, cog = context.script, scope.cog.name
     if str(exc).startswith("Multiple head revisions are present"):

@@ -1,8 +1,13 @@
 """One exception type for every problem a user can fix, and masking of database credentials.
 
-It subclasses :class:`alembic.util.CommandError`, so the stock ``alembic`` command line
-already prints it as a single ``FAILED: ...`` line and exits 1 without a traceback
-(``--raiseerr`` shows one).  The ``nxalembic`` command does the same.
+:class:`NXAlembicError` is a plain ``Exception``: this module (and so settings, discovery and
+the start-up fast path, which use it) must not import Alembic, whose import costs a bot's
+start about a fifth of its own import time.  Where our code hands control back to Alembic
+(env.py, callbacks Alembic calls), :func:`reported_to_alembic` raises it as Alembic's
+``CommandError`` instead, chained to the original, so the stock ``alembic`` command line prints
+one ``FAILED: ...`` line and exits 1 without a traceback (``--raiseerr`` shows one), and code
+calling ``alembic.command`` catches ``CommandError`` as before; :func:`unwrapped` gives the
+``nxalembic`` command and the start-up API the original back.
 
 A URL can carry credentials in two places: the password after the user name, and query
 keys such as ``?password=``, ``?sslpassword=`` or ``?passfile=`` (libpq and the PostgreSQL
@@ -14,6 +19,7 @@ message, so an error path that forgets to mask still prints no password.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import traceback
 from collections.abc import Iterable, Iterator
@@ -21,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 
 MASK = "***"
@@ -42,7 +47,7 @@ _CONNINFO = re.compile(r"(\b(?:ssl)?password\s*=\s*|\bpassfile\s*=\s*)('[^']*'|[
 _SECRETS: set[str] = set()
 
 
-class NXAlembicError(CommandError):
+class NXAlembicError(Exception):
     """A configuration, discovery or database problem, worded as what is wrong and how to fix it.
 
     The message is masked on the way in: the last line of defence against a password that
@@ -51,6 +56,30 @@ class NXAlembicError(CommandError):
 
     def __init__(self, message: Any = "", *args: Any) -> None:
         super().__init__(mask(str(message)), *args)
+
+
+@contextlib.contextmanager
+def reported_to_alembic() -> Iterator[None]:
+    """Raise an :class:`NXAlembicError` leaving the block as Alembic's ``CommandError``.
+
+    For code that Alembic runs and whose exceptions reach Alembic's own caller: env.py, and the
+    callbacks Alembic calls after env.py (writing a revision file).  The original is the
+    ``__cause__``; :func:`unwrapped` recovers it.  Alembic is imported only on that way out.
+    """
+    try:
+        yield
+    except NXAlembicError as exc:
+        from alembic.util import CommandError
+
+        raise CommandError(str(exc)) from exc
+
+
+def unwrapped(exc: BaseException) -> BaseException:
+    """The :class:`NXAlembicError` that :func:`reported_to_alembic` turned into *exc*, else *exc*."""
+    cause = exc.__cause__
+    if isinstance(cause, NXAlembicError) and not isinstance(exc, NXAlembicError) and str(exc) == str(cause):
+        return cause
+    return exc
 
 
 def _secrets_of(url: URL) -> Iterator[str]:

@@ -21,7 +21,7 @@ from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
 
 from . import _compat
-from .errors import NXAlembicError, file_line, first_line
+from .errors import NXAlembicError, file_line, first_line, reported_to_alembic
 from .naming import REVISION_ID, docstring_text
 
 
@@ -65,9 +65,7 @@ def _load_now(script: ScriptDirectory, location: Path) -> None:
     """Import the revision files now, so that a broken one is named before anything runs."""
     try:
         _ = script.revision_map.heads  # reading the heads loads every revision file
-    except CommandError:
-        raise
-    except KeyboardInterrupt:
+    except (CommandError, NXAlembicError, KeyboardInterrupt):
         raise
     except BaseException as exc:  # SystemExit too: a revision that exits must not end the command quietly
         raise NXAlembicError(_broken_revision_file(exc, location)) from exc
@@ -188,10 +186,11 @@ def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
     @functools.wraps(generate)
     def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
         if not REVISION_ID.fullmatch(revid):
-            raise NXAlembicError(
-                f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the file "
-                "name and the file); pass another --rev-id, or none to get a generated one"
-            )
+            with reported_to_alembic():  # Alembic calls this after env.py has returned
+                raise NXAlembicError(
+                    f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the "
+                    "file name and the file); pass another --rev-id, or none to get a generated one"
+                )
         kw.setdefault("cog", cog)
         return generate(revid, None if message is None else docstring_text(message), *args, **kw)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.config import Config
 
 from . import _compat
-from .engines import anchor_sqlite_path
+from .engines import configured_url
 from .errors import NXAlembicError
 
 if TYPE_CHECKING:
@@ -42,9 +42,6 @@ FALSE = frozenset({"0", "false", "no", "off"})
 
 #: ``-x`` keys that would let one cog use another cog's history; nxalembic.ini decides those.
 PER_COG_KEYS = ("version_table", "version_location", "version_locations", "version_path")
-
-#: The placeholder Alembic's own templates write; it means "no URL configured".
-PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
 
 
 @dataclass(frozen=True)
@@ -221,16 +218,12 @@ def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
             "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
             "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
         )
-    candidates: tuple[Callable[[], str | None], ...] = (
-        lambda: given,
-        lambda: schema.settings.url,
-        lambda: alembic_ini_url(config),
-        schema.default_url,
+    url = configured_url(
+        (lambda: given, lambda: schema.settings.url, lambda: alembic_ini_url(config), schema.default_url),
+        schema.settings.root,
     )
-    for candidate in candidates:
-        url = candidate()
-        if url and url.strip() != PLACEHOLDER_URL:
-            return anchor_sqlite_path(url.strip(), schema.settings.root)
+    if url is not None:
+        return url
     raise NXAlembicError(
         "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
         "pass -x url=..., or give your ormar models a database"

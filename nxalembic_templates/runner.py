@@ -35,7 +35,8 @@ from sqlalchemy.engine import URL, Connection
 from .discovery import BotSchema
 from .engines import parse_url, with_connection
 from .environment import load_schema
-from .errors import LockTimeout, NXAlembicError, described, first_line, hide_password
+from .errors import LockTimeout, NXAlembicError, described, first_line, hide_password, unwrapped
+from .headcheck import version_rows
 from .history import cog_script, forked_history
 from .locking import LockPolicy
 from .request import CogRequest, attach, database_url, parse_renames
@@ -214,11 +215,14 @@ class Project:
         try:
             with _sys_path_kept():
                 yield
-        except LockTimeout:
-            raise  # about the database, not the cog: kept as it is, so callers can tell it apart
         except CommandError as exc:
+            ours = unwrapped(exc)  # env.py reports our errors to Alembic as CommandError
+            # B904 does not fit here: `ours` is exc itself or the error exc wraps, so chaining it
+            # to exc would only make a loop.
+            if isinstance(ours, LockTimeout):
+                raise ours  # noqa: B904  (about the database, not the cog: kept as it is for callers)
             if f"cog {cog!r}" in str(exc):
-                raise
+                raise ours  # noqa: B904
             raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
         finally:
             attach(self.config, self.request)
@@ -263,19 +267,9 @@ class Project:
         """
         tables = {cog: self.scope(cog).version_table for cog in cogs}
         existing = set(sa.inspect(connection).get_table_names())
-        found: dict[str, list[str]] = {cog: [] for cog in cogs}
-        present = [cog for cog in cogs if tables[cog] in existing]
-        for start in range(0, len(present), _UNION_BATCH):
-            selects = [
-                sa.select(sa.literal(cog).label("cog"), sa.column("version_num", sa.String)).select_from(
-                    sa.table(tables[cog])
-                )
-                for cog in present[start : start + _UNION_BATCH]
-            ]
-            for cog, version in connection.execute(sa.union_all(*selects)):
-                found[cog].append(version)
+        found = version_rows(connection, {cog: tables[cog] for cog in cogs if tables[cog] in existing})
         connection.rollback()  # end the read's implicit transaction
-        return {cog: sorted(versions) for cog, versions in found.items()}
+        return {cog: found.get(cog, []) for cog in cogs}
 
     def pending(self, connection: Connection, cog: str) -> tuple[list[str], list[str], int]:
         """The cog's current revisions, its heads, and how many revisions are not applied."""
@@ -338,7 +332,7 @@ class Project:
                         command.upgrade(self.config, revision)
                 except LockTimeout:
                     raise
-                except CommandError as exc:
+                except (CommandError, NXAlembicError) as exc:
                     untouched = order[position + 1 :]
                     if not untouched:
                         raise
@@ -374,7 +368,7 @@ class Project:
                 if current[cog] != heads:
                     try:
                         count = self.unapplied(cog, current[cog])
-                    except CommandError as exc:
+                    except (CommandError, NXAlembicError) as exc:
                         raise NXAlembicError(f"cog {cog!r}: {first_line(str(exc))}") from exc
                 rows.append(CogBehind(cog, current[cog], heads, count))
             return rows
@@ -552,10 +546,6 @@ def _sys_path_kept() -> Iterator[None]:
             sys.path[:added] = [entry for entry in dict.fromkeys(sys.path[:added]) if entry not in present]
 
 
-#: Version tables read per ``UNION ALL`` statement (SQLite allows 500 terms by default).
-_UNION_BATCH = 200
-
-
 def _to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -566,7 +556,7 @@ def _count(n: int, noun: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """One line saying why a comparison did not run (an Alembic or nxalembic error is already worded)."""
-    if isinstance(exc, CommandError):
+    if isinstance(exc, (CommandError, NXAlembicError)):
         return first_line(str(exc)) or type(exc).__name__
     return described(exc)
 

@@ -14,8 +14,10 @@ than calling :class:`~.runner.Project`:
   (:mod:`.locking`), the others wait (``lock_timeout`` bounds that) and then find every cog
   at its head; or they run in ``verify`` mode and never migrate at all.
 
-What it does is the ``nxalembic upgrade`` of :mod:`.runner`, with the same fast path: one
-read of every version table, and a cog already at its head runs no Alembic command.  It
+Nearly every start finds every cog at its head, and that is told without Alembic, not even
+imported (:mod:`.headcheck`: the revision files parsed, every version table read at once).
+Otherwise what it does is the ``nxalembic upgrade`` of :mod:`.runner` (or its ``status``
+count in ``verify`` mode).  It
 prints nothing: one INFO line per cog goes to the logger ``nxalembic_templates.startup``
 (:data:`LOGGER_NAME`), and a wait for the lock is a WARNING there.
 """
@@ -30,15 +32,18 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .discovery import CLIENT_LIBRARIES, discover
+from .discovery import CLIENT_LIBRARIES, BotSchema, discover
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
+from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy
-from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, find_config_file, load_settings
+
+if TYPE_CHECKING:  # imported when needed: .runner imports Alembic, which the fast path does without
+    from .runner import MigrationResult, Project
 
 #: The logger the start-up API reports to (one INFO line per cog).
 LOGGER_NAME = "nxalembic_templates.startup"
@@ -200,8 +205,32 @@ def _settings_for(ini: Path) -> Path:
 
 
 def _run(bot: Any, ini: Path, mode: str, url: str | None, policy: LockPolicy) -> list[CogResult]:
-    """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify."""
+    """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify.
+
+    Nearly every start finds every cog at its head: :mod:`.headcheck` tells that from the
+    revision files and one read, without importing Alembic.  Otherwise (or when it cannot
+    tell) Alembic's route runs, under the migration lock in ``apply`` mode.
+    """
     schema = discover(load_settings(_settings_for(ini)), bot)
+    heads = heads_if_all_at_head(schema, ini, url)
+    if heads is not None:
+        return _at_head(heads, mode)
+    return _full_route(schema, ini, mode, url, policy)
+
+
+def _at_head(heads: dict[str, list[str]], mode: str) -> list[CogResult]:
+    """The result (and log lines) of either mode when every cog is at its head."""
+    line = "cog %s: at head %s, nothing to do" if mode == "apply" else "cog %s: at head %s"
+    for cog, head in heads.items():
+        log.info(line, cog, _short(head))
+    return [CogResult(cog, [], head, 0) for cog, head in heads.items()]
+
+
+def _full_route(
+    schema: BotSchema, ini: Path, mode: str, url: str | None, policy: LockPolicy
+) -> list[CogResult]:
+    from .runner import Project
+
     project = Project(ini, schema=schema, url=url)
     project.lock = policy
     project.announce = lambda parsed: log.debug("database: %s", hide_password(parsed))

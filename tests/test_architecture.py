@@ -26,6 +26,8 @@ LAYERS: list[set[str]] = [
     {"discovery"},
     {"locking"},
     {"engines"},
+    {"layout"},
+    {"headcheck"},
     {"request"},
     {"naming"},
     {"replay"},

@@ -145,9 +145,9 @@ def test_upgrade_at_head_runs_no_alembic_command_and_a_cog_behind_is_upgraded_al
 READ_CURRENTS = """
 import json
 from pathlib import Path
-from nxalembic_templates import runner
+from nxalembic_templates import headcheck, runner
 
-runner._UNION_BATCH = 2  # three cogs: two statements
+headcheck.UNION_BATCH = 2  # three cogs: two statements
 project = runner.Project(Path("alembic.ini"))
 cogs = sorted(project.schema.cogs)
 
@@ -162,7 +162,7 @@ print(json.dumps(project.connected(read, read_only=True)))
 
 
 def test_one_read_of_every_version_table_matches_alembics_own_reads(probed: Any) -> None:
-    """The batched read (statements of ``_UNION_BATCH`` tables) answers what Alembic answers per cog."""
+    """The batched read (statements of ``UNION_BATCH`` tables) answers what Alembic answers per cog."""
     project, _log, _files = probed
     script = project.path / "read_currents.py"
     script.write_text(READ_CURRENTS, encoding="utf-8")
