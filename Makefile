@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs clean
+.PHONY: install demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs lint dist clean
 .PHONY: test-discordpy test-disnake test-pycord library-leg
 
 $(BIN)/python:
@@ -14,7 +14,7 @@ $(BIN)/python:
 # The package is installed from its wheel (never editable): only the wheel registers the
 # nxcog template with stock Alembic, and that is what users get.
 install: $(BIN)/python
-	$(PIP) install -q ".[test]"
+	$(PIP) install -q ".[test,dev]"
 	$(PIP) install -q --no-deps --force-reinstall .
 
 demo: install
@@ -127,6 +127,23 @@ bench: install
 # HTML documentation; warnings are errors (tests/test_docs.py builds it too).
 docs: install
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# ruff (lint rules and formatting) and mypy --strict, the versions pinned in the dev extra;
+# configuration in pyproject.toml.  mypy checks the package, the template's env.py included.
+LINT_PATHS := nxalembic_templates tests benchmarks examples docs/conf.py .ci/check_dist.py
+
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+# The sdist and the wheel in dist/, as they would be uploaded, then checked by
+# .ci/check_dist.py (twine, the template and LICENSE in the wheel, a wheel built from the
+# sdist identical in content).
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	$(BIN)/python .ci/check_dist.py dist
 
 clean:
 	rm -rf $(VENV) .venv-py312 .venv-py313 .venv-oldest dist build docs/_build .pytest_cache

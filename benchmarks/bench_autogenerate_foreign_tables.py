@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -285,7 +285,8 @@ def verify(envs: list[Environment], scene: Scene, canary: Scene, root: Path) -> 
             detected = "New upgrade operations detected" in proc.stdout + proc.stderr
             if (proc.returncode == 0) != must_pass or detected == must_pass:
                 sys.exit(
-                    f"{env.name}: check on {target.url} should {'pass' if must_pass else 'find the stray column'}:\n"
+                    f"{env.name}: check on {target.url} should "
+                    f"{'pass' if must_pass else 'find the stray column'}:\n"
                     f"{proc.stdout}{proc.stderr}"
                 )
 
@@ -328,7 +329,8 @@ def report(
     growth = med[("ours", high)] / med[("ours", low)]
     speedup = med[("stock", high)] / med[("ours", high)]
     print(
-        f"  ours at {high} / ours at {low}: {growth:.2f}x (target <= 1.5x: {'met' if growth <= 1.5 else 'MISSED'})"
+        f"  ours at {high} / ours at {low}: {growth:.2f}x (target <= 1.5x: "
+        f"{'met' if growth <= 1.5 else 'MISSED'})"
     )
     print(f"  stock / ours at {high}: {speedup:.1f}x (target >= 5x: {'met' if speedup >= 5 else 'MISSED'})")
     if floors:

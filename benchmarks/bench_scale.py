@@ -51,7 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
-from machine import cpu_model, load_average  # noqa: E402
+from machine import cpu_model, load_average
 
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
@@ -219,18 +219,18 @@ def measure(root: Path, cogs: int, runs: int, env: dict[str, str]) -> dict[str, 
         shutil.rmtree(root / "migrations" / "versions", ignore_errors=True)
         (root / "migrations" / "versions").mkdir()
         fresh_database(root)
-        times["first migrate"].append(run(nx + ["migrate", "-m", "create table"], root, env))
+        times["first migrate"].append(run([*nx, "migrate", "-m", "create table"], root, env))
         if len(revision_files(root)) != cogs:
             sys.exit(f"first migrate wrote {len(revision_files(root))} files for {cogs} cogs")
         fresh_database(root)
-        times["upgrade (empty)"].append(run(nx + ["upgrade"], root, env))
-        times["upgrade (head)"].append(run(nx + ["upgrade"], root, env))
-        times["status"].append(run(nx + ["status"], root, env))
-        times["check"].append(run(nx + ["check"], root, env))
+        times["upgrade (empty)"].append(run([*nx, "upgrade"], root, env))
+        times["upgrade (head)"].append(run([*nx, "upgrade"], root, env))
+        times["status"].append(run([*nx, "status"], root, env))
+        times["check"].append(run([*nx, "check"], root, env))
         before = set(revision_files(root))
         write_cog(root, 0, CHANGE)
         try:
-            times["migrate (1 change)"].append(run(nx + ["migrate", "-m", "add score"], root, env))
+            times["migrate (1 change)"].append(run([*nx, "migrate", "-m", "add score"], root, env))
             written = set(revision_files(root)) - before
             if len(written) != 1:
                 sys.exit(f"migrate with one model change wrote {len(written)} files")
@@ -329,7 +329,8 @@ def print_tables(
         line = f"NXAlembic 0.3.3 nxalembic upgrade of {nx033_cogs} cogs from empty: {nx033:.2f} s"
         if ours is not None:
             line += (
-                f"; ours {ours['upgrade (empty)']:.2f} s = {ours['upgrade (empty)'] / nx033:.2f}× NXAlembic 0.3.3,"
+                f"; ours {ours['upgrade (empty)']:.2f} s = {ours['upgrade (empty)'] / nx033:.2f}× "
+                "NXAlembic 0.3.3,"
                 f" {ours['upgrade (empty)'] / ours['floor']:.2f}× our floor"
             )
         out(line)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_scale, also under python -P
 
-import bench_scale  # noqa: E402
+import bench_scale
 
 TARGET = 0.05
 
@@ -170,9 +170,9 @@ def main() -> None:
             (s["code"][index] + s["checks"][0][index]) / s["import"][index] for s in plain
         )
         print(
-            f"  {clock} clock: bot import {imported:.3f} s (of which the collection it made due {collect:.3f} s); "
-            f"importing nxalembic_templates.startup {code:.3f} s; first upgrade_sync(bot) {first:.3f} s; "
-            f"later ones {later:.3f} s"
+            f"  {clock} clock: bot import {imported:.3f} s (of which the collection it made due "
+            f"{collect:.3f} s); importing nxalembic_templates.startup {code:.3f} s; "
+            f"first upgrade_sync(bot) {first:.3f} s; later ones {later:.3f} s"
         )
         print(
             f"    start-up check (import + first call) / bot import: {ratio:.1%} (target <= {TARGET:.0%}: "

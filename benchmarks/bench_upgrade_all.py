@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model
 
 BIN = Path(sys.executable).parent
 ALEMBIC = str(BIN / "alembic")

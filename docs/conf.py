@@ -15,7 +15,7 @@ import nxalembic_templates
 
 project = "nxalembic-templates"
 author = "nxalembic-templates developers"
-copyright = "nxalembic-templates developers"  # noqa: A001  (Sphinx's name)
+copyright = "nxalembic-templates developers"  # the name Sphinx reads (it shadows the builtin)
 release = version = nxalembic_templates.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinxarg.ext"]

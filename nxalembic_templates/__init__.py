@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: The one place the version is written: the build reads it ([tool.hatch.version] in
+#: pyproject.toml), and so do ``nxalembic --version`` and the documentation.
 __version__ = "0.1.0"
 
 #: The template folder; ``alembic init -t <this path>`` works in every kind of install.

@@ -24,8 +24,8 @@ from alembic.util import CommandError
 from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
 from .environment import INTERRUPTED
 from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
-from .request import FALSE, PER_COG_KEYS, TRUE
 from .locking import LockPolicy
+from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
 
@@ -324,7 +324,8 @@ def _downgrade_target(args: argparse.Namespace, cogs: Sequence[str] = ()) -> tup
         form = "--cog" if args.cog_option else "-x cog="
         if (cog is not None and revision is not None) or (cog in cogs and cog != option):
             raise NXAlembicError(
-                f"downgrade takes the cog once, as COG or as {form}, not both ({cog}, {option}); give one of them"
+                f"downgrade takes the cog once, as COG or as {form}, not both ({cog}, {option}); "
+                "give one of them"
             )
         cog, revision = option, cog if revision is None or cog == option else revision
     if cog is None:
@@ -432,7 +433,7 @@ def _print_status(status: Any) -> None:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     for c in status.cogs:
         if c.not_compared is not None:
             print(f"{c.cog}: models not compared: {c.not_compared}")

@@ -5,8 +5,9 @@ least one ormar model: in the extension module itself (single-file cog) or anywh
 package (package cog), including the many-to-many *through* tables ormar creates for it.
 Models the bot imports from outside every extension belong to a pseudo-cog (``core`` unless
 ``core_cog`` says otherwise), except models of extensions that are not loaded (modules with a
-``setup()`` function that a loaded cog happens to import): those belong to no cog.  Both the stock ``alembic -x cog=`` route and the ``nxalembic``
-command get their cogs from :func:`discover`, so they can never disagree.
+``setup()`` function that a loaded cog happens to import): those belong to no cog.  Both the
+stock ``alembic -x cog=`` route and the ``nxalembic`` command get their cogs from
+:func:`discover`, so they can never disagree.
 """
 
 from __future__ import annotations
@@ -383,7 +384,7 @@ class _StartGuard(importlib.abc.MetaPathFinder):
 class _PatchAfterLoading:
     """A module loader that runs *after(module)* once the module has loaded."""
 
-    def __init__(self, loader: Any, after: Callable[[ModuleType], None]) -> None:
+    def __init__(self, loader: importlib.abc.Loader, after: Callable[[ModuleType], None]) -> None:
         self._loader = loader
         self._after = after
 
@@ -570,7 +571,7 @@ def _refuse_version_table_names(settings: Settings, cogs: Mapping[str, Cog]) -> 
     column) and Alembic as the cog's history: either way a cog's migration state is lost.
     """
     for cog in cogs.values():
-        for model, table in zip(cog.models, cog.tables):
+        for model, table in zip(cog.models, cog.tables, strict=True):
             owner = settings.version_table_cog(table.name)
             if owner is None:
                 continue
@@ -616,7 +617,9 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
     cogs: dict[str, Cog] = {}
     claimed: dict[str, str] = {}
 
-    def add(name: str, origin: str, extension: str | None, directory: Path, models: list) -> None:
+    def add(
+        name: str, origin: str, extension: str | None, directory: Path, models: list[type[ormar.Model]]
+    ) -> None:
         if name in claimed:
             raise NXAlembicError(
                 f"cog name {name!r} is claimed by both {claimed[name]} and {origin}; give one of "

@@ -12,12 +12,13 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -49,7 +50,33 @@ log = logging.getLogger("nxalembic_templates")
 INTERRUPTED = "FAILED: interrupted (Ctrl-C); the migration in progress, if any, was rolled back"
 
 
-def setup_logging(context: EnvironmentContext) -> None:
+class AlembicEnvironment(Protocol):
+    """What env.py hands over: the members of Alembic's environment this module uses.
+
+    env.py passes ``alembic.context``, a module whose functions Alembic forwards to the
+    :class:`~alembic.runtime.environment.EnvironmentContext` of the running command; callers
+    in Python may pass that ``EnvironmentContext`` itself.  Both have these members, so both
+    are accepted, and a type checker tells them apart from anything else.
+    """
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def script(self) -> ScriptDirectory: ...
+
+    def configure(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def is_offline_mode(self) -> bool: ...
+
+    def begin_transaction(self) -> AbstractContextManager[Any]: ...
+
+    def run_migrations(self, **kw: Any) -> None: ...
+
+    def get_context(self) -> MigrationContext: ...
+
+
+def setup_logging(context: AlembicEnvironment) -> None:
     """Logging from alembic.ini, unless the caller runs many cogs in one process (``nxalembic``)."""
     config = context.config
     with reported_to_alembic():  # a bad -x is reported here, the first thing env.py asks
@@ -94,7 +121,7 @@ def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:
     return CogScope.for_cog(schema, request.cog, Path(script.dir).resolve(), request)
 
 
-def run_migrations(context: EnvironmentContext | None = None, **configure_options: Any) -> None:
+def run_migrations(context: AlembicEnvironment | None = None, **configure_options: Any) -> None:
     """Run the current Alembic command for the selected cog, offline or online.
 
     *configure_options* are passed on to :meth:`EnvironmentContext.configure` (for example
@@ -103,8 +130,7 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
     if context is None:
         from alembic import context as alembic_context
 
-        context = alembic_context  # type: ignore[assignment]
-    assert context is not None
+        context = alembic_context
     try:
         with reported_to_alembic():  # Alembic's caller (the stock command line) knows CommandError only
             _run_migrations(context, configure_options)
@@ -116,7 +142,7 @@ def run_migrations(context: EnvironmentContext | None = None, **configure_option
         raise SystemExit(130) from None
 
 
-def _run_migrations(context: EnvironmentContext, configure_options: dict[str, Any]) -> None:
+def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
     scope = cog_scope(config, context.script)
@@ -207,7 +233,7 @@ def _target_url(config: Config, scope: CogScope) -> str | None:
         return None
 
 
-def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: dict[str, Any]) -> None:
+def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: dict[str, Any]) -> None:
     config = context.config
     connection = borrowed_connection(config, scope.request)
     if isinstance(connection, Engine):
@@ -247,7 +273,7 @@ def _run_online_or_sql(context: EnvironmentContext, scope: CogScope, options: di
 
 
 def _run_on_connection(
-    context: EnvironmentContext, scope: CogScope, connection: Connection, options: dict
+    context: AlembicEnvironment, scope: CogScope, connection: Connection, options: dict[str, Any]
 ) -> None:
     scope.check_dialect(connection.dialect)
     context.configure(
@@ -307,7 +333,9 @@ def _already_exists_hint(
     )
 
 
-def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope: CogScope) -> CommandError:
+def _explain_command_error(
+    exc: CommandError, context: AlembicEnvironment, scope: CogScope
+) -> CommandError | NXAlembicError:
     """Alembic's message, or one that names the cog and the fix when we can tell the cause."""
     script, cog = context.script, scope.cog.name
     if str(exc).startswith("Multiple head revisions are present"):
@@ -319,9 +347,9 @@ def _explain_command_error(exc: CommandError, context: EnvironmentContext, scope
     unknown = [rev for rev in current if not has_revision(script, rev)]
     if unknown:
         return NXAlembicError(
-            f"cog {cog!r}: the database ({scope.version_table}) is at revision {', '.join(unknown)}, which is "
-            f"not in {scope.version_location}; restore that revision file, or if it is gone for good, "
-            f"'alembic -x cog={cog} stamp --purge REVISION' records where the database really is"
+            f"cog {cog!r}: the database ({scope.version_table}) is at revision {', '.join(unknown)}, "
+            f"which is not in {scope.version_location}; restore that revision file, or if it is gone for "
+            f"good, 'alembic -x cog={cog} stamp --purge REVISION' records where the database really is"
         )
     return exc
 
@@ -349,6 +377,6 @@ def _revisions_must_not_exit(cog: str) -> Iterator[None]:
             else f"{type(exc).__name__} raised"
         )
         raise NXAlembicError(
-            f"cog {cog!r}: revision {revision} failed: {what} at {file_line(filename, lineno)}; a revision must not end "
-            "the process: remove that call, or raise an exception to make the migration fail"
+            f"cog {cog!r}: revision {revision} failed: {what} at {file_line(filename, lineno)}; a revision "
+            "must not end the process: remove that call, or raise an exception to make the migration fail"
         ) from exc

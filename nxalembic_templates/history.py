@@ -64,7 +64,7 @@ def cog_script(
 def _load_now(script: ScriptDirectory, location: Path) -> None:
     """Import the revision files now, so that a broken one is named before anything runs."""
     try:
-        script.revision_map.heads  # load the revision files now: a broken one is named below
+        _ = script.revision_map.heads  # reading the heads loads every revision file
     except (CommandError, NXAlembicError, KeyboardInterrupt):
         raise
     except BaseException as exc:  # SystemExit too: a revision that exits must not end the command quietly

@@ -52,7 +52,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -102,7 +102,14 @@ class LockPolicy:
         ):
             raise ValueError(f"lock timeout must be a number of seconds >= 0, not {self.timeout!r}")
 
+    @overload
+    def limit(self, default: float) -> float: ...
+
+    @overload
+    def limit(self, default: float | None) -> float | None: ...
+
     def limit(self, default: float | None) -> float | None:
+        """The timeout in seconds: this policy's, else *default* (``None``: no limit)."""
         return self.timeout if self.timeout is not None else default
 
     def describe(self, default: float | None) -> str:
@@ -157,7 +164,8 @@ def _make_read_only(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
         try:
-            engine.dialect.set_readonly(dbapi_connection, True)
+            # set_readonly() is a method of SQLAlchemy's PostgreSQL dialects only, and untyped there
+            engine.dialect.set_readonly(dbapi_connection, True)  # type: ignore[attr-defined]
         except NotImplementedError:  # a driver SQLAlchemy cannot switch: the code still only reads
             pass
 
@@ -275,7 +283,8 @@ def _advisory_lock(connection: Connection, function: str) -> None:
             raise
         raise LockTimeout(
             f"gave up after {policy.timeout:g} s waiting for the migration lock on {where}: another process "
-            "is migrating this database (or holds the lock); let it finish, raise the lock timeout, or try again later"
+            "is migrating this database (or holds the lock); let it finish, raise the lock timeout, or "
+            "try again later"
         ) from None
     connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": before})
 

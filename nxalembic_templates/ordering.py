@@ -29,11 +29,11 @@ def dependency_order(
             return
         if state.get(name) == "active":
             if on_cycle is not None:
-                on_cycle(path[path.index(name) :] + [name])
+                on_cycle([*path[path.index(name) :], name])
             return
         state[name] = "active"
         for dependency in sorted(depends_on.get(name, ())):
-            visit(dependency, path + [name])
+            visit(dependency, [*path, name])
         state[name] = "done"
         order.append(name)
 

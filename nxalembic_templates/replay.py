@@ -60,7 +60,9 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         **kw: Any,
     ) -> None:
         with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
-            batch.create_unique_constraint(constraint_name, columns, **kw)
+            # Autogenerate writes None for an unnamed constraint; Alembic's batch form is annotated
+            # with str but hands the name to CreateUniqueConstraintOp, which takes None.
+            batch.create_unique_constraint(constraint_name, columns, **kw)  # type: ignore[arg-type]
 
     def drop_constraint(
         constraint_name: str,
@@ -152,8 +154,9 @@ def scratch_database(
             except Exception as exc:
                 revision = failing_revision(exc) or "?"
                 raise NXAlembicError(
-                    f"cog {cog!r}: replaying revision {revision} into the scratch database {hide_password(url)!r} "
-                    f"failed: {described(exc)}; pass a scratch database of your kind with -x scratch_url=..."
+                    f"cog {cog!r}: replaying revision {revision} into the scratch database "
+                    f"{hide_password(url)!r} failed: {described(exc)}; pass a scratch database of your kind "
+                    "with -x scratch_url=..."
                 ) from exc
             finally:
                 alembic_log.setLevel(level)
@@ -164,7 +167,7 @@ def scratch_database(
 
 def history_tables(connection: Connection, version_table: str) -> set[str]:
     """Tables in a scratch database: the tables the cog's own revisions created."""
-    stubs = connection.info.get("nxalembic.stubs", set())
+    stubs: set[str] = connection.info.get("nxalembic.stubs", set())
     return set(sa.inspect(connection).get_table_names()) - {version_table} - stubs
 
 

@@ -155,8 +155,8 @@ class Rewriter:
         }
         if unmatched:
             raise NXAlembicError(
-                f"cog {self.cog!r}: rename hint for table(s) {', '.join(sorted(unmatched))} matched no change "
-                "(is the model renamed and the column removed/added in one step?)"
+                f"cog {self.cog!r}: rename hint for table(s) {', '.join(sorted(unmatched))} matched no "
+                "change (is the model renamed and the column removed/added in one step?)"
             )
 
     # drops ------------------------------------------------------------------------------
@@ -166,8 +166,9 @@ class Rewriter:
             return
         if not (self.request.allow_drops or self.include_drops):
             self.notes.append(
-                f"cog {self.cog!r}: table(s) {', '.join(sorted(tables))} created by this cog's revisions are no "
-                "longer modelled; no drop written (rerun with --allow-drops / -x allow_drops=true to drop them)"
+                f"cog {self.cog!r}: table(s) {', '.join(sorted(tables))} created by this cog's revisions are "
+                "no longer modelled; no drop written (rerun with --allow-drops / -x allow_drops=true to drop "
+                "them)"
             )
             return
         if connection is None:
@@ -197,9 +198,10 @@ class Rewriter:
                             else ""
                         )
                         raise NXAlembicError(
-                            f"cog {self.cog!r}: adding NOT NULL column {table_ops.table_name}.{column.name} without "
-                            "a server default fails on any non-empty table; make it nullable (nullable=True) or "
-                            f"give it a server default (server_default=...) in the model{hint}"
+                            f"cog {self.cog!r}: adding NOT NULL column {table_ops.table_name}.{column.name} "
+                            "without a server default fails on any non-empty table; make it nullable "
+                            "(nullable=True) or give it a server default (server_default=...) in the "
+                            f"model{hint}"
                         )
 
 

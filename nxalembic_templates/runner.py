@@ -221,10 +221,12 @@ class Project:
                 yield
         except CommandError as exc:
             ours = unwrapped(exc)  # env.py reports our errors to Alembic as CommandError
+            # B904 does not fit here: `ours` is exc itself or the error exc wraps, so chaining it
+            # to exc would only make a loop.
             if isinstance(ours, LockTimeout):
-                raise ours  # about the database, not the cog: kept as it is, so callers can tell it apart
+                raise ours  # noqa: B904  (about the database, not the cog: kept as it is for callers)
             if f"cog {cog!r}" in str(exc):
-                raise ours
+                raise ours  # noqa: B904
             raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
         finally:
             attach(self.config, self.request)
@@ -466,9 +468,9 @@ class Project:
                     replayed.add(cog)
                     if not empty:
                         note(
-                            f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: compared the "
-                            "models with a scratch replay of its revisions (run 'nxalembic upgrade' first to "
-                            "compare with the database itself)"
+                            f"cog {cog!r}: {_count(pending, 'revision')} not applied to the database: "
+                            "compared the models with a scratch replay of its revisions (run 'nxalembic "
+                            "upgrade' first to compare with the database itself)"
                         )
             return generate(replayed)
 
@@ -505,7 +507,7 @@ class Project:
             connection.rollback()  # env.py begins its own (read-only) transaction
             row.model_changes = self.compare(cog, live=live)
             row.compared_with = "database" if live else "replayed history"
-        except Exception as exc:  # noqa: BLE001 - status must report every cog, whatever broke
+        except Exception as exc:  # status must report every cog, whatever broke
             row.not_compared = hide_password(self.url, _reason(exc))
         finally:
             connection.rollback()
@@ -520,8 +522,8 @@ class Project:
         if not found:
             return None
         return (
-            f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the cog's "
-            f"revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
+            f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the "
+            f"cog's revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
         )
 
     def _unowned_tables(self, connection: Connection) -> list[str]:
@@ -579,7 +581,7 @@ def describe_diff(diff: Any) -> str:
     """A short human form of one autogenerate diff tuple (or list of tuples)."""
     if isinstance(diff, list):
         return "; ".join(describe_diff(d) for d in diff)
-    kind = diff[0]
+    kind: str = diff[0]
     if kind in ("add_table", "remove_table"):
         return f"{kind} {diff[1].name}"
     if kind in ("add_column", "remove_column"):

@@ -110,8 +110,9 @@ class CogScope:
             raise NXAlembicError(
                 f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
                 f"characters long and {dialect.name} allows {limit} (its primary key "
-                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
-                f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
+                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten "
+                f"version_table in {self.schema.settings.path.name}, or the cog name with "
+                f"{COG_NAME_ATTRIBUTE} = '...'"
             )
 
     def target_metadata(self) -> list[sa.MetaData]:
@@ -182,7 +183,9 @@ class CogScope:
             return self.owns(table.name, table.schema)
         return True
 
-    def process_revision_directives(self, context: Any, revision: Any, directives: list) -> None:
+    def process_revision_directives(
+        self, context: Any, revision: Any, directives: list[ops.MigrationScript]
+    ) -> None:
         """Keep only operations on own tables, then apply renames, drops, guard and naming.
 
         An autogenerate that finds nothing writes no file (``revision`` only: ``check`` needs
@@ -202,7 +205,9 @@ class CogScope:
                 request=self.request,
                 include_drops=command == "check",
             )
-            for upgrade_ops, downgrade_ops in zip(script.upgrade_ops_list, script.downgrade_ops_list):
+            for upgrade_ops, downgrade_ops in zip(
+                script.upgrade_ops_list, script.downgrade_ops_list, strict=True
+            ):
                 upgrade_ops.ops[:] = list(self._allowed(upgrade_ops.ops))
                 downgrade_ops.ops[:] = rewriter.rewrite(context.connection, upgrade_ops).ops
             for note in rewriter.notes:

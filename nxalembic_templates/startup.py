@@ -130,7 +130,8 @@ def upgrade_sync(
         pass
     else:
         raise RuntimeError(
-            "nxalembic_templates.upgrade_sync() was called inside a running event loop, which it would block; "
+            "nxalembic_templates.upgrade_sync() was called inside a running event loop, which it would "
+            "block; "
             "use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
@@ -192,7 +193,8 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
         return (Path.cwd() / ALEMBIC_INI).resolve()
     looked.append(str(Path.cwd()))
     raise NXAlembicError(
-        f"no {ALEMBIC_INI} found for the bot (looked in {'; '.join(looked)}); pass config='path/to/alembic.ini' "
+        f"no {ALEMBIC_INI} found for the bot (looked in {'; '.join(looked)}); pass "
+        "config='path/to/alembic.ini' "
         "or set ALEMBIC_CONFIG"
     )
 

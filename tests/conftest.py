@@ -38,6 +38,7 @@ ALL_BACKENDS = SQLITE_BACKENDS + POSTGRES_BACKENDS
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test a source checkout: the template must come from the installed wheel."""
     import alembic
+
     import nxalembic_templates
 
     installed = Path(alembic.__file__).parent / "templates" / "nxcog" / "env.py"

@@ -68,7 +68,10 @@ EVOLUTIONS = [
         MUSIC,
         SONG_TITLE,
         SONG_TITLE
-        + '    added_by: Optional[User] = ormar.ForeignKey(User, nullable=True, related_name="added_songs")\n',
+        + (
+            "    added_by: Optional[User] = "
+            'ormar.ForeignKey(User, nullable=True, related_name="added_songs")\n'
+        ),
         (),
     ),
     ("core", CORE, "max_length=100)", "max_length=150)", ()),

@@ -48,7 +48,10 @@ while not (folder / "release").exists():  # the test releases the gate once it s
 
 def write_revisions(project: BotProject) -> None:
     for cog, revision in REVISIONS.items():
-        body = f"{create_table(f'{cog}_shard')}\nop.execute(\"INSERT INTO shard_log (revision) VALUES ('{revision}')\")"
+        body = (
+            f"{create_table(f'{cog}_shard')}\n"
+            f"op.execute(\"INSERT INTO shard_log (revision) VALUES ('{revision}')\")"
+        )
         write_revision(project, cog, revision, None, body + (GATE if cog == "core" else ""))
     project.db.execute("CREATE TABLE shard_log (revision VARCHAR(40) NOT NULL)")
 

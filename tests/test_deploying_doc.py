@@ -3,7 +3,8 @@
 The files are taken from the page itself (each ``code-block`` with a ``:caption:`` is one
 file, named by its caption), so the page cannot drift from what is tested.  The bot is
 generated once per session: ``mybot`` with one cog, ``notes``, an environment made by the real
-``alembic init -t nxcog`` and the cog's first revision written by the real ``nxalembic migrate``.  Each file then runs in a real process (``python start.py``,
+``alembic init -t nxcog`` and the cog's first revision written by the real
+``nxalembic migrate``.  Each file then runs in a real process (``python start.py``,
 ``sh entrypoint.sh``...) on a fresh database.
 
 Only the Discord login is replaced, as the page says: ``sitecustomize.py`` (on

@@ -53,6 +53,7 @@ def test_docs_build_without_warnings(html: Path) -> None:
         "testing",
         "performance",
         "api",
+        "contributing",
     } <= pages
 
 

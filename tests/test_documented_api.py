@@ -15,8 +15,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from conftest import BotProject, run, sync_url
 from test_documented_configuration import created_tables, load_extension, write
 
@@ -217,7 +215,8 @@ def test_schema_qualified_models_with_include_schemas(make_project) -> None:
     project.edit(
         "demobot/cogs/radio.py",
         "    name: str = ormar.String(max_length=50)\n",
-        "    name: str = ormar.String(max_length=50)\n    genre: Optional[str] = ormar.String(max_length=20, nullable=True)\n",
+        "    name: str = ormar.String(max_length=50)\n"
+        "    genre: Optional[str] = ormar.String(max_length=20, nullable=True)\n",
     )
     project.nxalembic("migrate", "--cog", "radio")
     [change] = [p for p in project.revisions("radio") if p != first]

@@ -25,7 +25,6 @@ import pytest
 from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, run
 from test_bad_input import assert_one_clear_line
 from test_cli import close_a_cycle
-from test_documented_configuration import created_tables
 
 MUSIC = "demobot/cogs/music/models.py"
 LOCALE = (
@@ -122,7 +121,8 @@ def test_offline_autogenerate_replays_into_the_scratch_database_given(
         assert [r[1] for r in scratch.execute("PRAGMA table_info(core_users)")] == ["id", "name"]
     assert not (tmp_path / "bot.db").exists(), "offline autogenerate must not open the live database"
 
-    # a hand-written revision with PostgreSQL-only SQL: the default scratch (SQLite in memory) cannot replay it
+    # a hand-written revision with PostgreSQL-only SQL: the default scratch (SQLite in memory)
+    # cannot replay it
     project.cog("core", "revision", "-m", "comment", "--rev-id", "comment")
     with_body(
         revision_file(project, "core", "comment"),

@@ -105,7 +105,8 @@ def test_autogenerate_ignores_the_tables_of_an_unloaded_cog(make_project, backen
     project.edit(
         "demobot/models.py",
         "    name: str = ormar.String(max_length=100)\n",
-        "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+        "    name: str = ormar.String(max_length=100)\n"
+        "    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
     )
     for cog in ("core", "music"):
         project.cog(cog, "revision", "--autogenerate", "-m", "after unload")

@@ -156,7 +156,8 @@ def legacy_revision(revision: str, down: str | None, upgrade: str, downgrade: st
         return textwrap.indent(textwrap.dedent(code).strip(), "    ")
 
     return (
-        f'"""\n\nRevision ID: {revision}\nRevises: {down or ""}\nCreate Date: 2022-07-24 21:47:21.160156\n\n"""\n'
+        f'"""\n\nRevision ID: {revision}\nRevises: {down or ""}\nCreate Date: 2022-07-24 '
+        '21:47:21.160156\n\n"""\n'
         "from alembic import op\nimport sqlalchemy as sa\n\n\n# revision identifiers, used by Alembic.\n"
         f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
         f"def upgrade() -> None:\n{body(upgrade)}\n\n\ndef downgrade() -> None:\n{body(downgrade)}\n"
@@ -225,7 +226,8 @@ with engine.connect() as connection:
 """
 
 ROWS = [
-    "INSERT INTO \"Music.songs\" (id, title, genre) VALUES (1, 'Clair de lune', 'jazz'), (2, 'Paranoid', 'rock')",
+    "INSERT INTO \"Music.songs\" (id, title, genre) VALUES (1, 'Clair de lune', 'jazz'), (2, 'Paranoid', "
+    "'rock')",
     "INSERT INTO \"economy.wallets\" (_id, balance) VALUES ('_alice', 10), ('bob', 0)",
 ]
 
@@ -472,8 +474,8 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     check = bot.nx("check", check=False)
     assert check.returncode != 0, check.output
     assert (
-        "Music: models differ from migrations: add_fk fk_Music.playlists_Music.songs_id_top on Music.playlists"
-        in check.stdout
+        "Music: models differ from migrations: add_fk fk_Music.playlists_Music.songs_id_top on "
+        "Music.playlists" in check.stdout
     ), check.output
 
     bot.nx("migrate", "--cog", "Music")
@@ -494,7 +496,8 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     assert old_rows(bot.db) == OLD_ROWS
     assert "No new upgrade operations detected" in bot.cog("Music", "check").output
 
-    # A new database from the same files: the old revision now makes the constraint, the new one keeps it once.
+    # A new database from the same files: the old revision now makes the constraint, the new one
+    # keeps it once.
     fresh = Database(bot.db.url.replace("bot.db", "fresh.db"))
     bot.nx("upgrade", "--cog", "Music", db=fresh)
     [fk] = sa.inspect(fresh.engine).get_foreign_keys("Music.playlists")

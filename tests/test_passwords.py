@@ -88,14 +88,16 @@ def pg_url(
     quoted: bool = True,
 ) -> str:
     secret = quote(password, safe="") if quoted else password
-    return f"postgresql+{driver}://{user}:{secret}@{server.host}:{server.port if port is None else port}/{database}"
+    port = server.port if port is None else port
+    return f"postgresql+{driver}://{user}:{secret}@{server.host}:{port}/{database}"
 
 
 def masked_url(
     server: PostgresServer, driver: str, user: str, database: str, port: int | str | None = None
 ) -> str:
     """The URL as a message must show it."""
-    return f"postgresql+{driver}://{user}:{MASK}@{server.host}:{server.port if port is None else port}/{database}"
+    port = server.port if port is None else port
+    return f"postgresql+{driver}://{user}:{MASK}@{server.host}:{port}/{database}"
 
 
 def database_name(project: BotProject) -> str:

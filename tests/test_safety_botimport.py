@@ -17,7 +17,6 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -80,7 +79,8 @@ def library_fails(p: BotProject) -> None:
 def table_twice(p: BotProject) -> None:
     with (p.path / "demobot/cogs/economy.py").open("a") as fh:
         fh.write(
-            '\n\nclass OldWallet(ormar.Model):\n    ormar_config = base_config.copy(tablename="economy_wallets")\n\n'
+            "\n\nclass OldWallet(ormar.Model):\n"
+            '    ormar_config = base_config.copy(tablename="economy_wallets")\n\n'
             "    id: int = ormar.Integer(primary_key=True)\n"
         )
 
@@ -198,7 +198,7 @@ CASES = [
 def test_bot_import_mistakes_give_one_line_and_change_nothing(
     project: BotProject,
     case: Case,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     if case.setup is not None:
@@ -218,7 +218,7 @@ def test_bot_import_mistakes_give_one_line_and_change_nothing(
         assert project.db.snapshot() == before
 
 
-def test_sys_exit_in_env_py_is_not_success_for_nxalembic(project: BotProject) -> None:  # noqa: F811
+def test_sys_exit_in_env_py_is_not_success_for_nxalembic(project: BotProject) -> None:
     """A stray ``sys.exit(0)`` outside the bot (here in env.py) still fails ``nxalembic``."""
     project.edit(
         "migrations/env.py", "run_migrations(context)", "import sys\nsys.exit(0)\nrun_migrations(context)"
@@ -242,7 +242,7 @@ def test_sys_exit_in_env_py_is_not_success_for_nxalembic(project: BotProject) ->
     assert project.nxalembic("no-such-command", check=False).returncode == 2
 
 
-def test_the_guard_is_gone_after_the_import(project: BotProject) -> None:  # noqa: F811
+def test_the_guard_is_gone_after_the_import(project: BotProject) -> None:
     """After discovery the Discord client is untouched: its methods and the import system restored."""
     script = (
         "import sys, nextcord\n"

@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, Result, run
 from test_bad_input import (  # noqa: F401  (base_project and project are fixtures used below)
     Case,
-    check_case,
     assert_one_clear_line,
     base_project,
+    check_case,
     project,
 )
 

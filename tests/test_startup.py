@@ -65,7 +65,10 @@ def report(outcome):
 
 def outcome_of(results):
     # "alembic": whether the call needed Alembic at all (the fast path at head does not import it)
-    return {"results": [[r.cog, r.applied, r.now, r.behind] for r in results], "alembic": "alembic" in sys.modules}
+    return {
+        "results": [[r.cog, r.applied, r.now, r.behind] for r in results],
+        "alembic": "alembic" in sys.modules,
+    }
 
 
 def failure(exc):
@@ -115,7 +118,9 @@ async def main(keywords):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(levelname)s %(message)s"
+    )
     for extension in os.environ.get("EXTRA_EXTENSIONS", "").split():
         bot.load_extension(extension)
     keywords = json.loads(os.environ.get("STARTUP_KEYWORDS", "{}"))
@@ -412,7 +417,8 @@ def test_verify_names_every_cog_behind_and_by_how_many_and_changes_nothing(
     assert outcome["behind"] == {"economy": 1, "extra": 1}
     assert outcome["message"] == (
         "the database is behind the bot's revisions: economy by 1 revision, extra by 1 revision; run "
-        "'nxalembic upgrade' (or start one process with mode='apply') before starting processes in verify mode"
+        "'nxalembic upgrade' (or start one process with mode='apply') before starting processes in "
+        "verify mode"
     )
     assert "\n" not in outcome["message"]
     assert project.db.snapshot() == before
@@ -535,7 +541,8 @@ def test_nxalembic_upgrade_refuses_a_lock_timeout_that_is_not_seconds(
     result = project.nxalembic("upgrade", f"--lock-timeout={value}", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"FAILED: argument --lock-timeout: {value!r} is not a number of seconds >= 0; see 'nxalembic upgrade --help'"
+        f"FAILED: argument --lock-timeout: {value!r} is not a number of seconds >= 0; "
+        "see 'nxalembic upgrade --help'"
     ]
     assert project.db.tables() == set()
 

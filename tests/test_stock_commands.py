@@ -75,7 +75,7 @@ def test_blank_revision_lands_in_the_cogs_folder_on_top_of_its_head(project: Bot
 
 
 def test_upgrade_head_creates_tables_and_the_cogs_version_table(project: BotProject) -> None:
-    base, top = music_with_two_revisions(project)
+    _base, top = music_with_two_revisions(project)
     project.cog("music", "upgrade", "head")
     db = project.db
     assert MUSIC_TABLES <= db.tables()
@@ -128,7 +128,8 @@ def test_check_passes_in_sync_and_fails_on_a_model_change(project: BotProject) -
     project.edit(
         "demobot/models.py",
         "    name: str = ormar.String(max_length=100)\n",
-        "    name: str = ormar.String(max_length=100)\n    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+        "    name: str = ormar.String(max_length=100)\n"
+        "    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
     )
     failed = project.cog("core", "check", check=False)
     assert failed.returncode != 0
@@ -150,7 +151,7 @@ def test_commands_without_a_known_cog_fail_with_one_line(project: BotProject) ->
         assert "known cogs: core, economy, music" in result.output
         assert "-x cog=NAME" in result.output
         assert "Traceback" not in result.output
-        assert len([l for l in result.output.splitlines() if l.strip()]) == 1, result.output
+        assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
 
 
 def test_heads_lists_one_head_per_cog(project: BotProject) -> None:

@@ -12,10 +12,10 @@ from conftest import ALEMBIC, REPO, run
 
 def test_list_templates_shows_nxcog_with_synopsis(tmp_path: Path) -> None:
     out = run([ALEMBIC, "list_templates"], cwd=tmp_path).stdout
-    line = next(l for l in out.splitlines() if l.startswith("nxcog - "))
+    line = next(text for text in out.splitlines() if text.startswith("nxcog - "))
     assert "per-cog" in line.lower()
     for stock in ("generic - ", "async - ", "pyproject - "):
-        assert any(l.startswith(stock) for l in out.splitlines()), stock
+        assert any(text.startswith(stock) for text in out.splitlines()), stock
 
 
 def test_init_nxcog_creates_the_environment(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ import logging
 import os
 
 import nextcord
-import nxalembic_templates
 from nextcord.ext import commands
+
+import nxalembic_templates
 
 from . import models  # noqa: F401  (the core models: users)
 
