@@ -4,8 +4,9 @@ Usage: ``python .ci/check_dist.py [--no-isolation] DIST_DIR``, where DIST_DIR ho
 and one wheel.  What a user would otherwise find out after ``pip install``:
 
 * ``twine check --strict`` accepts both (metadata, README rendering);
-* the wheel installs the ``nxcog`` template where stock Alembic looks for templates
-  (``alembic/templates/nxcog/``), the same bytes as ``nxalembic_templates/percog/``;
+* the wheel installs the ``nxcog`` and ``nxcog_pyproject`` templates where stock Alembic looks
+  for templates (``alembic/templates/<name>/``), the same bytes as ``nxalembic_templates/percog/``
+  and ``percog_pyproject/``;
 * the license text is in both files, and the version in their names is ``__version__``;
 * a wheel built from the sdist has the same members with the same content as the wheel
   built from the checkout: the sdist leaves nothing out that the wheel needs.
@@ -28,10 +29,15 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE_SOURCE = REPO / "nxalembic_templates" / "percog"
-#: Where the wheel puts the template: inside Alembic's own templates folder.
-TEMPLATE_IN_WHEEL = "alembic/templates/nxcog"
-TEMPLATE_FILES = ("env.py", "script.py.mako", "alembic.ini.mako", "README")
+#: Each template: its source folder, and where the wheel puts it (inside Alembic's own
+#: templates folder, where ``alembic init -t NAME`` looks), with the files it must hold.
+TEMPLATES = {
+    "nxcog": ("percog", ("env.py", "script.py.mako", "alembic.ini.mako", "README")),
+    "nxcog_pyproject": (
+        "percog_pyproject",
+        ("env.py", "script.py.mako", "alembic.ini.mako", "pyproject.toml.mako", "README"),
+    ),
+}
 
 
 class DistError(Exception):
@@ -89,14 +95,16 @@ def check_versions(sdist: Path, wheel: Path) -> str:
 
 
 def check_wheel(members: dict[str, bytes], license_text: bytes) -> None:
-    for name in TEMPLATE_FILES:
-        path = f"{TEMPLATE_IN_WHEEL}/{name}"
-        if path not in members:
-            raise DistError(
-                f"the wheel has no {path}: stock 'alembic init -t nxcog' would not find the template"
-            )
-        if members[path] != (TEMPLATE_SOURCE / name).read_bytes():
-            raise DistError(f"the wheel's {path} differs from nxalembic_templates/percog/{name}")
+    for template, (folder, files) in TEMPLATES.items():
+        for name in files:
+            path = f"alembic/templates/{template}/{name}"
+            if path not in members:
+                raise DistError(
+                    f"the wheel has no {path}: stock 'alembic init -t {template}' would not find the template"
+                )
+            source = REPO / "nxalembic_templates" / folder / name  # env.py: a link into percog/
+            if members[path] != source.read_bytes():
+                raise DistError(f"the wheel's {path} differs from nxalembic_templates/{folder}/{name}")
     licenses = [name for name in members if re.fullmatch(r"[^/]+\.dist-info/licenses/LICENSE", name)]
     if not licenses:
         raise DistError("the wheel has no *.dist-info/licenses/LICENSE")
@@ -147,9 +155,8 @@ def check(dist: Path, isolation: bool) -> None:
     version = check_versions(sdist, wheel)
     print(f"ok: both are version {version}, as nxalembic_templates.__version__ says")
     check_wheel(wheel_members(wheel), license_text)
-    print(
-        f"ok: the wheel has LICENSE and the template under {TEMPLATE_IN_WHEEL}/ ({', '.join(TEMPLATE_FILES)})"
-    )
+    listed = "; ".join(f"alembic/templates/{t}/ ({', '.join(files)})" for t, (_, files) in TEMPLATES.items())
+    print(f"ok: the wheel has LICENSE and the templates under {listed}")
     check_sdist(sdist_members(sdist), license_text, version)
     print("ok: the sdist has LICENSE, CHANGELOG.md, README.md and pyproject.toml")
     count = check_rebuilt_wheel(sdist, wheel, isolation)

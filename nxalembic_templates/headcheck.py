@@ -99,7 +99,7 @@ def _alembic_options(alembic_ini: Path) -> tuple[Path, str | None] | None:
     parser = configparser.ConfigParser({"here": alembic_ini.absolute().parent.as_posix()})
     try:
         parser.read(alembic_ini, encoding="utf-8")
-        location = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
+        location: object = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
         sourceless: object = parser.get(ALEMBIC_SECTION, "sourceless", fallback=None)
         url = parser.get(ALEMBIC_SECTION, "sqlalchemy.url", fallback=None)
     except (OSError, UnicodeDecodeError, configparser.Error):
@@ -110,15 +110,18 @@ def _alembic_options(alembic_ini: Path) -> tuple[Path, str | None] | None:
             return None
         location = location if location is not None else toml.get("script_location")
         sourceless = sourceless if sourceless is not None else toml.get("sourceless", False)
-        if not isinstance(location, str):
-            return None
+    if not isinstance(location, str):
+        return None
     if sourceless not in ("false", False) or (":" in location and not Path(location).is_absolute()):
         return None
     return Path(location).resolve(), url
 
 
 def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
-    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in (``{}``: none; ``None``: unreadable)."""
+    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in.
+
+    ``{}`` when there is none, ``None`` when it cannot be read (Alembic's route then says why).
+    """
     path = pyproject_for(alembic_ini)
     if not path.is_file():
         return {}

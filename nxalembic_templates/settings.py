@@ -183,8 +183,8 @@ def _nxalembic_table(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
     table = tool.get("nxalembic") if isinstance(tool, dict) else None
     if table is not None and not isinstance(table, dict):
         raise NXAlembicError(
-            f'{path.resolve()}: tool.nxalembic must be a table ([{TOML_TABLE}] with module = "yourbot.main"), '
-            f"not {_toml_type(table)}"
+            f"{path.resolve()}: tool.nxalembic must be a table "
+            f'([{TOML_TABLE}] with module = "yourbot.main"), not {_toml_type(table)}'
         )
     return table
 

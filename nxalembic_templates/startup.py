@@ -214,7 +214,10 @@ def _code_folders(bot: Any) -> Iterator[Path]:
 
 
 def _settings_for(ini: Path) -> Path:
-    """The settings next to alembic.ini (nxalembic.ini, else [tool.nxalembic]), else where the command line looks."""
+    """The settings next to alembic.ini (nxalembic.ini, else [tool.nxalembic]).
+
+    Else where the command line looks (the current directory).
+    """
     return config_in(ini.parent) or find_config_file(ini.parent)
 
 

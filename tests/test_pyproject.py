@@ -60,7 +60,8 @@ PAGE = REPO / "docs" / "pyproject.rst"
 #: A new column for the economy cog's wallets.
 NOTE = (
     "    balance: int = ormar.Integer(default=0)\n",
-    "    balance: int = ormar.Integer(default=0)\n    note: str = ormar.String(max_length=20, nullable=True)\n",
+    "    balance: int = ormar.Integer(default=0)\n"
+    "    note: str = ormar.String(max_length=20, nullable=True)\n",
 )
 
 
@@ -224,7 +225,8 @@ def test_init_pyproject_refuses_broken_toml_and_creates_nothing(tmp_path: Path) 
 
 
 def test_stock_alembic_init_nxcog_pyproject(tmp_path: Path) -> None:
-    """Listed by ``alembic list_templates``; ``alembic init`` writes [tool.alembic] and a small alembic.ini."""
+    """Listed by ``alembic list_templates``; ``alembic init`` writes [tool.alembic] and a small
+    alembic.ini."""
     listing = run([ALEMBIC, "list_templates"], cwd=tmp_path).stdout
     [line] = [line for line in listing.splitlines() if line.startswith("nxcog_pyproject - ")]
     assert "pyproject.toml" in line
