@@ -21,6 +21,7 @@ demo: install
 
 test: install
 	bash .ci/install-postgres.sh
+	bash .ci/install-mariadb.sh
 	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
 
 # -- The ownership property at scale (hours: .ci/run does not run it) ------------------------
