@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"settings"},
     {"discovery"},
     {"locking"},
+    {"partial"},
     {"engines"},
     {"request"},
     {"naming"},

@@ -6,7 +6,8 @@ The race is made real and observable, without timing assertions:
   stops at a *gate* inside ``upgrade()`` — while still holding the migration lock — until the
   test releases it;
 * before releasing, the test sees the other process blocked: on PostgreSQL as a lock request
-  in ``pg_locks`` that is not granted; on SQLite (which has no such view) as the other
+  in ``pg_locks`` that is not granted; on MariaDB as a session in the state ``User lock``
+  inside ``GET_LOCK('nxalembic:...')`` (``information_schema.PROCESSLIST``); on SQLite (which has no such view) as the other
   process's own report, ``waiting for the write lock on ...``, being the last thing it said
   (while the gated process holds the write lock, the other can only be waiting for it);
 * if both processes ever stand inside the same revision at once, the test fails at once.
@@ -29,7 +30,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, NXALEMBIC, BotProject, Spawned, create_table_op
+from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Spawned, create_table_op
 
 T = TypeVar("T")
 
@@ -65,6 +66,14 @@ def write_revision(
 
 
 create_table = create_table_op
+
+
+def user_lock_waiter(db: Database, name: str) -> int | None:
+    """MariaDB: the connection id of a session of this database blocked in ``GET_LOCK('name...', ...)``."""
+    return db.scalar(
+        "SELECT MIN(ID) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+        f"AND STATE = 'User lock' AND INFO LIKE '%GET_LOCK(''{name}%'"
+    )
 
 
 class Racer(Spawned):
@@ -113,7 +122,7 @@ class Race:
 
         [holder] = self.wait_for(holders, f"a process inside revision {revision}")
         [other] = [r for r in self.racers if r.pid != holder]
-        if self.project.db.backend == "postgresql":
+        if self.project.db.backend in ("postgresql", "mysql"):
             self.wait_for(self.someone_waits_for_a_lock, "the other process to wait for a lock")
         else:
             self.wait_for(
@@ -124,6 +133,8 @@ class Race:
         return next(r for r in self.racers if r.pid == holder)
 
     def someone_waits_for_a_lock(self) -> bool | None:
+        if self.project.db.backend == "mysql":
+            return user_lock_waiter(self.project.db, "nxalembic:") and True
         waiting = self.project.db.scalar(
             "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
             "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"
