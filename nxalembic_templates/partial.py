@@ -117,9 +117,18 @@ def read(connection: Connection, version_table: str) -> str | None:
 
 
 def clear(connection: Connection, version_table: str) -> None:
-    """The cog's version moved on: the note of an earlier failure no longer holds."""
-    if read(connection, version_table) is not None:
-        _set_comment(connection, version_table, "")
+    """The cog's version moved on: the note of an earlier failure no longer holds.
+
+    The read's implicit transaction is ended again: the next cog's Alembic context must find
+    the connection outside a transaction, or it would take it for the caller's and never commit.
+    """
+    began = not connection.in_transaction()
+    try:
+        if read(connection, version_table) is not None:
+            _set_comment(connection, version_table, "")
+    finally:
+        if began and connection.in_transaction():
+            connection.rollback()
 
 
 def _set_comment(connection: Connection, table: str, text: str) -> None:

@@ -26,6 +26,7 @@ from alembic.operations import ops
 from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
+from .locking import MYSQL_DIALECTS
 from .naming import DEFAULT_SLUG_LENGTH, revision_message
 from .request import CogRequest, is_autogenerate
 from .rewrite import Rewriter
@@ -91,6 +92,10 @@ class _AllBut(Mapping[str, Path]):
         return len(self._mapping) - (self._left_out in self._mapping)
 
 
+#: MariaDB / MySQL: the longest identifier (table, constraint, database name) the server accepts.
+MYSQL_IDENTIFIER_MAX = 64
+
+
 @dataclass
 class CogScope:
     """Alembic hooks and names for one cog."""
@@ -139,13 +144,16 @@ class CogScope:
         Alembic names the table's primary key ``<version table>_pkc``, so that name must fit
         the dialect's identifier limit (PostgreSQL: 63) too.  A name cut short would not be
         this cog's configured table, and two long names could become one shared table.
+        MariaDB / MySQL refuse identifiers over 64 characters, the primary key's name too
+        (SQLAlchemy's limit for them, 255, is the one of aliases).
         """
-        limit = dialect.max_identifier_length - len(VERSION_PK_SUFFIX)
+        longest = MYSQL_IDENTIFIER_MAX if dialect.name in MYSQL_DIALECTS else dialect.max_identifier_length
+        limit = longest - len(VERSION_PK_SUFFIX)
         if len(self.version_table) > limit:
             raise NXAlembicError(
                 f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
                 f"characters long and {dialect.name} allows {limit} (its primary key "
-                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten version_table "
+                f"<table>{VERSION_PK_SUFFIX} must fit in {longest}); shorten version_table "
                 f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
             )
 
