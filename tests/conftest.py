@@ -93,6 +93,17 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
+def _ansi_quotes(dbapi_connection: Any, _record: Any) -> None:
+    """MariaDB: the tests' own SQL quotes names with "double quotes", as on PostgreSQL and SQLite.
+
+    Only the test's inspection connections get ``ANSI_QUOTES`` (SQLAlchemy notices it and quotes
+    accordingly); the package's own connections see the server as users have it.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+    cursor.close()
+
+
 @dataclass
 class Database:
     """A real database the test owns, with schema inspection helpers."""
@@ -104,6 +115,8 @@ class Database:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             self._engine = sa.create_engine(sync_url(self.url), poolclass=sa.pool.NullPool)
+            if self.backend == "mysql":
+                sa.event.listen(self._engine, "connect", _ansi_quotes, insert=True)
         return self._engine
 
     @property
