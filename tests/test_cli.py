@@ -17,7 +17,7 @@ import pytest
 
 from conftest import EXAMPLES, NXALEMBIC, BotProject, run
 
-CLI_BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg"]
+CLI_BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"]
 #: core has no foreign keys, music references core, economy references music.
 DEPENDENCY_ORDER = ["core", "music", "economy"]
 MUSIC_TABLES = {"music_songs", "music_playlists", "playlists_songs"}
