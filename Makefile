@@ -27,6 +27,7 @@ TEST_WORKERS ?= auto
 
 test: install
 	bash .ci/install-postgres.sh
+	bash .ci/install-mariadb.sh
 	$(BIN)/python -P -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # -- The ownership property at scale (hours: .ci/run does not run it) ------------------------
@@ -45,6 +46,7 @@ LONG_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
 
 test-long: install
 	bash .ci/install-postgres.sh
+	bash .ci/install-mariadb.sh
 	@mkdir -p $(dir $(LONG_REPORT)) && : > $(LONG_REPORT)
 	@echo "test-long: $(LONG_EXAMPLES) cases on each of $(LONG_BACKENDS); machine: $$(nproc) CPUs," \
 	    "$$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $$($(BIN)/python -V)" | tee -a $(LONG_REPORT)

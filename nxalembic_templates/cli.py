@@ -439,6 +439,12 @@ def _print_status(status: Any) -> None:
             print(f"{c.cog}: models not compared: {c.not_compared}")
         if c.note:
             print(f"{c.cog}: {c.note}")
+        if c.failed_part_way:
+            print(
+                f"{c.cog}: BETWEEN REVISIONS: {c.failed_part_way}; the database commits DDL statement by "
+                "statement, so those statements stayed while the version table did not move: fix that "
+                "revision so it can run on this state (or undo them by hand), then upgrade"
+            )
     if status.extensions_without_models:
         print("extensions without models: " + ", ".join(status.extensions_without_models))
     if status.unowned_tables:

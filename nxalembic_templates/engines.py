@@ -4,7 +4,8 @@
   paths anchored at the project folder;
 * engines: pool-less, sync or async by the URL's driver, prepared by :mod:`.locking`;
 * the sync/async bridge: Alembic always gets a plain sync :class:`Connection`, also on
-  ``sqlite+aiosqlite`` and ``postgresql+asyncpg`` (through ``run_sync``);
+  ``sqlite+aiosqlite``, ``postgresql+asyncpg`` and ``mysql+asyncmy`` (through ``run_sync``;
+  ``aiosqlite`` and ``aiomysql`` URLs open the same database through their sync driver);
 * connect errors: one line naming the database, with the password masked.
 """
 
@@ -63,8 +64,14 @@ QUERY_CREDENTIALS = ("password", "sslpassword", "passfile")
 
 
 #: Async drivers whose database the sync driver of the same dialect opens just the same:
-#: ``sqlite+aiosqlite`` runs the standard library's ``sqlite3`` in a worker thread.
-SYNC_EQUIVALENT = {("sqlite", "aiosqlite"): "sqlite+pysqlite"}
+#: ``sqlite+aiosqlite`` runs the standard library's ``sqlite3`` in a worker thread, and
+#: ``aiomysql`` is PyMySQL's protocol code driven by asyncio (it depends on PyMySQL and takes
+#: the same connect options), on MySQL and MariaDB alike.
+SYNC_EQUIVALENT = {
+    ("sqlite", "aiosqlite"): "sqlite+pysqlite",
+    ("mysql", "aiomysql"): "mysql+pymysql",
+    ("mariadb", "aiomysql"): "mariadb+pymysql",
+}
 
 
 def migration_url(parsed: URL) -> URL:
@@ -74,9 +81,10 @@ def migration_url(parsed: URL) -> URL:
     (``run_sync``, and for aiosqlite a hop to its worker thread and back), which made a
     50-cog ``nxalembic upgrade`` a third slower than the same run through ``sqlite://``.
     ``sqlite+aiosqlite`` is the standard library's ``sqlite3`` behind a thread, so the same
-    file is opened with the same SQLite library, options and query parameters either way.
-    Other async drivers (asyncpg) take other connect options than their sync counterparts,
-    so they are used as given.
+    file is opened with the same SQLite library, options and query parameters either way;
+    ``aiomysql`` is PyMySQL under asyncio, so ``mysql+pymysql`` connects the same way.
+    Other async drivers (asyncpg, asyncmy) take other connect options than their sync
+    counterparts, so they are used as given.
     """
     sync = SYNC_EQUIVALENT.get((parsed.get_backend_name(), parsed.get_driver_name()))
     return parsed.set(drivername=sync) if sync else parsed
@@ -183,7 +191,10 @@ def with_connection(
         except Exception as exc:
             raise connect_error(url, exc) from exc
         with connection:
-            return work(connection)
+            try:
+                return work(connection)
+            finally:
+                locking.release(connection)
     finally:
         engine.dispose()
 
@@ -197,6 +208,7 @@ async def _with_async_connection(engine: AsyncEngine, url: str, work: Callable[[
         try:
             return await connection.run_sync(work)
         finally:
+            await connection.run_sync(locking.release)
             await connection.close()
     finally:
         await engine.dispose()

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import _compat, locking
+from . import _compat, locking, partial
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
 from .errors import (
@@ -276,18 +276,35 @@ def _run_on_connection(
     context: AlembicEnvironment, scope: CogScope, connection: Connection, options: dict[str, Any]
 ) -> None:
     scope.check_dialect(connection.dialect)
+    # MariaDB / MySQL commit DDL statement by statement: note what each revision ran, so that
+    # one failing half-way can say where it left the database (see partial.py).
+    tracked = partial.non_transactional(connection) and not locking.is_read_only(connection)
+    statements = partial.StatementLog(scope.version_table)
+    moved: list[bool] = []
+    callers_hook = options.get("on_version_apply")
+
+    def on_version_apply(**kwargs: Any) -> None:
+        statements.reset()
+        moved.append(True)
+        if callers_hook is not None:
+            callers_hook(**kwargs)
+
     context.configure(
         connection=connection,
         **{
             "render_as_batch": connection.dialect.name == "sqlite",
             **locking.configure_options(connection),
             **options,
+            **({"on_version_apply": on_version_apply} if tracked else {}),
         },
     )
     try:
-        with context.begin_transaction():
-            locking.acquire(connection)
-            context.run_migrations()
+        with statements.watching(connection) if tracked else contextlib.nullcontext():
+            with context.begin_transaction():
+                locking.acquire(connection)
+                context.run_migrations()
+        if tracked and moved:
+            partial.clear(connection, scope.version_table)
     except NXAlembicError:
         raise  # ours, already one line (a LockTimeout: asking the database more would wait again)
     except CommandError as exc:
@@ -299,13 +316,28 @@ def _run_on_connection(
             # caller's hook (pytest-alembic signals results this way) and must reach it as is.
             raise
         step = f"revision {revision}" if revision else "migration"
+        between = ""
+        if tracked and revision is not None and statements.done:
+            between = partial.explain(statements, exc, revision, _down_revisions(context.script, revision))
+            partial.record(connection, statements, revision, exc)
         raise NXAlembicError(
             hide_password(
                 connection.engine.url,
                 f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {first_line(exc)}"
-                + _already_exists_hint(exc, context.script, revision, scope),
+                + (between or _already_exists_hint(exc, context.script, revision, scope)),
             )
         ) from exc
+
+
+def _down_revisions(script: ScriptDirectory, revision: str) -> list[str]:
+    """The revisions *revision* follows: what the version table says when it did not finish."""
+    try:
+        down = script.get_revision(revision).down_revision
+    except Exception:
+        return []
+    if down is None:
+        return []
+    return [down] if isinstance(down, str) else list(down)
 
 
 def _already_exists_hint(

@@ -11,6 +11,14 @@ online run therefore takes one database-wide lock before Alembic reads the versi
   connection handed in by the caller (``config.attributes["connection"]``), which may go
   back to a pool afterwards, it is ``pg_advisory_xact_lock``: released at commit/rollback.
   DDL is transactional, so a revision that fails half-way leaves nothing behind.
+* **MariaDB / MySQL**: ``GET_LOCK()`` on one name per database (:func:`mysql_lock_name`; the
+  server's user locks are server-wide, so the database's name is part of it).  Taken on the
+  migration connection itself and held by its session for the whole command, across every
+  cog and every commit; ``RELEASE_LOCK`` when it ends, and the server frees it when the
+  session goes, so a killed process never leaves it behind.  On a connection handed in by
+  the caller it is released again at the end of the migration transaction.  DDL is **not**
+  transactional there: every ``CREATE`` / ``ALTER`` commits by itself, so a revision failing
+  half-way leaves its earlier statements applied (see :mod:`.partial`).
 * **SQLite**: the Python driver normally lets DDL auto-commit statement by statement.  Engines
   made here switch the driver's own transaction handling off and start every transaction
   with ``BEGIN IMMEDIATE``: SQLite's write lock is then held for the whole run (a second
@@ -28,7 +36,7 @@ waiting; if the lock is taken, one line on stderr says so at once and the wait g
 short slices (:data:`SQLITE_WAIT_SLICE`), so that Ctrl-C is noticed quickly, also when an
 async driver runs the wait in its worker thread (which nothing can interrupt mid-wait).
 PostgreSQL's advisory lock is likewise tried first (``pg_try_advisory_lock``) and the wait
-announced the same way.
+announced the same way; so is ``GET_LOCK(name, 0)`` on MariaDB / MySQL.
 
 **Lock timeout** (:class:`LockPolicy`, ``nxalembic upgrade --lock-timeout``, the start-up
 API): how long to wait before giving up with :class:`~.errors.LockTimeout`.  On SQLite it
@@ -37,6 +45,7 @@ lock_timeout`` around the blocking ``pg_advisory_lock``, so the waiter keeps its
 the lock's queue (first come, first served) and gets the lock the moment it is free, which
 polling ``pg_try_advisory_lock`` could not promise; the setting is put back right after, so
 the revisions themselves run under the session's own ``lock_timeout``.
+On MariaDB / MySQL the timeout is ``GET_LOCK``'s own argument (no limit: a year).
 
 Connections handed in by the caller are otherwise used as they are: the caller owns their
 transaction handling (on SQLite, whether DDL is transactional is then up to the caller).
@@ -44,6 +53,7 @@ transaction handling (on SQLite, whether DDL is transactional is then up to the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -62,6 +72,18 @@ from .errors import LockTimeout, hide_password
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
+
+#: MariaDB / MySQL: the prefix of the ``GET_LOCK`` name, followed by the database's name.
+MYSQL_LOCK_PREFIX = "nxalembic:"
+
+#: MariaDB / MySQL: ``GET_LOCK`` names are at most this long.
+MYSQL_LOCK_NAME_MAX = 64
+
+#: MariaDB / MySQL: the wait when no timeout is set, in seconds (GET_LOCK has no "forever").
+MYSQL_NO_LIMIT = 365 * 24 * 3600
+
+#: The dialect names of MySQL and MariaDB (``mysql+...://`` and ``mariadb+...://`` URLs).
+MYSQL_DIALECTS = ("mysql", "mariadb")
 
 #: How long a second SQLite process waits for the first one's write lock, in seconds.
 SQLITE_LOCK_TIMEOUT = 300
@@ -159,10 +181,13 @@ def _make_sqlite_transactional(engine: sa.Engine, read_only: bool = False) -> No
 
 
 def _make_read_only(engine: sa.Engine) -> None:
-    """PostgreSQL: every transaction of this engine's connections is READ ONLY."""
+    """PostgreSQL, MariaDB / MySQL: every transaction of this engine's connections is READ ONLY."""
 
     @event.listens_for(engine, "connect")
     def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+        if engine.dialect.name in MYSQL_DIALECTS:
+            _driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
+            return
         try:
             # set_readonly() is a method of SQLAlchemy's PostgreSQL dialects only, and untyped there
             engine.dialect.set_readonly(dbapi_connection, True)  # type: ignore[attr-defined]
@@ -244,7 +269,12 @@ def is_read_only(connection: Connection) -> bool:
 
 def acquire(connection: Connection) -> None:
     """Take the migration lock inside the already begun migration transaction."""
-    if connection.dialect.name != "postgresql" or is_read_only(connection):
+    if is_read_only(connection):
+        return
+    if connection.dialect.name in MYSQL_DIALECTS:
+        _acquire_user_lock(connection)
+        return
+    if connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE (see _make_sqlite_transactional) holds the write lock.
     if not _is_own(connection):
         _advisory_lock(connection, "pg_advisory_xact_lock")
@@ -294,3 +324,83 @@ def _is_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code == "55P03" or "lock timeout" in str(orig)
+
+
+# -- MariaDB / MySQL -------------------------------------------------------------------------
+
+
+def mysql_lock_name(database: str | None) -> str:
+    """The ``GET_LOCK`` name of *database*: :data:`MYSQL_LOCK_PREFIX` and its name.
+
+    User locks are server-wide, so two databases on one server get two names; a database
+    name too long for :data:`MYSQL_LOCK_NAME_MAX` is replaced by its SHA-1.
+    """
+    name = MYSQL_LOCK_PREFIX + (database or "")
+    if len(name) > MYSQL_LOCK_NAME_MAX:
+        name = MYSQL_LOCK_PREFIX + hashlib.sha1((database or "").encode()).hexdigest()
+    return name
+
+
+def _acquire_user_lock(connection: Connection) -> None:
+    """``GET_LOCK`` for the migration: at once if free, else announce the wait and queue for it.
+
+    On our own connections it is taken once and held until the connection closes at the end
+    of the command (released by :func:`release`, and by the server when the session dies).
+    On a caller's connection it is released when the migration transaction ends.
+    """
+    if _is_own(connection) and connection.info.get(_HOLDS_LOCK):
+        return
+    database = connection.exec_driver_sql("SELECT DATABASE()").scalar()
+    name = mysql_lock_name(database)
+    if not _get_lock(connection, name, 0):
+        policy = _policy(connection)
+        where = hide_password(connection.engine.url)
+        policy.report(
+            f"waiting for the migration lock on {where}, held by another process "
+            f"({policy.describe(None)}; Ctrl-C to stop)..."
+        )
+        limit = policy.limit(None)
+        if not _get_lock(connection, name, MYSQL_NO_LIMIT if limit is None else limit):
+            raise LockTimeout(
+                f"gave up after {limit:g} s waiting for the migration lock on {where}: another process "
+                "is migrating this database (or holds the lock); let it finish, raise the lock timeout, "
+                "or try again later"
+            )
+    if _is_own(connection):
+        connection.info[_HOLDS_LOCK] = name
+    else:
+        _release_when_transaction_ends(connection, name)
+
+
+def _get_lock(connection: Connection, name: str, timeout: float) -> bool:
+    """``GET_LOCK(name, timeout)``: 1 when taken, 0 when the timeout ran out."""
+    got = connection.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout})
+    return bool(got.scalar())
+
+
+def _release_when_transaction_ends(connection: Connection, name: str) -> None:
+    """A caller's connection may go back to its pool: free the lock as its transaction ends.
+
+    Sent on the driver's connection, past SQLAlchemy: a statement through *connection* while
+    it commits or rolls back would begin a new transaction.
+    """
+
+    def release(conn: Connection) -> None:
+        event.remove(connection, "commit", release)
+        event.remove(connection, "rollback", release)
+        literal = "'" + name.replace("\\", "\\\\").replace("'", "''") + "'"
+        _driver_execute(conn.connection.dbapi_connection, f"DO RELEASE_LOCK({literal})")
+
+    event.listen(connection, "commit", release)
+    event.listen(connection, "rollback", release)
+
+
+def release(connection: Connection) -> None:
+    """Give the migration lock back at the end of a command on our own connection (MariaDB / MySQL).
+
+    Closing the connection frees it too; releasing first makes the next waiter go on at
+    once, before the connection's teardown.
+    """
+    name = connection.info.pop(_HOLDS_LOCK, None)
+    if isinstance(name, str) and connection.dialect.name in MYSQL_DIALECTS and not connection.closed:
+        connection.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": name})

@@ -27,6 +27,7 @@ from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
 from .layout import CogLayout
+from .locking import MYSQL_DIALECTS
 from .naming import DEFAULT_SLUG_LENGTH, revision_message
 from .request import CogRequest, is_autogenerate
 from .rewrite import Rewriter
@@ -54,6 +55,10 @@ class _AllBut(Mapping[str, Path]):
 
     def __len__(self) -> int:
         return len(self._mapping) - (self._left_out in self._mapping)
+
+
+#: MariaDB / MySQL: the longest identifier (table, constraint, database name) the server accepts.
+MYSQL_IDENTIFIER_MAX = 64
 
 
 @dataclass
@@ -104,15 +109,17 @@ class CogScope:
         Alembic names the table's primary key ``<version table>_pkc``, so that name must fit
         the dialect's identifier limit (PostgreSQL: 63) too.  A name cut short would not be
         this cog's configured table, and two long names could become one shared table.
+        MariaDB / MySQL refuse identifiers over 64 characters, the primary key's name too
+        (SQLAlchemy's limit for them, 255, is the one of aliases).
         """
-        limit = dialect.max_identifier_length - len(VERSION_PK_SUFFIX)
+        longest = MYSQL_IDENTIFIER_MAX if dialect.name in MYSQL_DIALECTS else dialect.max_identifier_length
+        limit = longest - len(VERSION_PK_SUFFIX)
         if len(self.version_table) > limit:
             raise NXAlembicError(
                 f"cog {self.cog.name!r}: version table {self.version_table!r} is {len(self.version_table)} "
                 f"characters long and {dialect.name} allows {limit} (its primary key "
-                f"<table>{VERSION_PK_SUFFIX} must fit in {dialect.max_identifier_length}); shorten "
-                f"version_table in {self.schema.settings.path.name}, or the cog name with "
-                f"{COG_NAME_ATTRIBUTE} = '...'"
+                f"<table>{VERSION_PK_SUFFIX} must fit in {longest}); shorten version_table "
+                f"in {self.schema.settings.path.name}, or the cog name with {COG_NAME_ATTRIBUTE} = '...'"
             )
 
     def target_metadata(self) -> list[sa.MetaData]:

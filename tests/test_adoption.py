@@ -163,7 +163,7 @@ FILES = {
 
 def predecessor_schema(backend: str) -> list[str]:
     """The database as Nextcord-Ormar 0.3 left it, in plain SQL (what its Alembic run created)."""
-    serial = "SERIAL" if backend == "postgresql" else "INTEGER"
+    serial = {"postgresql": "SERIAL", "mysql": "INTEGER AUTO_INCREMENT"}.get(backend, "INTEGER")
     return [
         f'CREATE TABLE "music.songs" (id {serial} NOT NULL, title VARCHAR(200) NOT NULL, '
         "artist VARCHAR(200), PRIMARY KEY (id))",
@@ -245,7 +245,7 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
     assert "No new upgrade operations detected" in legacy.cog("music", "check").output
     # The dotted names are table names, not schemas; no alembic_version_* table appeared.
     assert legacy.db.tables() == {"music.songs", "economy.wallets", "alembic.music", "alembic.economy"}
-    if legacy.db.backend == "postgresql":
+    if legacy.db.backend in ("postgresql", "mysql"):  # MariaDB calls its databases schemas
         schemas = set(sa.inspect(legacy.db.engine).get_schema_names())
         assert not {"music", "economy", "alembic"} & schemas
 

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"extensions"},
     {"discovery"},
     {"locking"},
+    {"partial"},
     {"engines"},
     {"layout"},
     {"headcheck"},

@@ -119,6 +119,15 @@ def unreachable(p: BotProject) -> None:
     )
 
 
+def unreachable_mariadb(driver: str) -> Callable[[BotProject], None]:
+    def setup(p: BotProject) -> None:
+        (p.path / "nxalembic.ini").write_text(
+            f"[nxalembic]\nmodule = demobot.main\nbot = bot\nurl = mysql+{driver}://u:{PASSWORD}@127.0.0.1:1/x\n"
+        )
+
+    return setup
+
+
 @dataclass
 class Case:
     id: str
@@ -233,6 +242,19 @@ CASES = [
             "check the URL",
             "server is running",
         ),
+    ),
+    *(
+        Case(
+            f"unreachable MariaDB ({driver})",
+            unreachable_mariadb(driver),
+            UPGRADE_MUSIC,
+            (
+                f"cannot connect to database mysql+{driver}://u:***@127.0.0.1:1/x",
+                "check the URL",
+                "server is running",
+            ),
+        )
+        for driver in ("aiomysql", "asyncmy")
     ),
     Case(
         "database stamped with an unknown revision",

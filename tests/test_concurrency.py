@@ -6,8 +6,10 @@ The race is made real and observable, without timing assertions:
   stops at a *gate* inside ``upgrade()`` — while still holding the migration lock — until the
   test releases it;
 * before releasing, the test sees the other process blocked: on PostgreSQL as a lock request
-  in ``pg_locks`` that is not granted; on SQLite (which has no such view) as the other
-  process's own report, ``waiting for the write lock on ...``, being the last thing it said
+  in ``pg_locks`` that is not granted; on MariaDB as a session in the state ``User lock``
+  inside ``GET_LOCK('nxalembic:...')`` (``information_schema.PROCESSLIST``); on SQLite (which
+  has no such view) as the other process's own report, ``waiting for the write lock on ...``,
+  being the last thing it said
   (while the gated process holds the write lock, the other can only be waiting for it);
 * if both processes ever stand inside the same revision at once, the test fails at once.
 
@@ -29,7 +31,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, NXALEMBIC, BotProject, Spawned, create_table_op
+from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Spawned, create_table_op
 
 T = TypeVar("T")
 
@@ -65,6 +67,14 @@ def write_revision(
 
 
 create_table = create_table_op
+
+
+def user_lock_waiter(db: Database, name: str) -> int | None:
+    """MariaDB: the connection id of a session of this database blocked in ``GET_LOCK('name...', ...)``."""
+    return db.scalar(
+        "SELECT MIN(ID) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+        f"AND STATE = 'User lock' AND INFO LIKE '%GET_LOCK(''{name}%'"
+    )
 
 
 class Racer(Spawned):
@@ -113,7 +123,7 @@ class Race:
 
         [holder] = self.wait_for(holders, f"a process inside revision {revision}")
         [other] = [r for r in self.racers if r.pid != holder]
-        if self.project.db.backend == "postgresql":
+        if self.project.db.backend in ("postgresql", "mysql"):
             self.wait_for(self.someone_waits_for_a_lock, "the other process to wait for a lock")
         else:
             self.wait_for(
@@ -124,6 +134,8 @@ class Race:
         return next(r for r in self.racers if r.pid == holder)
 
     def someone_waits_for_a_lock(self) -> bool | None:
+        if self.project.db.backend == "mysql":
+            return user_lock_waiter(self.project.db, "nxalembic:") and True
         waiting = self.project.db.scalar(
             "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
             "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"
@@ -349,4 +361,111 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
             process.wait()
         gates.close()
     assert locks(f"AND objid = {key}") == [], "the lock ends with the run"
+    assert project.db.versions("alembic_version_economy") == ["cafe00000003"]
+
+
+def documented_lock_name(database: str) -> str:
+    """The GET_LOCK name docs/concurrency.rst promises for MariaDB / MySQL."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "concurrency.rst").read_text()
+    prefix = re.search(r"``GET_LOCK\('([a-z]+:)<database>', \.\.\.\)``", text).group(1)  # type: ignore[union-attr]
+    return prefix + database
+
+
+def test_on_mariadb_one_nxalembic_run_holds_one_get_lock_with_the_documented_name_across_its_cogs(
+    make_project: Callable[..., BotProject],
+) -> None:
+    """As the PostgreSQL test above: gates are user locks the test holds, revisions wait on them."""
+    project = make_project("mysql+aiomysql")
+    gate = "SELECT GET_LOCK('test_gate_{}', 120)"
+    write_revision(
+        project,
+        "core",
+        "cafe00000001",
+        None,
+        f"{create_table('core_race')}\nop.execute({gate.format('core')!r})",
+    )
+    write_revision(project, "music", "cafe00000002", None, create_table("music_race"))
+    write_revision(
+        project,
+        "economy",
+        "cafe00000003",
+        None,
+        f"{create_table('economy_race')}\nop.execute({gate.format('economy')!r})",
+    )
+    project.db.execute("CREATE TABLE race_log (revision VARCHAR(40) NOT NULL)")
+    name = documented_lock_name(str(project.db.engine.url.database))
+
+    def holder() -> int | None:
+        return project.db.scalar(f"SELECT IS_USED_LOCK('{name}')")
+
+    gates = project.db.engine.connect()
+    assert (
+        gates.exec_driver_sql(
+            "SELECT GET_LOCK('test_gate_core', 0) + GET_LOCK('test_gate_economy', 0)"
+        ).scalar()
+        == 2
+    )
+    contender = project.db.engine.connect()
+    out = project.path / "nxalembic.log"
+    with out.open("w") as handle:
+        process = subprocess.Popen(
+            [NXALEMBIC, "upgrade"],
+            cwd=project.path,
+            env={**os.environ, **project.env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    done = threading.Event()
+    try:
+
+        def wait_for(condition: Callable[[], T | None], what: str) -> T:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while (result := condition()) is None:
+                assert time.monotonic() < deadline, f"gave up on {what}\n{out.read_text()}"
+                time.sleep(0.05)
+            return result
+
+        in_core = wait_for(
+            lambda: user_lock_waiter(project.db, "test_gate_core"), "nxalembic inside core's revision"
+        )
+        assert holder() == in_core
+        # a contender queues for the migration lock; were it given up between cogs, it would get it
+        thread = threading.Thread(
+            target=lambda: (
+                contender.exec_driver_sql(f"SELECT GET_LOCK('{name}', 120)"),
+                done.wait(STEP_TIMEOUT),
+            ),
+            name="contender",
+            daemon=True,
+        )
+        thread.start()
+        wait_for(lambda: user_lock_waiter(project.db, name), "the contender to queue")
+        gates.exec_driver_sql("DO RELEASE_LOCK('test_gate_core')")
+
+        def inside_economy() -> int | None:
+            assert holder() == in_core, "nxalembic gave the lock up between cogs"
+            return user_lock_waiter(project.db, "test_gate_economy")
+
+        assert wait_for(inside_economy, "nxalembic inside economy's revision") == in_core
+        assert project.db.versions("alembic_version_music") == ["cafe00000002"]
+        gates.exec_driver_sql("DO RELEASE_LOCK('test_gate_economy')")
+        assert process.wait(timeout=STEP_TIMEOUT) == 0, out.read_text()
+        # RELEASE_LOCK at the end of the run: the contender holds it now
+        contender_id = project.db.scalar(
+            f"SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> {in_core} "
+            f"AND ID = (SELECT IS_USED_LOCK('{name}'))"
+        )
+        assert contender_id is not None and contender_id != in_core
+    finally:
+        done.set()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for thread_ in threading.enumerate():
+            if thread_.name == "contender":
+                thread_.join(timeout=STEP_TIMEOUT)
+        contender.close()
+        gates.close()
+    assert holder() is None, "the lock ends with the run"
     assert project.db.versions("alembic_version_economy") == ["cafe00000003"]

@@ -8,15 +8,16 @@ table (a second run would fail on it); the first revision stops at a gate inside
 ``upgrade()``, holding the migration lock, until the test has seen the seven others wait:
 
 * PostgreSQL: seven lock requests in ``pg_locks`` that are not granted;
+* MariaDB: seven sessions in the state ``User lock`` inside ``GET_LOCK('nxalembic:...')``;
 * SQLite: each of the seven others' last words are the lock-wait report
   (``waiting for the write lock on ...``).
 
 If two processes ever stand inside the revision at once, the test fails.  Afterwards every
 process exited 0 and is at head, and each revision was applied by exactly one of them and ran
 once (on SQLite a later cog may be applied by another process: the write lock ends with
-each cog's transaction, while PostgreSQL's advisory lock lasts the whole run).  Both ways of
-migrating are tested: the start-up API in the bot process, and ``nxalembic upgrade`` as the
-deploy step.
+each cog's transaction, while PostgreSQL's advisory lock and MariaDB's GET_LOCK last the whole
+run).  Both ways of migrating are tested: the start-up API in the bot process, and
+``nxalembic upgrade`` as the deploy step.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def write_revisions(project: BotProject) -> None:
 
 
 def waiting_sessions(project: BotProject) -> int:
+    if project.db.backend == "mysql":  # sessions of this database blocked in GET_LOCK('nxalembic:...')
+        return int(
+            project.db.scalar(
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+                "AND STATE = 'User lock' AND INFO LIKE '%GET_LOCK(''nxalembic:%'"
+            )
+        )
     return int(
         project.db.scalar(
             "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
@@ -66,7 +74,7 @@ def waiting_sessions(project: BotProject) -> int:
 
 
 @pytest.mark.parametrize("mode", ["api", "cli"])
-@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"])
 def test_eight_processes_starting_together_apply_each_revision_once(
     make_project: Callable[..., BotProject],
     tmp_path: Path,
@@ -101,7 +109,7 @@ def test_eight_processes_starting_together_apply_each_revision_once(
 
         holder = wait_for(inside, "a process inside core's first revision", starters)
         others = [s for s in starters if s.pid != holder]
-        if project.db.backend == "postgresql":
+        if project.db.backend in ("postgresql", "mysql"):
             wait_for(
                 lambda: waiting_sessions(project) == SHARDS - 1 or None, "seven sessions waiting", starters
             )
@@ -130,7 +138,7 @@ def test_eight_processes_starting_together_apply_each_revision_once(
             assert REVISIONS[cog] == revision
             appliers.setdefault(cog, []).append(starter.pid)
     assert appliers["core"] == [holder]
-    if project.db.backend == "postgresql":  # one advisory lock for the whole run: the holder did every cog
+    if project.db.backend in ("postgresql", "mysql"):  # one lock for the whole run: the holder did every cog
         assert appliers == {cog: [holder] for cog in REVISIONS}
     else:  # SQLite's write lock ends with each cog's transaction: another process may take a later cog
         assert sorted(appliers) == sorted(REVISIONS) and all(len(pids) == 1 for pids in appliers.values()), (

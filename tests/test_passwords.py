@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from conftest import ALEMBIC, NXALEMBIC, BotProject, Result, run
+from mariadb_server import MariaDBServer
 from postgres_server import PostgresServer
 
 #: Every character that needs quoting in a URL, between two markers that nothing else prints.
@@ -289,3 +290,94 @@ def test_an_unescaped_percent_in_alembic_ini_does_not_print_the_password(
     for result in (current, status):
         assert_hidden(result, password)
         assert_masked(result, user)
+
+
+# -- MariaDB / MySQL: the same promises through aiomysql and asyncmy ------------------------------
+
+MYSQL_DRIVERS = ["aiomysql", "asyncmy"]
+
+
+@pytest.fixture(scope="module")
+def mariadb_special_user(mariadb_server: MariaDBServer) -> tuple[str, str]:
+    """A MariaDB login whose password holds every character that needs URL-quoting."""
+    mariadb_server.sql(f"DROP USER IF EXISTS '{SPECIAL_USER}'@'%'")
+    mariadb_server.sql(f"CREATE USER '{SPECIAL_USER}'@'%%' IDENTIFIED BY %s", (SPECIAL_PASSWORD,))
+    mariadb_server.sql(f"GRANT ALL PRIVILEGES ON *.* TO '{SPECIAL_USER}'@'%'")
+    return SPECIAL_USER, SPECIAL_PASSWORD
+
+
+def mysql_url(
+    server: MariaDBServer, driver: str, user: str, password: str, database: str, port: int | None = None
+) -> str:
+    return (
+        f"mysql+{driver}://{user}:{quote(password, safe='')}@{server.host}:{port or server.port}/{database}"
+    )
+
+
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+def test_on_mariadb_no_output_shows_the_password_when_commands_succeed(
+    make_project, mariadb_server: MariaDBServer, mariadb_special_user: tuple[str, str], driver: str
+) -> None:
+    user, password = mariadb_special_user
+    project = make_project(f"mysql+{driver}")
+    database = database_name(project)
+    url = mysql_url(mariadb_server, driver, user, password, database)
+    masked = f"mysql+{driver}://{user}:{MASK}@{mariadb_server.host}:{mariadb_server.port}/{database}"
+    debug_logging(project)
+    env = {"DEMOBOT_DATABASE_URL": url}
+    results = [
+        run(
+            [ALEMBIC, "-x", "cog=core", "revision", "--autogenerate", "-m", "users"],
+            cwd=project.path,
+            env=env,
+        ),
+        run([ALEMBIC, "-x", "cog=core", "upgrade", "head"], cwd=project.path, env=env),
+        run([ALEMBIC, "-x", "cog=core", "current", "--verbose"], cwd=project.path, env=env),
+        run([NXALEMBIC, "migrate"], cwd=project.path, env=env),
+        run([NXALEMBIC, "upgrade"], cwd=project.path, env=env),
+        run([NXALEMBIC, "status", "--json"], cwd=project.path, env=env),
+        run([NXALEMBIC, "check"], cwd=project.path, env=env),
+        run([NXALEMBIC, "downgrade", "economy"], cwd=project.path, env=env),
+    ]
+    assert f"database: {masked}" in results[4].stderr.splitlines(), results[4].output
+    assert "Current revision(s) for mysql+" in results[2].stdout, results[2].output
+    assert {"core_users", "music_songs"} <= project.db.tables()  # the commands really ran
+    for result in results:
+        assert_hidden(result, password)
+        assert_masked(result, user)
+
+
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS)
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong password", "Access denied"),
+        ("wrong database", "Unknown database"),
+        ("nothing listens", "cannot connect"),
+    ],
+)
+def test_on_mariadb_no_output_shows_the_password_when_the_url_is_wrong(
+    make_project,
+    mariadb_server: MariaDBServer,
+    mariadb_special_user: tuple[str, str],
+    driver: str,
+    case: str,
+    expected: str,
+) -> None:
+    user, password = mariadb_special_user
+    project = make_project(f"mysql+{driver}")
+    database = "no_such_db" if case == "wrong database" else database_name(project)
+    port = 1 if case == "nothing listens" else None
+    url = mysql_url(
+        mariadb_server, driver, user, password + (WRONG if case == "wrong password" else ""), database, port
+    )
+    masked = f"mysql+{driver}://{user}:{MASK}@{mariadb_server.host}:{port or mariadb_server.port}/{database}"
+    for args in ([ALEMBIC, "-x", "cog=core", "upgrade", "head"], [NXALEMBIC, "status"]):
+        result = run(args, cwd=project.path, env={"DEMOBOT_DATABASE_URL": url}, check=False)
+        assert result.returncode != 0, result.output
+        assert "Traceback" not in result.output
+        assert_hidden(result, password, password + WRONG)
+        assert_masked(result, user)
+        [line] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+        assert expected in line and masked in line, line
+    assert project.db.tables() == set()

@@ -40,7 +40,12 @@ EXAMPLES = int(os.environ.get("NXALEMBIC_PROPERTY_EXAMPLES", "20"))
 #: One line per finished backend (cases, wall time), appended here when set (``make test-long``).
 REPORT = os.environ.get("NXALEMBIC_PROPERTY_REPORT")
 
-BACKENDS = {"sqlite_sync": "sqlite", "sqlite_async": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+BACKENDS = {
+    "sqlite_sync": "sqlite",
+    "sqlite_async": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "mariadb": "mysql+aiomysql",
+}
 REPO = Path(__file__).resolve().parents[1]
 
 _counter = itertools.count()
@@ -166,6 +171,16 @@ class CaseDatabase:
             self.url = server.url(name, driver="psycopg")
             self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
             request.addfinalizer(self.engine.dispose)
+        elif backend.startswith("mysql"):
+            server = request.getfixturevalue("mariadb_server")
+            self.database = f"property_{next(_counter)}_{os.getpid()}"
+            server.create_database(self.database)
+            request.addfinalizer(lambda: server.drop_database(self.database))
+            self.url = server.url(self.database, driver="aiomysql")
+            self.engine = sa.create_engine(
+                server.url(self.database, driver="pymysql"), poolclass=sa.pool.NullPool
+            )
+            request.addfinalizer(self.engine.dispose)
 
     def fresh(self, root: Path) -> tuple[str, sa.Engine]:
         """The URL for this case and a sync engine on it, to create hand-made tables."""
@@ -175,8 +190,13 @@ class CaseDatabase:
                 f"sqlite:///{path}", poolclass=sa.pool.NullPool
             )
         with self.engine.begin() as conn:  # the previous case's tables, version tables and all
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
+            if self.backend.startswith("mysql"):
+                conn.exec_driver_sql(f"DROP DATABASE `{self.database}`")
+                conn.exec_driver_sql(f"CREATE DATABASE `{self.database}`")
+                conn.exec_driver_sql(f"USE `{self.database}`")
+            else:
+                conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+                conn.exec_driver_sql("CREATE SCHEMA public")
         assert sa.inspect(self.engine).get_table_names() == []
         return self.url, self.engine
 

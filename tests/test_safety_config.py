@@ -149,16 +149,18 @@ def test_every_version_table_name_is_refused_as_a_model_table(
 LONG_VERSION_TABLE = "alembic_version_" + "x" * 37 + "_{cog}"
 
 
-def test_version_table_longer_than_postgresql_allows_is_refused_before_any_cog(
-    make_project, pg_server
+@pytest.mark.parametrize(("backend", "allows"), [("postgresql+asyncpg", 59), ("mysql+aiomysql", 60)])
+def test_version_table_longer_than_the_server_allows_is_refused_before_any_cog(
+    make_project, backend: str, allows: int
 ) -> None:
-    p = make_project("postgresql+asyncpg")
+    """PostgreSQL allows 63 characters, MariaDB 64, in a name: the primary key's <table>_pkc must fit."""
+    p = make_project(backend)
     write_ini(p.path, f"version_table = {LONG_VERSION_TABLE}")
     p.nxalembic("migrate", "--offline")  # no database needed to write the revisions
     words = (
         "cog 'economy'",
         "61 characters long",
-        "postgresql allows 59",
+        f"{p.db.backend} allows {allows}",
         "version_table",
         "__nxalembic_cog__",
     )

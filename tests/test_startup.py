@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from conftest import BotProject, create_table_op
 
 #: One SQLite (async driver, as the example bot uses) and one PostgreSQL (asyncpg) leg.
-BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg"]
+BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"]
 #: How long a bot process may take before the test fails (never reached when things work).
 PROCESS_TIMEOUT = 180
 #: What the API logs while another process holds the lock (see nxalembic_templates.locking).
@@ -464,12 +464,17 @@ def test_bad_arguments_are_one_clear_error_before_anything_runs(
 
 @pytest.fixture
 def lock_held(bot_project: BotProject) -> Iterator[None]:
-    """The test process holds the migration lock: PostgreSQL's advisory lock, SQLite's write lock."""
+    """The test process holds the migration lock: PostgreSQL's advisory lock, MariaDB's GET_LOCK,
+    SQLite's write lock."""
     from nxalembic_templates.locking import ADVISORY_LOCK_KEY
 
     connection = project_connection = bot_project.db.engine.connect()
     if bot_project.db.backend == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})")
+        connection.commit()
+    elif bot_project.db.backend == "mysql":
+        name = f"nxalembic:{connection.exec_driver_sql('SELECT DATABASE()').scalar()}"
+        assert connection.exec_driver_sql(f"SELECT GET_LOCK('{name}', 0)").scalar() == 1
         connection.commit()
     else:
         raw = connection.connection.dbapi_connection
@@ -478,7 +483,7 @@ def lock_held(bot_project: BotProject) -> Iterator[None]:
     try:
         yield
     finally:
-        if bot_project.db.backend != "postgresql":
+        if bot_project.db.backend == "sqlite":
             connection.connection.dbapi_connection.execute("ROLLBACK")
         project_connection.close()
 
@@ -495,9 +500,10 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
     assert outcome["error"] == "LockTimeout", outcome
     message = outcome["message"]
     assert "\n" not in message
-    if project.db.backend == "postgresql":
+    if project.db.backend in ("postgresql", "mysql"):
         assert message.startswith(
-            "gave up after 0.5 s waiting for the migration lock on postgresql+asyncpg://"
+            f"gave up after 0.5 s waiting for the migration lock on {project.db.backend}+"
+            f"{'asyncpg' if project.db.backend == 'postgresql' else 'pymysql'}://"
         )
         assert ":***@" in message and project.db.engine.url.password not in message
     else:
@@ -510,7 +516,9 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
     assert not {"core_t", "music_t", "economy_t", "extra_t"} & project.db.tables()
 
 
-@pytest.mark.parametrize("bot_project", [*BACKENDS, "postgresql+psycopg"], indirect=True)
+@pytest.mark.parametrize(
+    "bot_project", [*BACKENDS, "postgresql+psycopg", "mysql+asyncmy", "mysql+pymysql"], indirect=True
+)
 def test_nxalembic_upgrade_lock_timeout_exits_non_zero_with_one_line(
     bot_project: BotProject,
     lock_held: None,
