@@ -21,11 +21,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Literal
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-import pymysql
+if TYPE_CHECKING:  # imported where used: the matrix legs, which run no MariaDB test, lack the driver
+    import pymysql
 
 INSTALL_HINT = "MariaDB server binaries (mariadb-install-db, mariadbd) not found; run .ci/install-mariadb.sh"
 
@@ -185,7 +186,7 @@ class MariaDBServer:
             try:
                 self._connect().close()
                 return
-            except pymysql.err.OperationalError as exc:
+            except _pymysql().err.OperationalError as exc:
                 last = exc
                 # Not a test waiting for a state it could observe otherwise: the server gives no
                 # other sign of readiness than accepting a login (as pg_ctl -w also polls).
@@ -226,7 +227,7 @@ class MariaDBServer:
         for (thread_id,) in rows:
             try:
                 self.sql(f"KILL {int(thread_id)}")
-            except pymysql.err.OperationalError:  # it ended meanwhile
+            except _pymysql().err.OperationalError:  # it ended meanwhile
                 pass
         self.sql(f"DROP DATABASE IF EXISTS {_ident(name)}")
 
@@ -244,7 +245,7 @@ class MariaDBServer:
     # -- helpers -----------------------------------------------------------------
 
     def _connect(self, dbname: str | None = None) -> pymysql.connections.Connection:
-        return pymysql.connect(
+        return _pymysql().connect(
             host=self.host,
             port=self.port,
             user=self.user,
@@ -264,3 +265,10 @@ class MariaDBServer:
 def _ident(name: str) -> str:
     """Quote an SQL identifier."""
     return "`" + name.replace("`", "``") + "`"
+
+
+def _pymysql() -> ModuleType:
+    """The PyMySQL driver (the ``[mysql]`` extra), imported on first use."""
+    import pymysql
+
+    return pymysql
