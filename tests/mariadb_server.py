@@ -244,7 +244,7 @@ class MariaDBServer:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _connect(self, dbname: str | None = None) -> pymysql.connections.Connection:
+    def _connect(self, dbname: str | None = None) -> "pymysql.connections.Connection":
         return _pymysql().connect(
             host=self.host,
             port=self.port,
