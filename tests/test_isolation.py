@@ -185,7 +185,9 @@ def test_cross_cog_foreign_key_on_mariadb_needs_the_referenced_cog_first_and_lea
     assert "it is now between revisions: 1 schema statement of revision" in failed, failed
     assert project.db.tables() & {"music_songs", "music_playlists"} == {"music_songs"}  # not rolled back
     assert project.db.versions("alembic_version_music") == []
-    assert "music: BETWEEN REVISIONS: revision" in project.nxalembic("status").stdout
+    status = project.nxalembic("status").stdout
+    assert "music: BETWEEN REVISIONS: revision" in status
+    assert "stamp head" not in status, status  # the tables are what the failed run left, not adopted ones
     project.db.execute("DROP TABLE music_songs")  # "or undo those statements by hand"
     project.cog("core", "upgrade", "head")
     project.cog("music", "upgrade", "head")
