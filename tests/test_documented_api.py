@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,32 @@ def test_schema_qualified_models_with_the_default_env_py(make_project) -> None:
     assert "No changes in schema detected for cog 'radio'" in again.output, textwrap.shorten(
         again.output, 500
     )
+
+
+def test_on_mariadb_a_schema_qualified_model_lives_in_another_database(make_project, mariadb_server) -> None:
+    """MariaDB has no schemas inside a database: ``schema="radio"`` names the database ``radio``
+    on the same server (SQLAlchemy's and MariaDB's documented meaning).  The cog migrates its
+    table there like any other, and its version table stays in the bot's own database."""
+    assert "        owner: Optional[User] = ormar.ForeignKey(User)\n" in RADIO
+    project: BotProject = make_project("mysql+aiomysql")
+    radio = "radio_" + uuid.uuid4().hex[:8]  # a database is server-wide: unique per test
+    # no foreign key to core_users: MariaDB reads REFERENCES core_users inside the table's own
+    # database (radio_...), where there is no such table (docs/configuration.rst says so)
+    station = RADIO.replace('schema="radio"', f'schema="{radio}"')
+    station = station.replace("        owner: Optional[User] = ormar.ForeignKey(User)\n", "")
+    write(project, "demobot/cogs/radio.py", station)
+    load_extension(project, "demobot.cogs.radio")
+    mariadb_server.create_database(radio)
+    try:
+        project.nxalembic("migrate")
+        [first] = project.revisions("radio")
+        assert "op.create_table('stations'" in first.read_text() and f"schema='{radio}'" in first.read_text()
+        project.nxalembic("upgrade")
+        assert mariadb_server.sql(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'stations'"
+        ) == [(radio,)]
+        assert "alembic_version_radio" in project.db.tables() and "stations" not in project.db.tables()
+        again = project.cog("radio", "revision", "--autogenerate", "-m", "again")
+        assert "No changes in schema detected for cog 'radio'" in again.output, again.output
+    finally:
+        mariadb_server.drop_database(radio)
