@@ -177,6 +177,7 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
                 # No live database: autogenerate against the replayed history instead.
                 url = _target_url(config, scope)
                 target = make_url(url).get_backend_name() if url else scratch.dialect.name
+                scope.target_dialect = target
                 options["compare_type"] = portable_compare_type(scratch.dialect.name)
                 _run_on_connection(
                     context, scope, scratch, {**options, "render_as_batch": target == "sqlite"}

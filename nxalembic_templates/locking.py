@@ -378,21 +378,31 @@ def _get_lock(connection: Connection, name: str, timeout: float) -> bool:
     return bool(got.scalar())
 
 
+#: Callers' connections whose transaction end releases user locks, and the lock names to release.
+_RELEASE_AT_END: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+
+
 def _release_when_transaction_ends(connection: Connection, name: str) -> None:
     """A caller's connection may go back to its pool: free the lock as its transaction ends.
 
     Sent on the driver's connection, past SQLAlchemy: a statement through *connection* while
-    it commits or rolls back would begin a new transaction.
+    it commits or rolls back would begin a new transaction.  The two listeners are added once
+    per connection and stay: SQLAlchemy does not allow removing a listener while it runs (a
+    caller migrating several times on one connection, as pytest-alembic does, would hit that).
     """
+    pending = _RELEASE_AT_END.get(connection)
+    if pending is None:
+        pending = _RELEASE_AT_END[connection] = set()
 
-    def release(conn: Connection) -> None:
-        event.remove(connection, "commit", release)
-        event.remove(connection, "rollback", release)
-        literal = "'" + name.replace("\\", "\\\\").replace("'", "''") + "'"
-        _driver_execute(conn.connection.dbapi_connection, f"DO RELEASE_LOCK({literal})")
+        def release(conn: Connection) -> None:
+            for held in sorted(pending):
+                literal = "'" + held.replace("\\", "\\\\").replace("'", "''") + "'"
+                _driver_execute(conn.connection.dbapi_connection, f"DO RELEASE_LOCK({literal})")
+            pending.clear()
 
-    event.listen(connection, "commit", release)
-    event.listen(connection, "rollback", release)
+        event.listen(connection, "commit", release)
+        event.listen(connection, "rollback", release)
+    pending.add(name)
 
 
 def release(connection: Connection) -> None:

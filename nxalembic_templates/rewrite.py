@@ -3,6 +3,9 @@
 * **Renames** from hints (or from answers at a prompt) instead of drop + create.
 * **Drops** of owned tables whose model is gone: reported always, written only on opt-in.
 * **Guard** against adding a NOT NULL column without a server default.
+* **A note** at the top of ``upgrade()`` when the revision is for MariaDB / MySQL and has more
+  than one statement: there each statement commits by itself, so such a revision is not
+  all-or-nothing (:func:`note_statement_by_statement`).
 
 Nothing here widens the safety rule: a table is only ever proposed for a drop or a rename
 when this cog's own revisions created it and no loaded cog models it.  Alembic ships no
@@ -31,6 +34,48 @@ def _render_rename_table(autogen_context: Any, op: ops.RenameTableOp) -> str:
     prefix = autogen_context.opts.get("alembic_module_prefix", "op.")
     schema = f", schema={op.schema!r}" if op.schema else ""
     return f"{prefix}rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
+
+
+#: The comment :func:`note_statement_by_statement` puts at the top of ``upgrade()``.
+STATEMENT_BY_STATEMENT_NOTE = (
+    "MariaDB / MySQL commit each statement of this revision by itself: if one fails, the",
+    "ones before it stay applied (`nxalembic status` shows the cog as between revisions).",
+    "One operation per revision (`nxalembic migrate` once per model change) keeps every",
+    "revision all-or-nothing.",
+)
+
+
+class StatementByStatementNote(ops.MigrateOperation):
+    """Not an operation: a comment rendered into ``upgrade()`` (see :func:`note_statement_by_statement`).
+
+    A placeholder operation is the route Alembic offers for putting text among the rendered
+    commands (its renderers are dispatched by operation class); it renders as comment lines only.
+    """
+
+    def reverse(self) -> StatementByStatementNote:
+        return self
+
+
+@renderers.dispatch_for(StatementByStatementNote)
+def _render_note(_autogen_context: Any, _op: StatementByStatementNote) -> list[str]:
+    return [f"# {line}" for line in STATEMENT_BY_STATEMENT_NOTE]
+
+
+def statement_count(container: ops.OpContainer) -> int:
+    """How many operations (so, roughly, statements) *container* holds, table containers unpacked."""
+    return sum(statement_count(op) if isinstance(op, ops.OpContainer) else 1 for op in container.ops)
+
+
+def note_statement_by_statement(upgrade_ops: ops.UpgradeOps) -> None:
+    """Warn in the revision itself when it cannot be all-or-nothing on MariaDB / MySQL.
+
+    There every ``CREATE`` / ``ALTER`` commits by itself, so a revision that fails at its second
+    statement leaves its first applied (:mod:`.partial` reports that state).  The package cannot
+    make such a revision atomic; it can say so where the user reads and edits it, and name the
+    way to keep revisions atomic.  Called for revisions written for MariaDB / MySQL only.
+    """
+    if statement_count(upgrade_ops) > 1:
+        upgrade_ops.ops.insert(0, StatementByStatementNote())
 
 
 @dataclass

@@ -519,8 +519,12 @@ class Project:
         return row
 
     def _adoption_note(self, connection: Connection, cog: str, row: CogStatus) -> str | None:
-        """Tables of the cog exist while its version table is empty: they want a ``stamp``."""
-        if row.current or not row.head:
+        """Tables of the cog exist while its version table is empty: they want a ``stamp``.
+
+        Not when its first revision failed part-way (MariaDB / MySQL): those tables are what the
+        failed run left, and ``stamp head`` would record as applied what is missing.
+        """
+        if row.current or not row.head or row.failed_part_way:
             return None
         existing = set(sa.inspect(connection).get_table_names())
         found = sorted(name for _schema, name in self.schema.cogs[cog].table_keys if name in existing)

@@ -30,7 +30,7 @@ from .layout import CogLayout
 from .locking import MYSQL_DIALECTS
 from .naming import DEFAULT_SLUG_LENGTH, revision_message
 from .request import CogRequest, is_autogenerate
-from .rewrite import Rewriter
+from .rewrite import Rewriter, note_statement_by_statement
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -75,6 +75,9 @@ class CogScope:
     history: set[str] | None = None
     #: Every loaded cog's revisions folder, to name the cog a stray revision id belongs to.
     locations: dict[str, Path] = field(default_factory=dict)
+    #: The dialect revisions are written for when autogenerate compares with a replay (offline);
+    #: None: the dialect of the database compared with.
+    target_dialect: str | None = None
 
     @classmethod
     def for_cog(
@@ -193,7 +196,8 @@ class CogScope:
     def process_revision_directives(
         self, context: Any, revision: Any, directives: list[ops.MigrationScript]
     ) -> None:
-        """Keep only operations on own tables, then apply renames, drops, guard and naming.
+        """Keep only operations on own tables, then apply renames, drops, guard and naming; on
+        MariaDB / MySQL note in a revision of several statements that it is not all-or-nothing.
 
         An autogenerate that finds nothing writes no file (``revision`` only: ``check`` needs
         the empty script to report "no changes").
@@ -221,6 +225,9 @@ class CogScope:
                 log.warning(note)
             if not script.message:
                 script.message = revision_message(script.upgrade_ops_list, _slug_length(context))
+            if command == "revision" and (self.target_dialect or context.dialect.name) in MYSQL_DIALECTS:
+                for upgrade_ops in script.upgrade_ops_list:
+                    note_statement_by_statement(upgrade_ops)
         if autogenerate and command == "revision":
             if all(ops_.is_empty() for script in directives for ops_ in script.upgrade_ops_list):
                 directives[:] = []

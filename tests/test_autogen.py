@@ -102,6 +102,8 @@ EVOLUTIONS = [
 ]
 
 
+#: Not on MariaDB yet: there live autogenerate writes existing_type=mysql.VARCHAR(...) where offline
+#: writes sa.VARCHAR(...), and a column rename adds type_=sa.Integer() over INTEGER(display_width=11).
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
 def test_offline_autogenerate_equals_live_at_every_step(make_project, backend: str) -> None:
     project = make_project(backend)
@@ -141,7 +143,7 @@ def remove_playlists(project: BotProject) -> None:
     )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql+psycopg"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql+psycopg", "mysql+pymysql"])
 def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, backend: str) -> None:
     project = make_project(backend)
     music_and_core_at_head(project)
@@ -180,7 +182,7 @@ def test_tables_of_other_cogs_are_never_proposed_for_drops(make_project) -> None
         assert "no revision written" in result.output and "no longer modelled" not in result.output
 
 
-@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"])
 def test_renamed_column_keeps_its_data(make_project, backend: str) -> None:
     project = make_project(backend)
     music_and_core_at_head(project)

@@ -13,9 +13,14 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import uuid
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from conftest import BotProject, run, sync_url
+from test_concurrency import documented_lock_name
 from test_documented_configuration import created_tables, load_extension, write
 
 #: pg_locks row of the migration lock, as docs/concurrency.rst documents it.
@@ -34,11 +39,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 url, async_url = sys.argv[1:]
 LOCK_QUERY = {lock_query!r}
+PID_QUERY = {pid_query!r}
 watcher = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()  # another session
 
 
 def holders():
-    pids = [row[0] for row in watcher.execute(sa.text(LOCK_QUERY))]
+    pids = [row[0] for row in watcher.execute(sa.text(LOCK_QUERY)) if row[0] is not None]
     watcher.rollback()
     return pids
 
@@ -57,7 +63,7 @@ def config():
 report = {{}}
 engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 with engine.connect() as connection:
-    report["pid"] = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    report["pid"] = connection.exec_driver_sql(PID_QUERY).scalar()
     connection.commit()
 
     # 1. the caller's own transaction: the lock is held until the caller commits
@@ -88,11 +94,8 @@ print(json.dumps(report))
 """
 
 
-def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> None:
-    """concurrency.rst: on a connection handed in through config.attributes["connection"] the
-    advisory lock is transaction-level and ends with that transaction; an AsyncEngine there
-    is refused."""
-    project: BotProject = make_project("postgresql+psycopg")
+def borrowed_connection_report(project: BotProject, lock_query: str, pid_query: str) -> dict[str, Any]:
+    """Run BORROWED_CONNECTION on *project*: where the lock (*lock_query*: its holders) is held."""
     project.cog("core", "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
     project.cog("core", "revision", "-m", "probe", "--rev-id", "probe")
     [probe] = [p for p in project.revisions("core") if p.name.startswith("probe_")]
@@ -101,13 +104,16 @@ def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> 
             "def upgrade() -> None:\n", "def upgrade() -> None:\n    __import__('lockprobe').look()\n", 1
         )
     )
-    (project.path / "borrow.py").write_text(BORROWED_CONNECTION.format(lock_query=LOCK_QUERY))
-
-    async_url = project.db.url.replace("+psycopg", "+asyncpg")
+    script = BORROWED_CONNECTION.format(lock_query=lock_query, pid_query=pid_query)
+    (project.path / "borrow.py").write_text(script)
+    driver = make_url(project.db.url).drivername
+    async_url = project.db.url.replace(
+        driver, "postgresql+asyncpg" if "postgresql" in driver else "mysql+aiomysql"
+    )
     result = run(
         [sys.executable, "borrow.py", sync_url(project.db.url), async_url], cwd=project.path, env=project.env
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     pid = report["pid"]
     assert report["inside_callers_transaction"] == [pid], report
     assert report["after_callers_commit"] == [], report
@@ -119,6 +125,23 @@ def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> 
     )
     assert project.db.versions("alembic_version_core") == ["probe"]  # the async engine changed nothing
     assert "core_users" in project.db.tables()
+    return report
+
+
+def test_a_borrowed_connection_gets_the_transaction_level_lock(make_project) -> None:
+    """concurrency.rst: on a connection handed in through config.attributes["connection"] the
+    advisory lock is transaction-level and ends with that transaction; an AsyncEngine there
+    is refused."""
+    borrowed_connection_report(make_project("postgresql+psycopg"), LOCK_QUERY, "SELECT pg_backend_pid()")
+
+
+def test_on_mariadb_a_borrowed_connection_holds_get_lock_until_its_transaction_ends(make_project) -> None:
+    """The MariaDB twin: GET_LOCK belongs to the session, so on a caller's connection (which may
+    go back to a pool) it is released when the migration transaction ends, as concurrency.rst
+    says; IS_USED_LOCK names the holding session's id, the caller's CONNECTION_ID()."""
+    project: BotProject = make_project("mysql+pymysql")
+    name = documented_lock_name(str(make_url(project.db.url).database))
+    borrowed_connection_report(project, f"SELECT IS_USED_LOCK('{name}')", "SELECT CONNECTION_ID()")
 
 
 EVENT_LOOP = """
@@ -236,3 +259,32 @@ def test_schema_qualified_models_with_the_default_env_py(make_project) -> None:
     assert "No changes in schema detected for cog 'radio'" in again.output, textwrap.shorten(
         again.output, 500
     )
+
+
+def test_on_mariadb_a_schema_qualified_model_lives_in_another_database(make_project, mariadb_server) -> None:
+    """MariaDB has no schemas inside a database: ``schema="radio"`` names the database ``radio``
+    on the same server (SQLAlchemy's and MariaDB's documented meaning).  The cog migrates its
+    table there like any other, and its version table stays in the bot's own database."""
+    assert "        owner: Optional[User] = ormar.ForeignKey(User)\n" in RADIO
+    project: BotProject = make_project("mysql+aiomysql")
+    radio = "radio_" + uuid.uuid4().hex[:8]  # a database is server-wide: unique per test
+    # no foreign key to core_users: MariaDB reads REFERENCES core_users inside the table's own
+    # database (radio_...), where there is no such table (docs/configuration.rst says so)
+    station = RADIO.replace('schema="radio"', f'schema="{radio}"')
+    station = station.replace("        owner: Optional[User] = ormar.ForeignKey(User)\n", "")
+    write(project, "demobot/cogs/radio.py", station)
+    load_extension(project, "demobot.cogs.radio")
+    mariadb_server.create_database(radio)
+    try:
+        project.nxalembic("migrate")
+        [first] = project.revisions("radio")
+        assert "op.create_table('stations'" in first.read_text() and f"schema='{radio}'" in first.read_text()
+        project.nxalembic("upgrade")
+        assert mariadb_server.sql(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'stations'"
+        ) == [(radio,)]
+        assert "alembic_version_radio" in project.db.tables() and "stations" not in project.db.tables()
+        again = project.cog("radio", "revision", "--autogenerate", "-m", "again")
+        assert "No changes in schema detected for cog 'radio'" in again.output, again.output
+    finally:
+        mariadb_server.drop_database(radio)

@@ -64,6 +64,7 @@ def with_body(path: Path, body: str) -> None:
     "scratch",
     [
         "postgresql+psycopg://nx:S3cretScratch@127.0.0.1:1/x",
+        "mysql+pymysql://nx:S3cretScratch@127.0.0.1:1/x",
         "nonsense://nx:S3cretScratch@h/x",
         "sqlite:////no/such/folder/S3cretScratch.db",
     ],
@@ -89,6 +90,49 @@ def test_a_scratch_database_that_cannot_be_opened_is_one_line(make_project, scra
         assert_one_clear_line(result.output, result.returncode, ("scratch",))
         assert "S3cretScratch" not in result.output or scratch.startswith("sqlite")
     assert project.revisions("music") == [] and project.db.snapshot() == before
+
+
+def test_offline_autogenerate_replays_mariadb_only_sql_into_a_mariadb_scratch_database(
+    make_project, mariadb_server
+) -> None:
+    """The MariaDB twin of the PostgreSQL part below: a revision with MariaDB-only SQL (a table
+    comment in MariaDB's syntax) cannot be replayed into SQLite; -x scratch_url= pointing at a
+    throwaway MariaDB database replays it there."""
+    project = make_project("sqlite")
+    offline = ("-x", "cog=core", "-x", "offline=true")
+    project.alembic(*offline, "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
+    project.cog("core", "revision", "-m", "comment", "--rev-id", "comment")
+    with_body(
+        revision_file(project, "core", "comment"),
+        "op.execute(\"ALTER TABLE core_users COMMENT = 'Discord users'\")",
+    )
+    project.edit("demobot/models.py", *LOCALE)
+    refused = project.alembic(*offline, "revision", "--autogenerate", "-m", "locale", check=False)
+    assert_one_clear_line(
+        refused.output,
+        refused.returncode,
+        ("replaying revision comment into the scratch database 'sqlite://' failed", "-x scratch_url="),
+    )
+    name = "t_" + uuid.uuid4().hex[:12]
+    mariadb_server.create_database(name)
+    scratch = Database(mariadb_server.url(name, driver="pymysql"))
+    try:
+        project.alembic(
+            *offline, "-x", f"scratch_url={scratch.url}", "revision", "--autogenerate", "--rev-id", "locale"
+        )
+        assert scratch.versions("alembic_version_core") == ["comment"]
+        assert (
+            scratch.scalar(
+                "SELECT table_comment FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = 'core_users'"
+            )
+            == "Discord users"
+        )
+    finally:
+        scratch.dispose()
+        mariadb_server.drop_database(name)
+    body = project.revision_ops(revision_file(project, "core", "locale"))
+    assert "batch_op.add_column(sa.Column('locale'" in body  # written for the live database, SQLite
 
 
 def test_offline_autogenerate_replays_into_the_scratch_database_given(

@@ -56,6 +56,25 @@ def alembic_engine():
     engine.dispose()
 """
 
+MARIADB_ENGINE = """
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.fixture
+def alembic_engine():
+    engine = sa.create_engine(os.environ["MIGRATIONS_TEST_URL"], poolclass=sa.pool.NullPool)
+    name = engine.url.database
+    with engine.begin() as connection:  # every test starts from an empty database
+        connection.exec_driver_sql(f"DROP DATABASE `{name}`")
+        connection.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    yield engine
+    engine.dispose()
+"""
+
 TEST_MODULE = """\
 from pytest_alembic.tests import (  # noqa: F401  (collected here, once per cog)
     test_model_definitions_match_ddl,
@@ -150,6 +169,21 @@ def test_on_postgresql_referenced_cogs_are_upgraded_first(make_project, pg_serve
         code, found = outcomes(project, {"MIGRATIONS_TEST_URL": pg_server.url(name, driver="psycopg")})
     finally:
         pg_server.drop_database(name)
+    assert found == expected()
+    assert code == 0
+
+
+def test_on_mariadb_referenced_cogs_are_upgraded_first(make_project, mariadb_server) -> None:
+    """The MariaDB twin: foreign keys there need the referenced tables too (sync PyMySQL, as
+    pytest-alembic's engine is a sync one)."""
+    project = migrated_bot(make_project("sqlite"))
+    user_tests(project, CONFTEST + MARIADB_ENGINE)
+    name = "t_" + uuid.uuid4().hex[:12]
+    mariadb_server.create_database(name)
+    try:
+        code, found = outcomes(project, {"MIGRATIONS_TEST_URL": mariadb_server.url(name, driver="pymysql")})
+    finally:
+        mariadb_server.drop_database(name)
     assert found == expected()
     assert code == 0
 

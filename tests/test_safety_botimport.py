@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from conftest import ALEMBIC, NXALEMBIC, BotProject, Result, run
+from mariadb_server import MariaDBServer
 from postgres_server import PostgresServer
 from test_bad_input import assert_one_clear_line, base_project, project  # noqa: F401  (fixtures)
 from test_passwords import assert_hidden, debug_logging
@@ -396,6 +397,64 @@ def test_a_password_in_the_url_query_is_never_printed(
             (NXALEMBIC, "-x", f"url={bad_url}", "check"),
         ):
             result = call(*args, ok=False, env={"DEMOBOT_DATABASE_URL": bad_url})
+            assert result.returncode != 0, f"{case}: {result.output}"
+            assert "Traceback" not in result.output, f"{case}: {result.output}"
+            [line] = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
+            assert expected in line, f"{case}: {line}"
+            assert_hidden(result, wrong if case == "wrong password" else password)
+    for result in results:
+        assert_hidden(result, password)
+        assert not re.search(r"password=(?!\*\*\*)", result.output), result.output
+
+
+def mariadb_query_url(server: MariaDBServer, driver: str, database: str, **query: str) -> str:
+    """query_url's MariaDB twin: the password in the query (the MySQL drivers take ``password=``)."""
+    params = "&".join(f"{key}={quote(value, safe='')}" for key, value in query.items())
+    return f"mysql+{driver}://{server.user}@{server.host}:{server.port}/{database}?{params}"
+
+
+def test_on_mariadb_a_password_in_the_url_query_is_never_printed(
+    make_project, mariadb_server: MariaDBServer
+) -> None:
+    """The MariaDB twin (aiomysql: PyMySQL, under it, reads the same keyword)."""
+    driver = "aiomysql"
+    project = make_project(f"mysql+{driver}")
+    database = str(make_url(project.db.url).database)
+    password = mariadb_server.password
+    debug_logging(project)
+    url = mariadb_query_url(mariadb_server, driver, database, password=password)
+    results: list[Result] = []
+
+    def call(*args: str, ok: bool = True, db_url: str = url) -> Result:
+        result = run(list(args), cwd=project.path, env={"DEMOBOT_DATABASE_URL": db_url}, check=ok)
+        results.append(result)
+        return result
+
+    # It works: the drivers read the password from the query.
+    call(NXALEMBIC, "migrate")
+    call(NXALEMBIC, "upgrade")
+    verbose = call(ALEMBIC, "-x", "cog=core", "current", "--verbose")  # Alembic prints the URL itself
+    assert "Current revision(s) for mysql" in verbose.output
+    assert "core_users" in project.db.tables()
+
+    # And it fails in every way, still masked.
+    wrong = password + "-Wr0ngPw"
+    failures = {
+        "wrong database": (
+            mariadb_query_url(mariadb_server, driver, "no_such_db", password=password),
+            "1049",
+        ),
+        "wrong password": (mariadb_query_url(mariadb_server, driver, database, password=wrong), "1045"),
+        "nothing listens": (
+            mariadb_query_url(mariadb_server, driver, database, password=password).replace(
+                f":{mariadb_server.port}/", ":1/"
+            ),
+            "password=***",
+        ),
+    }
+    for case, (bad_url, expected) in failures.items():
+        for args in ((ALEMBIC, "-x", "cog=core", "upgrade", "head"), (NXALEMBIC, "status")):
+            result = call(*args, ok=False, db_url=bad_url)
             assert result.returncode != 0, f"{case}: {result.output}"
             assert "Traceback" not in result.output, f"{case}: {result.output}"
             [line] = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
