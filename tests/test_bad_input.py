@@ -152,7 +152,7 @@ CASES = [
         "missing nxalembic.ini",
         no_ini,
         UPGRADE_MUSIC,
-        ("no nxalembic.ini found", "module = yourbot.main", "nxalembic init"),
+        ("no nxalembic.ini and no [tool.nxalembic] in pyproject.toml found", "module = yourbot.main", "nxalembic init"),
     ),
     Case(
         "missing [nxalembic] section",
