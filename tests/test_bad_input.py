@@ -152,7 +152,11 @@ CASES = [
         "missing nxalembic.ini",
         no_ini,
         UPGRADE_MUSIC,
-        ("no nxalembic.ini and no [tool.nxalembic] in pyproject.toml found", "module = yourbot.main", "nxalembic init"),
+        (
+            "no nxalembic.ini and no [tool.nxalembic] in pyproject.toml found",
+            "module = yourbot.main",
+            "nxalembic init",
+        ),
     ),
     Case(
         "missing [nxalembic] section",
