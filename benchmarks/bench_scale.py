@@ -19,25 +19,30 @@ in), median of ``--runs``:
 
 With ``--nxalembic033 PYTHON`` (default: ``.venv-nxalembic033/bin/python`` when it exists),
 the same bot written for NXAlembic 0.3.3 (``nextcord_ormar``'s ``OrmarApp``/``AppModel`` API,
-one revision per cog) is generated for ``--nxalembic033-cogs`` cogs (default 50) and its
-``nxalembic upgrade`` from an empty database is timed in the same run.  NXAlembic 0.3.3
-installs in a Python 3.10 venv::
+one revision per cog) is generated for ``--nxalembic033-cogs`` cogs (default 50; it must be
+one of ``--cogs``) and its ``nxalembic upgrade`` from an empty database is timed in each run,
+right after ours.  NXAlembic 0.3.3 installs in a Python 3.10 venv::
 
     ~/.pyenv/versions/3.10.13/bin/python -m venv .venv-nxalembic033
     .venv-nxalembic033/bin/pip install nextcord-ormar==0.3.3 aiosqlite
 
-The table printed gives seconds and ratios to the floor; the growth table gives the cost
-above the floor per cog at each N, divided by that at the smallest N.  ``--clock cpu`` times
-each process's user + system CPU seconds instead of the wall clock: on a machine shared with
-other work the wall clock of a 1-second process varies by a tenth of a second or more, which
-at 10 cogs is more than the whole cost above the floor.  ``make bench`` runs
-it with the defaults (10 and 50 cogs, 3 runs); the issue's full measurement is
-``--cogs 10,50,200,500 --runs 5``.
+Every run times the floor and each command once, in turn; a ratio is the median over the
+runs of each run's ratio (a command against the floor timed a moment before, ours against
+NXAlembic 0.3.3 timed right after), so a machine that speeds up or slows down between runs
+moves both sides of it.  The growth table gives the cost above the floor per cog at each N
+(median of the runs), divided by that at the smallest N.  ``--unfrozen`` also times
+``upgrade`` (empty, head) and ``check`` with the command's ``gc.freeze()`` turned off, to show
+what that part of the saving is.  ``--clock cpu`` times each process's user + system CPU
+seconds instead of the wall clock: on a machine shared with other work the wall clock of a
+1-second process varies by a tenth of a second or more, which at 10 cogs is more than the
+whole cost above the floor.  ``make bench`` runs it with the defaults (10 and 50 cogs, 3
+runs); the issue's full measurement is ``--cogs 10,50,200,500 --runs 5``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -47,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
@@ -58,6 +63,8 @@ PYTHON = sys.executable
 ALEMBIC = str(BIN / "alembic")
 NXALEMBIC = str(BIN / "nxalembic")
 URL_VARIABLE = "BENCHBOT_DATABASE_URL"
+#: The key of NXAlembic 0.3.3's upgrade from empty among the times of a run.
+NX033 = "NXAlembic 0.3.3 upgrade (empty)"
 DEFAULT_NX033 = Path(__file__).resolve().parent.parent / ".venv-nxalembic033" / "bin" / "python"
 
 DB_MODULE = f'''\
@@ -153,6 +160,17 @@ COMMANDS = (
     "migrate (1 change)",
     "stock current",
 )
+#: With ``--unfrozen``: these commands again, with the command's ``gc.freeze()`` turned off.
+UNFROZEN = ("upgrade (empty)", "upgrade (head)", "check")
+#: ``nxalembic`` with ``gc.freeze`` made a no-op (-P: no working directory on sys.path, as the
+#: console script).
+UNFROZEN_NXALEMBIC = [
+    PYTHON,
+    "-P",
+    "-c",
+    "import gc, sys; gc.freeze = lambda: None; from nxalembic_templates.cli import main; sys.exit(main())",
+]
+
 #: The commands whose growth per cog the issue bounds (cost above the floor, per cog).
 GROWTH = ("first migrate", "upgrade (empty)", "upgrade (head)", "status", "check", "migrate (1 change)")
 
@@ -208,9 +226,28 @@ def revision_files(root: Path) -> list[Path]:
     return sorted((root / "migrations" / "versions").glob("*/*.py"))
 
 
-def measure(root: Path, cogs: int, runs: int, env: dict[str, str]) -> dict[str, list[float]]:
+def measure(
+    root: Path,
+    cogs: int,
+    runs: int,
+    env: dict[str, str],
+    nx033: Callable[[], float] | None = None,
+    unfrozen: bool = False,
+) -> dict[str, list[float]]:
+    """Each command's time, run by run: every run times the floor and each command once, in turn.
+
+    The ratios are taken within a run (a command against the floor measured a moment before),
+    so a machine that speeds up or slows down between runs moves both sides.  *nx033*: also
+    time NXAlembic 0.3.3's upgrade from empty in each run, right after ours.  *unfrozen*: also
+    time :data:`UNFROZEN` with the command's ``gc.freeze()`` turned off.
+    """
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    if nx033 is not None:
+        times[NX033] = []
     nx = [NXALEMBIC, "-q"]
+    plain = [*UNFROZEN_NXALEMBIC, "-q"]
+    if unfrozen:
+        times.update({f"{name}, unfrozen": [] for name in UNFROZEN})
     for _ in range(runs):
         times["floor"].append(
             run([PYTHON, "-c", "import benchbot.main, alembic.command, alembic.config"], root, env)
@@ -224,6 +261,13 @@ def measure(root: Path, cogs: int, runs: int, env: dict[str, str]) -> dict[str, 
             sys.exit(f"first migrate wrote {len(revision_files(root))} files for {cogs} cogs")
         fresh_database(root)
         times["upgrade (empty)"].append(run([*nx, "upgrade"], root, env))
+        if nx033 is not None:
+            times[NX033].append(nx033())
+        if unfrozen:
+            fresh_database(root)
+            times["upgrade (empty), unfrozen"].append(run([*plain, "upgrade"], root, env))
+            times["upgrade (head), unfrozen"].append(run([*plain, "upgrade"], root, env))
+            times["check, unfrozen"].append(run([*plain, "check"], root, env))
         times["upgrade (head)"].append(run([*nx, "upgrade"], root, env))
         times["status"].append(run([*nx, "status"], root, env))
         times["check"].append(run([*nx, "check"], root, env))
@@ -265,75 +309,101 @@ def generate_nx033(root: Path, cogs: int) -> dict[str, str]:
     return env
 
 
-def measure_nx033(python: str, cogs: int, runs: int) -> list[float]:
-    """NXAlembic 0.3.3's ``nxalembic upgrade`` from an empty database, on the same bot in its API."""
+@contextlib.contextmanager
+def nx033_upgrade(python: str, cogs: int) -> Iterator[Callable[[], float]]:
+    """NXAlembic 0.3.3's ``nxalembic upgrade`` from an empty database, on the same bot in its API.
+
+    The bot and its revisions are written once; each call of the function yielded times one
+    upgrade of a fresh database.
+    """
     nxalembic = str(Path(python).parent / "nxalembic")
     root = Path(tempfile.mkdtemp(prefix="nxalembic033-bench-"))
     try:
         env = generate_nx033(root, cogs)
         run([nxalembic, "migrate", "-m", "create table"], root, env)
-        times = []
-        for _ in range(runs):
+
+        def upgrade() -> float:
             (root / "bench033.db").unlink(missing_ok=True)
-            times.append(run([nxalembic, "upgrade"], root, env))
-        return times
+            return run([nxalembic, "upgrade"], root, env)
+
+        yield upgrade
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def print_tables(
-    medians: dict[int, dict[str, float]],
-    nx033: float | None,
-    nx033_cogs: int,
-    out: Callable[[str], None] = print,
-) -> None:
-    counts = sorted(medians)
+def paired(times: dict[str, list[float]], name: str, against: str = "floor") -> float:
+    """The median, over runs, of *name* / *against* measured in the same run."""
+    return statistics.median(a / b for a, b in zip(times[name], times[against], strict=True))
+
+
+def above_floor(times: dict[str, list[float]], name: str) -> float:
+    """The median, over runs, of *name* minus the floor measured in the same run (seconds)."""
+    return statistics.median(a - b for a, b in zip(times[name], times["floor"], strict=True))
+
+
+def print_tables(results: dict[int, dict[str, list[float]]], out: Callable[[str], None] = print) -> None:
+    counts = sorted(results)
+    out("")
+    out("Median seconds, and in brackets the median of each run's ratio to that run's floor:")
     out("")
     out("| cogs | " + " | ".join(COMMANDS) + " |")
     out("|---" * (len(COMMANDS) + 1) + "|")
     for cogs in counts:
-        floor = medians[cogs]["floor"]
-        cells = [f"{floor:.2f} s"] + [
-            f"{medians[cogs][name]:.2f} s ({medians[cogs][name] / floor:.2f}×)" for name in COMMANDS[1:]
+        times = results[cogs]
+        cells = [f"{statistics.median(times['floor']):.2f} s"] + [
+            f"{statistics.median(times[name]):.2f} s ({paired(times, name):.2f}×)" for name in COMMANDS[1:]
         ]
         out(f"| {cogs} | " + " | ".join(cells) + " |")
     if len(counts) > 1:
         base = counts[0]
         out("")
-        out(f"Cost above the floor per cog, in ms, and its ratio to that at {base} cogs:")
+        out(
+            f"Cost above the floor per cog, in ms (median of the runs), and its ratio to that at {base} cogs:"
+        )
         out("")
         out("| cogs | " + " | ".join(GROWTH) + " |")
         out("|---" * (len(GROWTH) + 1) + "|")
         for cogs in counts:
             cells = []
             for name in GROWTH:
-                per_cog = (medians[cogs][name] - medians[cogs]["floor"]) / cogs
-                first = (medians[base][name] - medians[base]["floor"]) / base
+                per_cog = above_floor(results[cogs], name) / cogs
+                first = above_floor(results[base], name) / base
                 cells.append(
                     f"{per_cog * 1000:.1f} ({per_cog / first:.2f}×)" if first > 0 else f"{per_cog * 1000:.1f}"
                 )
             out(f"| {cogs} | " + " | ".join(cells) + " |")
         low, high = counts[0], counts[-1]
-        growth = (medians[high]["stock current"] - medians[high]["floor"]) - (
-            medians[low]["stock current"] - medians[low]["floor"]
+        at_low, at_high = (
+            above_floor(results[low], "stock current"),
+            above_floor(results[high], "stock current"),
         )
         out("")
         out(
-            f"alembic -x cog=cog0 current above the floor: {low} cogs "
-            f"{medians[low]['stock current'] - medians[low]['floor']:+.3f} s, {high} cogs "
-            f"{medians[high]['stock current'] - medians[high]['floor']:+.3f} s (difference {growth:+.3f} s)"
+            f"alembic -x cog=cog0 current above the floor: {low} cogs {at_low:+.3f} s, "
+            f"{high} cogs {at_high:+.3f} s (difference {at_high - at_low:+.3f} s)"
         )
-    if nx033 is not None:
+    if any(f"{UNFROZEN[0]}, unfrozen" in results[cogs] for cogs in counts):
         out("")
-        ours = medians.get(nx033_cogs)
-        line = f"NXAlembic 0.3.3 nxalembic upgrade of {nx033_cogs} cogs from empty: {nx033:.2f} s"
-        if ours is not None:
-            line += (
-                f"; ours {ours['upgrade (empty)']:.2f} s = {ours['upgrade (empty)'] / nx033:.2f}× "
-                "NXAlembic 0.3.3,"
-                f" {ours['upgrade (empty)'] / ours['floor']:.2f}× our floor"
+        out("The same commands with the command's gc.freeze() turned off (ratio to the floor):")
+        out("")
+        out("| cogs | " + " | ".join(f"{name}, unfrozen" for name in UNFROZEN) + " |")
+        out("|---" * (len(UNFROZEN) + 1) + "|")
+        for cogs in counts:
+            times = results[cogs]
+            keys = [f"{name}, unfrozen" for name in UNFROZEN]
+            cells = [f"{statistics.median(times[key]):.2f} s ({paired(times, key):.2f}×)" for key in keys]
+            out(f"| {cogs} | " + " | ".join(cells) + " |")
+    for cogs in counts:
+        times = results[cogs]
+        if NX033 in times:
+            out("")
+            out(
+                f"NXAlembic 0.3.3 nxalembic upgrade of {cogs} cogs from empty: "
+                f"{statistics.median(times[NX033]):.2f} s (median); ours "
+                f"{statistics.median(times['upgrade (empty)']):.2f} s = "
+                f"{paired(times, 'upgrade (empty)', NX033):.2f}× NXAlembic 0.3.3 (median of each run's "
+                f"ratio), {paired(times, 'upgrade (empty)'):.2f}× our floor"
             )
-        out(line)
 
 
 def main() -> None:
@@ -346,6 +416,11 @@ def main() -> None:
         help="python of a venv with nextcord-ormar==0.3.3 (default: .venv-nxalembic033)",
     )
     parser.add_argument("--nxalembic033-cogs", type=int, default=50)
+    parser.add_argument(
+        "--unfrozen",
+        action="store_true",
+        help="also time upgrade (empty, head) and check with the command's gc.freeze() turned off",
+    )
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -362,30 +437,26 @@ def main() -> None:
         f"runs: {options.runs}; clock: {CLOCK}; load average at start: {load_average()}",
         flush=True,
     )
-    medians: dict[int, dict[str, float]] = {}
-    nx033: float | None = None
+    results: dict[int, dict[str, list[float]]] = {}
     for cogs in counts:
         root = Path(tempfile.mkdtemp(prefix="nxalembic-bench-scale-"))
         try:
             env = generate(root, cogs)
-            times = measure(root, cogs, options.runs, env)
+            with contextlib.ExitStack() as stack:
+                nx033 = None
+                if cogs == options.nxalembic033_cogs and options.nxalembic033:
+                    nx033 = stack.enter_context(nx033_upgrade(options.nxalembic033, cogs))
+                results[cogs] = measure(root, cogs, options.runs, env, nx033, options.unfrozen)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        medians[cogs] = {name: statistics.median(values) for name, values in times.items()}
+        medians = {name: statistics.median(values) for name, values in results[cogs].items()}
         print(
             f"{cogs} cogs: "
-            + ", ".join(f"{name} {medians[cogs][name]:.2f} s" for name in COMMANDS)
+            + ", ".join(f"{name} {value:.2f} s" for name, value in medians.items())
             + f" (load {load_average()})",
             flush=True,
         )
-        if cogs == options.nxalembic033_cogs and options.nxalembic033:
-            nx033 = statistics.median(measure_nx033(options.nxalembic033, cogs, options.runs))
-            print(f"{cogs} cogs: NXAlembic 0.3.3 upgrade {nx033:.2f} s (load {load_average()})", flush=True)
-    if options.nxalembic033 and nx033 is None:
-        nx033 = statistics.median(
-            measure_nx033(options.nxalembic033, options.nxalembic033_cogs, options.runs)
-        )
-    print_tables(medians, nx033, options.nxalembic033_cogs)
+    print_tables(results)
     print(f"\nload average at the end: {load_average()}")
 
 

@@ -42,6 +42,7 @@ from .history import forked_history, has_revision, use_cog_history, write_revisi
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
 from .scope import CogScope
+from .screen import SCREEN_COMMAND, Screen
 from .settings import find_config_file, load_settings
 
 log = logging.getLogger("nxalembic_templates")
@@ -145,6 +146,9 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
 def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
+    if request_for(config).command == SCREEN_COMMAND:
+        _run_screen(context, configure_options)
+        return
     scope = cog_scope(config, context.script)
     use_cog_history(
         context.script, scope.version_location, scope.cog.name, scope.other_locations, scope.request.revisions
@@ -184,6 +188,40 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
                 )
                 return
         _run_online_or_sql(context, scope, options)
+
+
+def _run_screen(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
+    """Compare several cogs at their head in one pass (:mod:`.screen`), on the caller's connection.
+
+    The options are those of a cog's own ``check`` (env.py's *configure_options* included),
+    with the cogs' tables together in place of one cog's.
+    """
+    request = request_for(context.config)
+    if "process_revision_directives" in configure_options:
+        # env.py's own hook may change what a cog's check reports, and a shared pass cannot run it
+        raise NXAlembicError("env.py passes process_revision_directives: each cog is compared on its own")
+    schema = load_schema(context.config)
+    connection = request.connection
+    if not isinstance(connection, Connection):
+        raise NXAlembicError("a screen run needs the caller's connection")  # nxalembic hands it over
+    # request.configure names one of the cogs' version tables: Alembic reads it before comparing
+    screen = Screen.of(schema, request.cogs)
+    context.configure(
+        connection=connection,
+        **{
+            "target_metadata": screen.target_metadata(),
+            "include_name": screen.include_name,
+            "include_object": screen.include_object,
+            "compare_type": True,
+            "include_schemas": bool(screen.schemas),
+            **locking.configure_options(connection),
+            **request.configure,
+            **configure_options,
+            "dont_mutate": True,
+        },
+    )
+    with _compat.dotted_table_targets(_is_table(schema)), context.begin_transaction():
+        context.run_migrations()
 
 
 def _is_table(schema: BotSchema) -> Callable[[str, Connection | None], bool]:

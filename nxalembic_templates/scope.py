@@ -129,19 +129,9 @@ class CogScope:
         """What autogenerate compares: the cog's own tables, listed per MetaData they belong to.
 
         The tables stay on their MetaData (foreign keys resolve as before); autogenerate then
-        sorts and walks this cog's tables only, not every cog's (see :func:`._compat.metadata_view`).
+        sorts and walks this cog's tables only, not every cog's (see :func:`metadata_views`).
         """
-        by_metadata: dict[int, tuple[sa.MetaData, list[sa.Table]]] = {}
-        for table in self.cog.tables:
-            by_metadata.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)
-        views = []
-        for metadata, tables in by_metadata.values():
-            position = self.schema.derived.get(("table order", id(metadata)))
-            if position is None:  # once per MetaData and process: the order the whole MetaData sorts in
-                position = {table: i for i, table in enumerate(metadata.sorted_tables)}
-                self.schema.derived[("table order", id(metadata))] = position
-            views.append(_compat.metadata_view(sorted(tables, key=position.__getitem__), metadata))
-        return views
+        return metadata_views(self.schema, self.cog.tables)
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -253,6 +243,25 @@ class CogScope:
             if table_name is not None and not self.owns(table_name, getattr(op, "schema", None)):
                 continue
             yield op
+
+
+def metadata_views(schema: BotSchema, tables: Iterable[sa.Table]) -> list[sa.MetaData]:
+    """*tables* listed per MetaData they belong to, each list in the order its MetaData sorts in.
+
+    A view per MetaData (:func:`._compat.metadata_view`): the tables are not copied, so their
+    foreign keys resolve as before, and autogenerate walks these tables only.
+    """
+    by_metadata: dict[int, tuple[sa.MetaData, list[sa.Table]]] = {}
+    for table in tables:
+        by_metadata.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)
+    views = []
+    for metadata, listed in by_metadata.values():
+        position = schema.derived.get(("table order", id(metadata)))
+        if position is None:  # once per MetaData and process: the order the whole MetaData sorts in
+            position = {table: i for i, table in enumerate(metadata.sorted_tables)}
+            schema.derived[("table order", id(metadata))] = position
+        views.append(_compat.metadata_view(sorted(listed, key=position.__getitem__), metadata))
+    return views
 
 
 def _slug_length(context: Any) -> int:

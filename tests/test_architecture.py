@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"rewrite"},
     {"history"},
     {"scope"},
+    {"screen"},
     {"environment"},
     {"runner", "testing"},
     {"startup", "cli"},

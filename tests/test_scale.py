@@ -180,3 +180,77 @@ def test_one_read_of_every_version_table_matches_alembics_own_reads(probed: Any)
     assert answer["batched"] == answer["one_by_one"]
     assert answer["batched"]["music"] == []
     assert answer["batched"]["economy"] == project.db.versions("alembic_version_economy") != []
+
+
+@pytest.mark.parametrize("command", ["status", "check"])
+def test_cogs_at_their_head_are_compared_in_one_pass_and_a_changed_cog_again_alone(
+    probed: Any, command: str
+) -> None:
+    """CI runs ``check`` on every push: the cogs at their head are compared with the database in
+    one pass (env.py runs once, not once per cog), and only a cog that pass finds a difference in
+    is compared again on its own, which words its report as before."""
+    project, log, _files = probed
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text(encoding="utf-8") + ENV_PROBE, encoding="utf-8")
+    project.nxalembic("upgrade")
+    _entries(log)
+
+    result = project.nxalembic(command)
+    assert sum("env" in e for e in _entries(log)) == 1
+    assert "models differ" not in result.stdout + result.stderr
+
+    # the database drifts under one cog (a stray column): that cog alone is compared again
+    project.db.execute("ALTER TABLE music_songs ADD COLUMN stray INTEGER")
+    result = project.nxalembic(command, check=False)
+    assert sum("env" in e for e in _entries(log)) == 2
+    if command == "check":
+        assert result.returncode == 1
+        assert "music: models differ from migrations: remove_column music_songs.stray" in result.stdout
+        assert "core:" not in result.stdout and "economy:" not in result.stdout, result.stdout
+    else:
+        rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+        assert "in sync" in rows["core"] and "in sync" in rows["economy"], result.stdout
+        assert "in sync" not in rows["music"], result.stdout
+
+    # a model removed (the stray column gone again): its tables, which music's revisions
+    # created, are owned by no loaded cog now and music's own check reports their drop, so
+    # every cog is compared on its own
+    project.db.execute("ALTER TABLE music_songs DROP COLUMN stray")
+    models = project.path / "demobot" / "cogs" / "music" / "models.py"
+    text = models.read_text(encoding="utf-8")
+    models.write_text(text[: text.index("class Playlist")], encoding="utf-8")
+    project.edit("demobot/cogs/music/__init__.py", "import Playlist, Song", "import Song")
+    result = project.nxalembic(command, check=False)
+    if command == "check":
+        assert result.returncode == 1
+        assert "remove_table music_playlists" in result.stdout and "stray" not in result.stdout, result.stdout
+    else:
+        rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+        assert "in sync" not in rows["music"], result.stdout
+    assert sum("env" in e for e in _entries(log)) == len(COGS)
+
+
+def test_migrate_compares_the_cogs_at_their_head_in_one_pass(probed: Any) -> None:
+    """``migrate`` after one model change: one pass finds the changed cog, only its autogenerate
+    runs (env.py twice, not once per cog), and only its revision is written."""
+    project, log, files = probed
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text(encoding="utf-8") + ENV_PROBE, encoding="utf-8")
+    project.nxalembic("upgrade")
+    _entries(log)
+
+    project.nxalembic("migrate")
+    assert sum("env" in e for e in _entries(log)) == 1
+    assert [file for cog in COGS for file in project.revisions(cog)] == files
+
+    project.edit(
+        "demobot/models.py",
+        "    name: str = ormar.String(max_length=100)\n",
+        "    name: str = ormar.String(max_length=100)\n"
+        "    locale: str | None = ormar.String(max_length=10, nullable=True)\n",
+    )
+    project.nxalembic("migrate")
+    assert sum("env" in e for e in _entries(log)) == 2
+    written = sorted(set(file for cog in COGS for file in project.revisions(cog)) - set(files))
+    assert [file.parent.name for file in written] == ["core"]
+    assert written[0].name.endswith("_add_core_users_locale.py")

@@ -1,0 +1,101 @@
+"""Many cogs at their head compared with the database in one autogenerate pass.
+
+``nxalembic status`` and ``check`` (CI runs ``check`` on every push) ask every cog "do your
+models still match your migrations?".  Asked cog by cog, each answer costs an Alembic command,
+a run of env.py, a scratch replay of the cog's history, and one listing of *every* table in the
+database, so the whole command grows with cogs × tables.  Nearly always the answer is "no
+changes", and for a cog at its head that answer needs none of the per-cog work: comparing its
+own tables with the database is enough.  So the cogs at their head are first compared together,
+in one autogenerate pass (one run of env.py, one listing, each cog's own tables reflected once),
+and only the cogs this pass finds a difference in are compared again on their own, the full way,
+which words what they report.
+
+A cog's result is taken from the shared pass only where it cannot differ from its own run:
+
+* each cog's run compares its own tables only (``include_name`` / ``include_object`` of its
+  :class:`~.scope.CogScope`); the shared pass compares the union of those tables with the same
+  options (those env.py passes included), and autogenerate compares table by table, so a
+  cog's own run finds a difference exactly where the shared pass finds one on its tables;
+* a cog's own ``check`` also reports tables its revisions created that no loaded cog models
+  any more (drops, :mod:`.rewrite`), which needs the replay.  Such a table exists in the
+  database and no loaded cog owns it, so the caller uses this pass only when the database holds
+  no table outside the loaded cogs' tables and version tables (:meth:`.runner.Project.status`);
+* an operation this module cannot attribute to one table marks every cog as changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .discovery import BotSchema, TableKey
+from .scope import metadata_views
+
+#: The :attr:`.request.CogRequest.command` of the shared pass (env.py branches on it).
+SCREEN_COMMAND = "screen"
+
+
+@dataclass
+class Screen:
+    """The hooks and target of one autogenerate pass over several cogs' own tables."""
+
+    schema: BotSchema
+    cogs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, schema: BotSchema, cogs: Sequence[str]) -> Screen:
+        for name in cogs:
+            schema.cog(name)  # an unknown name is the caller's mistake: say so, as for one cog
+        return cls(schema=schema, cogs=tuple(cogs))
+
+    @property
+    def own_tables(self) -> frozenset[TableKey]:
+        found = self.schema.derived.get(("screen tables", self.cogs))
+        if found is None:  # include_name asks once per table of the database
+            found = frozenset(key for name in self.cogs for key in self.schema.cogs[name].table_keys)
+            self.schema.derived[("screen tables", self.cogs)] = found
+        return found
+
+    @property
+    def schemas(self) -> frozenset[str]:
+        return frozenset(schema for schema, _name in self.own_tables if schema)
+
+    def target_metadata(self) -> list[sa.MetaData]:
+        return metadata_views(self.schema, (t for name in self.cogs for t in self.schema.cogs[name].tables))
+
+    def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        """As :meth:`.CogScope.include_name`, for the cogs' tables together."""
+        if type_ == "table":
+            return (parent_names.get("schema_name"), name) in self.own_tables
+        if type_ == "schema":
+            return name is None or name in self.schemas
+        return True
+
+    def include_object(
+        self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        """As :meth:`.CogScope.include_object`: own tables only, and never a drop."""
+        if type_ == "table":
+            if reflected and compare_to is None:
+                return False
+            return (obj.schema, obj.name) in self.own_tables
+        table = getattr(obj, "table", None)
+        if table is not None:
+            return (table.schema, table.name) in self.own_tables
+        return True
+
+    def unchanged(self, operations: Iterable[Any]) -> set[str]:
+        """The cogs none of *operations* (autogenerate's upgrade operations) touches."""
+        changed: set[str] = set()
+        for op in operations:
+            # autogenerate writes table operations and ModifyTableOps (holding the column, index
+            # and constraint changes of one table) at the top level, all with a table_name
+            table_name = getattr(op, "table_name", None)
+            owner = self.schema.owner_of((getattr(op, "schema", None), table_name)) if table_name else None
+            if owner is None:
+                return set()  # cannot tell whose it is: every cog is compared on its own
+            changed.add(owner)
+        return set(self.cogs) - changed
