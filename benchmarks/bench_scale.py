@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under python -P
@@ -160,6 +160,12 @@ COMMANDS = (
     "migrate (1 change)",
     "stock current",
 )
+#: The import floor of issue 12: what any command must pay to import the bot.
+FLOOR = "import benchbot.main, alembic.command, alembic.config"
+#: The same import, then ``gc.freeze()`` as the ``nxalembic`` command does: the floor under what
+#: a command adds (the plain floor's exit walks every object of the bot once more).
+FROZEN_FLOOR = "floor, frozen"
+
 #: With ``--unfrozen``: these commands again, with the command's ``gc.freeze()`` turned off.
 UNFROZEN = ("upgrade (empty)", "upgrade (head)", "check")
 #: ``nxalembic`` with ``gc.freeze`` made a no-op (-P: no working directory on sys.path, as the
@@ -248,10 +254,10 @@ def measure(
     plain = [*UNFROZEN_NXALEMBIC, "-q"]
     if unfrozen:
         times.update({f"{name}, unfrozen": [] for name in UNFROZEN})
+    times[FROZEN_FLOOR] = []
     for _ in range(runs):
-        times["floor"].append(
-            run([PYTHON, "-c", "import benchbot.main, alembic.command, alembic.config"], root, env)
-        )
+        times["floor"].append(run([PYTHON, "-c", FLOOR], root, env))
+        times[FROZEN_FLOOR].append(run([PYTHON, "-c", f"{FLOOR}, gc; gc.freeze()"], root, env))
         # first migrate: no revision files, empty database
         shutil.rmtree(root / "migrations" / "versions", ignore_errors=True)
         (root / "migrations" / "versions").mkdir()
@@ -336,9 +342,32 @@ def paired(times: dict[str, list[float]], name: str, against: str = "floor") -> 
     return statistics.median(a / b for a, b in zip(times[name], times[against], strict=True))
 
 
-def above_floor(times: dict[str, list[float]], name: str) -> float:
-    """The median, over runs, of *name* minus the floor measured in the same run (seconds)."""
-    return statistics.median(a - b for a, b in zip(times[name], times["floor"], strict=True))
+def above_floor(times: dict[str, list[float]], name: str, floor: str = "floor") -> float:
+    """The median, over runs, of *name* minus *floor* measured in the same run (seconds)."""
+    return statistics.median(a - b for a, b in zip(times[name], times[floor], strict=True))
+
+
+def growth_table(
+    results: dict[int, dict[str, list[float]]],
+    names: Sequence[str],
+    floor: str,
+    out: Callable[[str], None],
+) -> None:
+    """Cost above *floor* per cog at each N, and its ratio to that at the smallest N."""
+    counts = sorted(results)
+    base = counts[0]
+    out("")
+    out(f"| cogs | {' | '.join(names)} |")
+    out("|---" * (len(names) + 1) + "|")
+    for cogs in counts:
+        cells = []
+        for name in names:
+            per_cog = above_floor(results[cogs], name, floor) / cogs
+            first = above_floor(results[base], name, floor) / base
+            cells.append(
+                f"{per_cog * 1000:.1f} ({per_cog / first:.2f}×)" if first > 0 else f"{per_cog * 1000:.1f}"
+            )
+        out(f"| {cogs} | " + " | ".join(cells) + " |")
 
 
 def print_tables(results: dict[int, dict[str, list[float]]], out: Callable[[str], None] = print) -> None:
@@ -354,24 +383,21 @@ def print_tables(results: dict[int, dict[str, list[float]]], out: Callable[[str]
             f"{statistics.median(times[name]):.2f} s ({paired(times, name):.2f}×)" for name in COMMANDS[1:]
         ]
         out(f"| {cogs} | " + " | ".join(cells) + " |")
+    frozen = [
+        f"{cogs} cogs {statistics.median(results[cogs][FROZEN_FLOOR]):.2f} s "
+        f"({paired(results[cogs], FROZEN_FLOOR):.2f}× the floor)"
+        for cogs in counts
+    ]
+    out("")
+    out(f"Frozen floor (the import, then gc.freeze()): {'; '.join(frozen)}.")
     if len(counts) > 1:
         base = counts[0]
         out("")
         out(
-            f"Cost above the floor per cog, in ms (median of the runs), and its ratio to that at {base} cogs:"
+            f"Cost above the floor per cog, in ms (median of the runs), and its ratio to that at {base} "
+            "cogs; the floor here is the frozen one (the import, then gc.freeze() as the command does):"
         )
-        out("")
-        out("| cogs | " + " | ".join(GROWTH) + " |")
-        out("|---" * (len(GROWTH) + 1) + "|")
-        for cogs in counts:
-            cells = []
-            for name in GROWTH:
-                per_cog = above_floor(results[cogs], name) / cogs
-                first = above_floor(results[base], name) / base
-                cells.append(
-                    f"{per_cog * 1000:.1f} ({per_cog / first:.2f}×)" if first > 0 else f"{per_cog * 1000:.1f}"
-                )
-            out(f"| {cogs} | " + " | ".join(cells) + " |")
+        growth_table(results, GROWTH, FROZEN_FLOOR, out)
         low, high = counts[0], counts[-1]
         at_low, at_high = (
             above_floor(results[low], "stock current"),
@@ -393,6 +419,12 @@ def print_tables(results: dict[int, dict[str, list[float]]], out: Callable[[str]
             keys = [f"{name}, unfrozen" for name in UNFROZEN]
             cells = [f"{statistics.median(times[key]):.2f} s ({paired(times, key):.2f}×)" for key in keys]
             out(f"| {cogs} | " + " | ".join(cells) + " |")
+        if len(counts) > 1:
+            out("")
+            out(
+                "Their cost above the (plain) floor per cog, in ms, and its ratio to that at the fewest cogs:"
+            )
+            growth_table(results, [f"{name}, unfrozen" for name in UNFROZEN], "floor", out)
     for cogs in counts:
         times = results[cogs]
         if NX033 in times:

@@ -242,6 +242,18 @@ def _is_table(schema: BotSchema) -> Callable[[str, Connection | None], bool]:
     return is_table
 
 
+def created_tables(scope: CogScope, script: ScriptDirectory, scratch_url: str) -> set[str]:
+    """The tables the cog's own revisions (*script*, its loaded history) create: a scratch replay,
+    as a cog's own autogenerate does it.  A replay that fails raises :class:`.NXAlembicError`."""
+    with (
+        _compat.dotted_table_targets(_is_table(scope.schema)),
+        scratch_database(
+            script, scope.version_table, scope.cog.name, scratch_url, referenced=scope.referenced_tables()
+        ) as scratch,
+    ):
+        return history_tables(scratch, scope.version_table)
+
+
 def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope: CogScope) -> Connection:
     """Replay the cog's revisions into a scratch database; learn which tables they own."""
     try:

@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import partial
 from .discovery import BotSchema
 from .engines import parse_url, with_connection
-from .environment import load_schema
+from .environment import created_tables, load_schema
 from .errors import LockTimeout, NXAlembicError, described, first_line, hide_password, unwrapped
 from .headcheck import version_rows
 from .history import cog_script, forked_history
@@ -483,11 +483,12 @@ class Project:
                             "upgrade' first to compare with the database itself)"
                         )
             # the cogs at their head are compared together first (see status); not with rename
-            # hints or a blank revision asked for, nor next to a table no loaded cog owns
-            simple = not empty and not autogenerate["renames"] and not self._unowned_tables(connection)
+            # hints or when a blank revision is asked for
+            unowned = self._unowned_tables(connection)
             connection.rollback()
+            simple = not empty and not autogenerate["renames"]
             at_head = [cog for cog in order if cog not in replayed] if simple else []
-            return generate(replayed, self.screened(connection, at_head))
+            return generate(replayed, self.screened(connection, at_head, unowned))
 
         return generate(set()) if offline else self.connected(work, read_only=True)
 
@@ -505,9 +506,7 @@ class Project:
             current = self.currents(connection, cogs)
             unowned = self._unowned_tables(connection)
             connection.rollback()
-            # a table no loaded cog owns may be one a cog's revisions created: its own check reports it
-            at_head = [] if unowned else [cog for cog in cogs if self._at_head(cog, current)]
-            same = self.screened(connection, at_head)
+            same = self.screened(connection, [cog for cog in cogs if self._at_head(cog, current)], unowned)
             rows = [self._cog_status(connection, cog, current[cog], cog in same) for cog in cogs]
             return Status(rows, list(self.schema.extensions_without_models), unowned)
 
@@ -520,12 +519,15 @@ class Project:
             return False  # its own row says what is wrong
         return bool(heads) and current[cog] == heads
 
-    def screened(self, connection: Connection, cogs: Sequence[str]) -> set[str]:
+    def screened(self, connection: Connection, cogs: Sequence[str], unowned: Sequence[str] = ()) -> set[str]:
         """The cogs among *cogs* (each at its head) whose models match the database.
 
         One autogenerate pass over all their tables, through env.py (:mod:`.screen`).  Nothing
         is concluded when the pass fails: every cog is then compared on its own, which reports
-        the failure in its own words.
+        the failure in its own words.  *unowned*: the database's tables that no loaded cog
+        owns.  Each may be one a cog's revisions created and its model no longer defines (a
+        cog's own comparison reports its drop), so a cog whose history creates one of them
+        (a scratch replay, as its own comparison makes) is compared on its own too.
         """
         if self.request.offline or len(cogs) < 2:
             return set()
@@ -546,7 +548,15 @@ class Project:
             return set()
         finally:
             connection.rollback()
-        return Screen.of(self.schema, cogs).unchanged(found[0].upgrade_ops.ops) if found else set()
+        same = Screen.of(self.schema, cogs).unchanged(found[0].upgrade_ops.ops) if found else set()
+        return {cog for cog in same if not self._creates_any(cog, set(unowned))} if unowned else same
+
+    def _creates_any(self, cog: str, tables: set[str]) -> bool:
+        """Whether the cog's own revisions create one of *tables* (True when the replay fails)."""
+        try:
+            return bool(created_tables(self.scope(cog), self.script(cog), self.request.scratch_url) & tables)
+        except NXAlembicError:
+            return True  # cannot tell: its own comparison decides, and says why
 
     def _cog_status(self, connection: Connection, cog: str, current: list[str], unchanged: bool) -> CogStatus:
         row = CogStatus(

@@ -18,8 +18,12 @@ A cog's result is taken from the shared pass only where it cannot differ from it
   cog's own run finds a difference exactly where the shared pass finds one on its tables;
 * a cog's own ``check`` also reports tables its revisions created that no loaded cog models
   any more (drops, :mod:`.rewrite`), which needs the replay.  Such a table exists in the
-  database and no loaded cog owns it, so the caller uses this pass only when the database holds
-  no table outside the loaded cogs' tables and version tables (:meth:`.runner.Project.status`);
+  database and no loaded cog owns it, so when the database holds tables outside the loaded
+  cogs' tables and version tables, a cog whose history (replayed) creates one of them is
+  compared on its own too (:meth:`.runner.Project.screened`);
+* env.py's own ``configure`` options apply to the shared pass as to each cog's run (it runs
+  through env.py too), except a ``process_revision_directives`` of its own, which may change
+  what a cog reports and which a shared pass cannot run: then every cog is compared on its own;
 * an operation this module cannot attribute to one table marks every cog as changed.
 """
 
