@@ -77,7 +77,7 @@ test-long: install
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell command -v python3.13))
 OLDEST_PINS := alembic==1.16.0 SQLAlchemy==2.0.40 ormar==0.26.0 nextcord==2.6.0
-MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py tests/test_pyproject.py
+MATRIX_TESTS := tests/test_compat.py tests/test_template.py tests/test_stock_commands.py tests/test_isolation.py tests/test_cli.py tests/test_pyproject.py tests/test_scale.py
 MATRIX_SELECT := not postgresql and not mysql and not mariadb and not uninstall and (aiosqlite or not sqlite or on_sqlite)
 MATRIX_PYTEST_ARGS ?= -q -n $(TEST_WORKERS)
 
