@@ -503,11 +503,15 @@ class Project:
 
         def work(connection: Connection) -> Status:
             cogs = list(self.schema.cogs)
-            current = self.currents(connection, cogs)
+            try:
+                current: Mapping[str, list[str]] = self.currents(connection, cogs)
+            except SQLAlchemyError:  # a version table that cannot be read: each row says which
+                connection.rollback()
+                current = {}
             unowned = self._unowned_tables(connection)
             connection.rollback()
             same = self.screened(connection, [cog for cog in cogs if self._at_head(cog, current)], unowned)
-            rows = [self._cog_status(connection, cog, current[cog], cog in same) for cog in cogs]
+            rows = [self._cog_status(connection, cog, current.get(cog), cog in same) for cog in cogs]
             return Status(rows, list(self.schema.extensions_without_models), unowned)
 
         return self.connected(work, read_only=True)
@@ -517,7 +521,7 @@ class Project:
             heads = sorted(self.script(cog).get_heads())
         except (CommandError, NXAlembicError):
             return False  # its own row says what is wrong
-        return bool(heads) and current[cog] == heads
+        return bool(heads) and current.get(cog) == heads
 
     def screened(self, connection: Connection, cogs: Sequence[str], unowned: Sequence[str] = ()) -> set[str]:
         """The cogs among *cogs* (each at its head) whose models match the database.
@@ -534,7 +538,11 @@ class Project:
         found: list[Any] = []
 
         def compare(_heads: Any, context: MigrationContext) -> list[Any]:
-            found.append(produce_migrations(context, context.opts["target_metadata"]))
+            # only what environment.run_migrations configured for the pass counts: an env.py of
+            # its own, or hooks env.py passes in place of ours, get every cog compared on its own
+            hooks = (context.opts.get("include_name"), context.opts.get("include_object"))
+            if all(isinstance(getattr(hook, "__self__", None), Screen) for hook in hooks):
+                found.append(produce_migrations(context, context.opts["target_metadata"]))
             return []
 
         script = ScriptDirectory.from_config(self.config)
@@ -558,18 +566,22 @@ class Project:
         except NXAlembicError:
             return True  # cannot tell: its own comparison decides, and says why
 
-    def _cog_status(self, connection: Connection, cog: str, current: list[str], unchanged: bool) -> CogStatus:
+    def _cog_status(
+        self, connection: Connection, cog: str, current: list[str] | None, unchanged: bool
+    ) -> CogStatus:
+        """One row of ``status``; *current*: the cog's version rows, ``None`` when not read yet."""
         row = CogStatus(
             cog=cog,
             extension=self.schema.cogs[cog].extension,
             version_table=self.scope(cog).version_table,
-            current=current,
+            current=[],
             head=[],
             pending=None,
         )
         try:
+            row.current = self.current(connection, cog) if current is None else current
             row.head = sorted(self.script(cog).get_heads())
-            row.pending = self.unapplied(cog, current)
+            row.pending = self.unapplied(cog, row.current)
             row.failed_part_way = partial.read(connection, row.version_table)
             live = row.pending == 0 and row.current == row.head
             row.note = self._adoption_note(connection, cog, row)

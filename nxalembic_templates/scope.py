@@ -61,8 +61,49 @@ class _AllBut(Mapping[str, Path]):
 MYSQL_IDENTIFIER_MAX = 64
 
 
+class OwnTables:
+    """The ``include_name`` / ``include_object`` hooks over a set of owned tables.
+
+    One cog's (:class:`CogScope`) or several cogs' together (:class:`.screen.Screen`): the
+    hooks are the same, only the set differs.
+    """
+
+    @property
+    def own_tables(self) -> frozenset[TableKey]:
+        raise NotImplementedError
+
+    def owns(self, name: str | None, schema: str | None = None) -> bool:
+        return (schema, name) in self.own_tables
+
+    @property
+    def schemas(self) -> frozenset[str]:
+        """The named database schemas (PostgreSQL) the tables live in, if any."""
+        return frozenset(schema for schema, _name in self.own_tables if schema)
+
+    def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        """Reflect only the own tables (never other cogs', unknown or version tables)."""
+        if type_ == "table":
+            return self.owns(name, parent_names.get("schema_name"))
+        if type_ == "schema":  # None is the default schema; Alembic asks only with include_schemas
+            return name is None or name in self.schemas
+        return True
+
+    def include_object(
+        self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        """Compare only the own tables, and never propose dropping a table."""
+        if type_ == "table":
+            if reflected and compare_to is None:
+                return False  # present in the database, absent from the models: a drop
+            return self.owns(obj.name, obj.schema)
+        table = getattr(obj, "table", None)
+        if table is not None:
+            return self.owns(table.name, table.schema)
+        return True
+
+
 @dataclass
-class CogScope:
+class CogScope(OwnTables):
     """Alembic hooks and names for one cog."""
 
     schema: BotSchema
@@ -139,9 +180,6 @@ class CogScope:
     def own_tables(self) -> frozenset[TableKey]:
         return self.cog.table_keys
 
-    def owns(self, name: str | None, schema: str | None = None) -> bool:
-        return (schema, name) in self.own_tables
-
     def referenced_tables(self) -> list[Any]:
         """Other cogs' tables that this cog's foreign keys point at."""
         found: dict[Any, Any] = {}
@@ -156,32 +194,6 @@ class CogScope:
         return list(found.values())
 
     # -- Alembic hooks ---------------------------------------------------------------------------
-
-    @property
-    def schemas(self) -> frozenset[str]:
-        """The named database schemas (PostgreSQL) the cog's tables live in, if any."""
-        return frozenset(schema for schema, _name in self.own_tables if schema)
-
-    def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-        """Reflect only this cog's own tables (never other cogs', unknown or version tables)."""
-        if type_ == "table":
-            return self.owns(name, parent_names.get("schema_name"))
-        if type_ == "schema":  # None is the default schema; Alembic asks only with include_schemas
-            return name is None or name in self.schemas
-        return True
-
-    def include_object(
-        self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-    ) -> bool:
-        """Compare only own tables, and never propose dropping a table."""
-        if type_ == "table":
-            if reflected and compare_to is None:
-                return False  # present in the database, absent from the models: a drop
-            return self.owns(obj.name, obj.schema)
-        table = getattr(obj, "table", None)
-        if table is not None:
-            return self.owns(table.name, table.schema)
-        return True
 
     def process_revision_directives(
         self, context: Any, revision: Any, directives: list[ops.MigrationScript]

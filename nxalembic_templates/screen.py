@@ -36,14 +36,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from .discovery import BotSchema, TableKey
-from .scope import metadata_views
+from .scope import OwnTables, metadata_views
 
 #: The :attr:`.request.CogRequest.command` of the shared pass (env.py branches on it).
 SCREEN_COMMAND = "screen"
 
 
 @dataclass
-class Screen:
+class Screen(OwnTables):
     """The hooks and target of one autogenerate pass over several cogs' own tables."""
 
     schema: BotSchema
@@ -63,33 +63,8 @@ class Screen:
             self.schema.derived[("screen tables", self.cogs)] = found
         return found
 
-    @property
-    def schemas(self) -> frozenset[str]:
-        return frozenset(schema for schema, _name in self.own_tables if schema)
-
     def target_metadata(self) -> list[sa.MetaData]:
         return metadata_views(self.schema, (t for name in self.cogs for t in self.schema.cogs[name].tables))
-
-    def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-        """As :meth:`.CogScope.include_name`, for the cogs' tables together."""
-        if type_ == "table":
-            return (parent_names.get("schema_name"), name) in self.own_tables
-        if type_ == "schema":
-            return name is None or name in self.schemas
-        return True
-
-    def include_object(
-        self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-    ) -> bool:
-        """As :meth:`.CogScope.include_object`: own tables only, and never a drop."""
-        if type_ == "table":
-            if reflected and compare_to is None:
-                return False
-            return (obj.schema, obj.name) in self.own_tables
-        table = getattr(obj, "table", None)
-        if table is not None:
-            return (table.schema, table.name) in self.own_tables
-        return True
 
     def unchanged(self, operations: Iterable[Any]) -> set[str]:
         """The cogs none of *operations* (autogenerate's upgrade operations) touches."""

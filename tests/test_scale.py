@@ -263,3 +263,45 @@ def test_migrate_compares_the_cogs_at_their_head_in_one_pass(probed: Any) -> Non
     written = sorted(set(file for cog in COGS for file in project.revisions(cog)) - set(files))
     assert [file.parent.name for file in written] == ["core"]
     assert written[0].name.endswith("_add_core_users_locale.py")
+
+
+OWN_DIRECTIVES = """
+
+def _directives(context, revision, directives):
+    with open(__import__("pathlib").Path(context.config.config_file_name).parent / "probe.log", "a") as log:
+        log.write(__import__("json").dumps({"directives": True}) + "\\n")
+
+
+run_migrations(context, process_revision_directives=_directives)
+"""
+
+
+def test_an_env_py_with_its_own_process_revision_directives_gets_each_cog_compared_on_its_own(
+    probed: Any,
+) -> None:
+    """Such a hook may change what a cog's check reports, and a shared pass cannot run it."""
+    project, log, _files = probed
+    project.nxalembic("upgrade")
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text(encoding="utf-8").replace("\nrun_migrations(context)\n", OWN_DIRECTIVES),
+        encoding="utf-8",
+    )
+    _entries(log)
+    project.nxalembic("check")
+    assert sum("directives" in e for e in _entries(log)) == len(COGS)
+
+
+def test_status_still_reports_every_cog_when_one_version_table_cannot_be_read(probed: Any) -> None:
+    """The one read of every version table fails on a broken one: each row then reads its own,
+    and only the broken cog's row says what is wrong."""
+    project, _log, _files = probed
+    project.nxalembic("upgrade")
+    project.db.execute("DROP TABLE alembic_version_economy")
+    project.db.execute("CREATE TABLE alembic_version_economy (other INTEGER)")
+    result = project.nxalembic("status", "--json", check=False)
+    rows = {row["cog"]: row for row in json.loads(result.stdout)["cogs"]}
+    assert "version_num" in rows["economy"]["not_compared"], rows["economy"]
+    for cog in ("core", "music"):
+        assert rows[cog]["not_compared"] is None and rows[cog]["model_changes"] == [], rows[cog]
+        assert rows[cog]["current"] == rows[cog]["head"] != []
