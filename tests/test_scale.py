@@ -305,3 +305,27 @@ def test_status_still_reports_every_cog_when_one_version_table_cannot_be_read(pr
     for cog in ("core", "music"):
         assert rows[cog]["not_compared"] is None and rows[cog]["model_changes"] == [], rows[cog]
         assert rows[cog]["current"] == rows[cog]["head"] != []
+
+
+@pytest.mark.parametrize("backend", ["postgresql+asyncpg", "mysql+aiomysql"])
+def test_cogs_at_their_head_are_compared_in_one_pass_on_database_servers(
+    make_project: Any, backend: str
+) -> None:
+    """The shared comparison on PostgreSQL and MariaDB: one run of env.py when nothing changed,
+    and a drifted cog found and reported alone."""
+    project = make_project(backend)
+    project.nxalembic("migrate")
+    project.nxalembic("upgrade")
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text(encoding="utf-8") + ENV_PROBE, encoding="utf-8")
+    log = project.path / "probe.log"
+
+    assert project.nxalembic("check").returncode == 0
+    assert sum("env" in e for e in _entries(log)) == 1
+
+    project.db.execute("ALTER TABLE music_songs ADD COLUMN stray INTEGER")
+    failed = project.nxalembic("check", check=False)
+    assert failed.returncode == 1
+    assert "music: models differ from migrations: remove_column music_songs.stray" in failed.stdout
+    assert "core:" not in failed.stdout and "economy:" not in failed.stdout, failed.stdout
+    assert sum("env" in e for e in _entries(log)) == 2
