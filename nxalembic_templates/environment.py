@@ -204,8 +204,8 @@ def _run_screen(context: AlembicEnvironment, configure_options: dict[str, Any]) 
     connection = request.connection
     if not isinstance(connection, Connection):
         raise NXAlembicError("a screen run needs the caller's connection")  # nxalembic hands it over
-    # request.configure names one of the cogs' version tables: Alembic reads it before comparing
     screen = Screen.of(schema, request.cogs)
+    # request.configure names one of the cogs' version tables: Alembic reads it before comparing
     context.configure(
         connection=connection,
         **{

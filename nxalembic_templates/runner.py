@@ -484,10 +484,11 @@ class Project:
                         )
             # the cogs at their head are compared together first (see status); not with rename
             # hints or when a blank revision is asked for
+            if empty or autogenerate["renames"]:
+                return generate(replayed)
             unowned = self._unowned_tables(connection)
             connection.rollback()
-            simple = not empty and not autogenerate["renames"]
-            at_head = [cog for cog in order if cog not in replayed] if simple else []
+            at_head = [cog for cog in order if cog not in replayed]
             return generate(replayed, self.screened(connection, at_head, unowned))
 
         return generate(set()) if offline else self.connected(work, read_only=True)
