@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import configparser
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TypeGuard
 
@@ -53,7 +53,8 @@ _WATCHED = frozenset(ID_NAMES) | {"__getattr__"}
 #: Names and attributes that reach a module's namespace at run time.
 _DYNAMIC = frozenset(
     {"globals", "vars", "locals", "exec", "eval", "setattr", "delattr", "__import__", "__dict__"}
-    | {"f_globals", "f_locals", "__builtins__", "builtins"}
+    | {"__setattr__", "__delattr__", "__class__", "f_globals", "f_locals", "__builtins__", "builtins"}
+    | {"gc", "ctypes"}
 )
 #: An id Alembic takes as it is: not empty, none of the characters it refuses (``@-+:``), no
 #: symbolic name (``head``, ``base``...), no whitespace or separators.
@@ -61,12 +62,11 @@ _PLAIN_ID = re.compile(r"(?!(?:heads?|base)$)\w+")
 
 #: The first top-level ``def``, ``class`` or decorator: revision files assign their ids above it.
 _FIRST_DEFINITION = re.compile(rb"^(?:def|async|class|@)", re.M)
-#: Below the first definition, any of these sends the whole file to the parser: a watched or
-#: dynamic name, ``import *``, or a non-ASCII byte (an identifier NFKC-normalised to one).
-_ID_MENTION = re.compile(
-    rb"\b(?:" + b"|".join(name.encode() for name in sorted(_WATCHED | _DYNAMIC)) + rb")\b"
-    rb"|import[\s\\]*\*|[\x80-\xff]"
-)
+#: The names a binding or a run-time reach of the namespace must spell (see :func:`_suspects`).
+_SUSPECT_NAMES = tuple(name.encode() for name in sorted(_WATCHED | _DYNAMIC))
+#: ``import *``, and a non-ASCII byte (an identifier NFKC-normalised to a watched name).
+_SUSPECT_TEXT = re.compile(rb"import[\s\\]*\*|[\x80-\xff]")
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 #: A source encoding declaration (PEP 263): the bytes are then not read as ASCII here.
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 
@@ -223,14 +223,12 @@ def _acyclic_within(down: Mapping[str, list[str]], depends: Mapping[str, list[st
         edges[revision] = targets
     done: set[str] = set()
     for start in edges:  # depth-first, without recursion: a long history must not hit the limit
-        path: list[str] = []
         on_path: set[str] = set()
         stack: list[tuple[str, bool]] = [(start, False)]
         while stack:
             node, leaving = stack.pop()
             if leaving:
                 on_path.discard(node)
-                path.pop()
                 done.add(node)
                 continue
             if node in done:
@@ -238,7 +236,6 @@ def _acyclic_within(down: Mapping[str, list[str]], depends: Mapping[str, list[st
             if node in on_path:
                 return False
             on_path.add(node)
-            path.append(node)
             stack.append((node, True))
             stack.extend((target, False) for target in edges[node] if target not in done)
     return True
@@ -261,11 +258,12 @@ def _literal_ids(path: Path) -> Ids | None:
         source = path.read_bytes()
     except OSError:
         return None
-    tree = _module_head(source, path)
+    suspects = list(_suspects(source))
+    tree = _module_head(source, path, suspects)
     if tree is None:
         return None
     found: Ids = {}
-    plain: set[int] = set()  # the Name nodes of the plain top-level assignments
+    plain: list[ast.Name] = []  # the targets of the plain top-level assignments
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -285,11 +283,64 @@ def _literal_ids(path: Path) -> Ids | None:
                 found[target.id] = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 return None
-            plain.add(id(target))
-    for each in ast.walk(tree):
-        if id(each) not in plain and _binds_or_reaches(each):
+            plain.append(target)
+    if not _only_plain(source, tree, plain, suspects):
+        marked = set(map(id, plain))
+        if any(id(each) not in marked and _binds_or_reaches(each) for each in ast.walk(tree)):
             return None
     return found
+
+
+def _only_plain(source: bytes, tree: ast.Module, plain: list[ast.Name], suspects: list[int]) -> bool:
+    """Whether the parsed source names no watched or dynamic name but in *plain* and its docstring.
+
+    A shortcut past walking every node (as long as parsing, and the common case): a binding of a
+    watched name must spell it (in ASCII, or with non-ASCII letters Python normalises), and
+    reaching the namespace at run time must name a dynamic name or ``import *``.  So when every
+    such spelling in the parsed bytes (*suspects*: their offsets in the file) is a plain
+    assignment's target or inside the module's docstring, there is no other binding.  ``False``
+    means: walk the tree.
+    """
+    body = tree.body
+    if not body:
+        return True
+    if source.startswith(b"\xef\xbb\xbf") or b"\r" in source or _CODING.search(source):
+        return False  # byte offsets and lines here might not be the parser's
+    last = body[-1].end_lineno or body[-1].lineno
+    lines = [0]  # the offset of each line the parsed statements span
+    while len(lines) < last:
+        lines.append(source.index(b"\n", lines[-1]) + 1)
+    end = lines[-1] + (body[-1].end_col_offset or 0)
+    starts = {lines[target.lineno - 1] + target.col_offset for target in plain}
+    first, docstring = body[0], (0, 0)
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        docstring = (
+            lines[first.lineno - 1] + first.col_offset,
+            lines[(first.end_lineno or first.lineno) - 1] + (first.end_col_offset or 0),
+        )
+    return all(at in starts or docstring[0] <= at < docstring[1] for at in suspects if at < end)
+
+
+def _suspects(source: bytes) -> Iterator[int]:
+    """Where *source* spells a watched or dynamic name (a whole word), ``import *``, or non-ASCII.
+
+    ``bytes.find`` per name: one regular expression of all the names costs more than parsing.
+    """
+    for name in _SUSPECT_NAMES:
+        at = source.find(name)
+        while at != -1:
+            after = at + len(name)
+            if (at == 0 or source[at - 1] not in _WORD_BYTES) and (
+                after >= len(source) or source[after] not in _WORD_BYTES
+            ):
+                yield at
+            at = source.find(name, after)
+    for match in _SUSPECT_TEXT.finditer(source):
+        yield match.start()
 
 
 def _binds_or_reaches(node: ast.AST) -> bool:
@@ -309,7 +360,7 @@ def _binds_or_reaches(node: ast.AST) -> bool:
     return isinstance(name, str) and name in _WATCHED
 
 
-def _module_head(source: bytes, path: Path) -> ast.Module | None:
+def _module_head(source: bytes, path: Path, suspects: list[int]) -> ast.Module | None:
     """The syntax tree of *source* down to its first definition, when that is all the ids can be in.
 
     Parsing the functions' bodies would cost most of the time and tell nothing: the ids are
@@ -319,7 +370,7 @@ def _module_head(source: bytes, path: Path) -> ast.Module | None:
     string).
     """
     cut = _FIRST_DEFINITION.search(source)
-    if cut is not None and not _ID_MENTION.search(source, cut.start()) and not _CODING.search(source):
+    if cut is not None and all(at < cut.start() for at in suspects) and not _CODING.search(source):
         try:
             return ast.parse(source[: cut.start()], str(path))
         except (SyntaxError, ValueError):
