@@ -43,11 +43,16 @@ LONG_SEED ?= 20261125
 LONG_BACKENDS ?= sqlite_sync sqlite_async postgresql
 LONG_REPORT ?= build/test-long.txt
 LONG_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
+# First, tests/test_property_heads.py (the start-up fast path's heads against Alembic's;
+# in-process, a few minutes) with LONG_HEADS_EXAMPLES cases.
+LONG_HEADS_EXAMPLES ?= 10000
 
 test-long: install
 	bash .ci/install-postgres.sh
 	bash .ci/install-mariadb.sh
 	@mkdir -p $(dir $(LONG_REPORT)) && : > $(LONG_REPORT)
+	NXALEMBIC_PROPERTY_EXAMPLES=$(LONG_HEADS_EXAMPLES) $(BIN)/python -P -m pytest -q -x -p no:cacheprovider \
+	    tests/test_property_heads.py --hypothesis-seed=$(LONG_SEED) --basetemp=$(LONG_TMP)/nxalembic-test-long-heads
 	@echo "test-long: $(LONG_EXAMPLES) cases on each of $(LONG_BACKENDS); machine: $$(nproc) CPUs," \
 	    "$$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $$($(BIN)/python -V)" | tee -a $(LONG_REPORT)
 	@set -e; done=0; chunk=0; \

@@ -22,8 +22,9 @@ from __future__ import annotations
 import ast
 import configparser
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .discovery import BotSchema
 from .engines import configured_url, with_connection
 from .errors import NXAlembicError
-from .layout import CogLayout
+from .layout import REVISION_FILE, CogLayout, nested_revisions
 from .settings import pyproject_for, read_pyproject
 
 #: The ``[alembic]`` keys read here, as Alembic's ``Config`` reads alembic.ini.
@@ -43,13 +44,31 @@ UNION_BATCH = 200
 #: A revision file's ids: name -> the literal assigned to it at module level.
 Ids = dict[str, object]
 
-#: The module-level names read from a revision file.
-ID_NAMES = ("revision", "down_revision", "depends_on")
+#: The module-level names Alembic reads from a revision file (``Script``).
+ID_NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
+
+#: Names whose binding anywhere but a plain top-level assignment makes the ids uncertain: the
+#: ids, and a module ``__getattr__`` (PEP 562: it answers for an id the file does not assign).
+_WATCHED = frozenset(ID_NAMES) | {"__getattr__"}
+#: Names and attributes that reach a module's namespace at run time.
+_DYNAMIC = frozenset(
+    {"globals", "vars", "locals", "exec", "eval", "setattr", "delattr", "__import__", "__dict__"}
+    | {"__setattr__", "__delattr__", "__class__", "f_globals", "f_locals", "__builtins__", "builtins"}
+    | {"gc", "ctypes"}
+)
+#: An id Alembic takes as it is: not empty, none of the characters it refuses (``@-+:``), no
+#: symbolic name (``head``, ``base``...), no whitespace or separators.
+_PLAIN_ID = re.compile(r"(?!(?:heads?|base)$)\w+")
 
 #: The first top-level ``def``, ``class`` or decorator: revision files assign their ids above it.
 _FIRST_DEFINITION = re.compile(rb"^(?:def|async|class|@)", re.M)
-#: Any mention of an id name (below the first definition, one sends the whole file to the parser).
-_ID_MENTION = re.compile(rb"\b(?:revision|down_revision|depends_on)\b")
+#: The names a binding or a run-time reach of the namespace must spell (see :func:`_suspects`).
+_SUSPECT_NAMES = tuple(name.encode() for name in sorted(_WATCHED | _DYNAMIC))
+#: ``import *``, and a non-ASCII byte (an identifier NFKC-normalised to a watched name).
+_SUSPECT_TEXT = re.compile(rb"import[\s\\]*\*|[\x80-\xff]")
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+#: A source encoding declaration (PEP 263): the bytes are then not read as ASCII here.
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 
 
 def heads_if_all_at_head(
@@ -136,104 +155,243 @@ def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
 def folder_head(folder: Path) -> list[str] | None:
     """The head of the history in *folder* (``[]`` when it has no revisions), or ``None``.
 
-    ``None`` when the files do not make one plain, complete, unforked history: an id that is not
-    a literal, two files with one id, a ``down_revision`` or ``depends_on`` outside the folder,
-    more than one head (or none: a cycle).  The files Alembic would load are the ``*.py`` files
-    of the folder itself (cogs' folders are not searched recursively), ``__init__.py`` and
-    editor lock files (``.#name.py``) aside.
+    The head is Alembic's (``RevisionMap.heads``): the revision no ``down_revision`` names;
+    ``depends_on`` makes no ancestor, so a revision only depended on is a head of its own.
+    ``None`` when the files do not make one plain, complete, unforked history Alembic would load:
+    an id that is not a literal assigned once (see :func:`_literal_ids`), two files with one id,
+    an id Alembic refuses, a ``down_revision`` or ``depends_on`` outside the folder (or a branch
+    label), a branch label used twice, more than one head, a cycle, or revision files in a
+    subfolder (:func:`.layout.nested_revisions`, which every route refuses).  The files read are
+    those Alembic loads from the folder itself (:data:`.layout.REVISION_FILE`).
     """
     try:
-        files = [path for path in folder.iterdir() if _is_revision_file(path)] if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        if nested_revisions(folder) is not None:
+            return None
+        files = []
+        for path in folder.iterdir():
+            match = REVISION_FILE.match(path.name)
+            if match is None or path.is_dir():
+                continue  # not loaded (a folder is walked, not loaded: see nested_revisions)
+            if match.group(1) != path.name or not path.is_file():
+                return None  # "x.py\n", a broken link, a pipe: what Alembic makes of it is not ours to say
+            files.append(path)
     except OSError:
         return None
-    revisions: set[str] = set()
-    referenced: set[str] = set()
+    down: dict[str, list[str]] = {}
+    depends: dict[str, list[str]] = {}
+    labels: list[str] = []
     for path in files:
         ids = _literal_ids(path)
-        if ids is None:
+        if ids is None or "down_revision" not in ids:  # no down_revision: Alembic cannot load the file
             return None
-        revision, down, depends = ids.get("revision"), ids.get("down_revision"), ids.get("depends_on")
-        if not isinstance(revision, str) or revision in revisions:
+        revision = ids.get("revision")
+        parents, needs, named = (
+            _id_list(ids.get(key)) for key in ("down_revision", "depends_on", "branch_labels")
+        )
+        if not _plain_id(revision) or revision in down or parents is None or needs is None or named is None:
             return None
-        revisions.add(revision)
-        for value in (down, depends):
-            names = _id_list(value)
-            if names is None:
-                return None
-            referenced.update(names)
-    if not referenced <= revisions:
+        down[revision], depends[revision] = parents, needs
+        labels += named
+    if len(set(labels)) != len(labels) or set(labels) & down.keys():
+        return None  # Alembic refuses a branch label used twice, or one that is a revision id
+    if not _acyclic_within(down, depends):
         return None
-    heads = revisions - referenced
-    if revisions and len(heads) != 1:
+    heads = down.keys() - {parent for parents in down.values() for parent in parents}
+    if down and len(heads) != 1:
         return None
     return sorted(heads)
 
 
-def _is_revision_file(path: Path) -> bool:
-    name = path.name
-    return name.endswith(".py") and name != "__init__.py" and not name.startswith(".#") and path.is_file()
+def _plain_id(revision: object) -> TypeGuard[str]:
+    """A revision id Alembic accepts as it is (``Revision.verify_rev_id``; none of its symbols)."""
+    return isinstance(revision, str) and _PLAIN_ID.fullmatch(revision) is not None
+
+
+def _acyclic_within(down: Mapping[str, list[str]], depends: Mapping[str, list[str]]) -> bool:
+    """Every ``down_revision`` / ``depends_on`` names a revision of the folder, each once, and no cycle.
+
+    Alembic fails on an id it does not have, and on a cycle (``CycleDetected``,
+    ``DependencyCycleDetected``); a branch label as a target is left to it as well.
+    """
+    edges: dict[str, list[str]] = {}
+    for revision in down:
+        targets = down[revision] + depends[revision]
+        if len(set(targets)) != len(targets) or not set(targets) <= down.keys():
+            return False
+        edges[revision] = targets
+    done: set[str] = set()
+    for start in edges:  # depth-first, without recursion: a long history must not hit the limit
+        on_path: set[str] = set()
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:
+            node, leaving = stack.pop()
+            if leaving:
+                on_path.discard(node)
+                done.add(node)
+                continue
+            if node in done:
+                continue
+            if node in on_path:
+                return False
+            on_path.add(node)
+            stack.append((node, True))
+            stack.extend((target, False) for target in edges[node] if target not in done)
+    return True
 
 
 def _literal_ids(path: Path) -> Ids | None:
-    """The module-level literals assigned once to ``revision``, ``down_revision``, ``depends_on``."""
+    """The literals a revision file assigns to :data:`ID_NAMES`, when nothing else can set them.
+
+    Read from the syntax tree, not by running the file: each id must be assigned once, by a
+    plain assignment (annotated or not) at the top level of the module, of a literal.  Any other
+    way the file could bind one (inside ``if`` / ``for`` / ``with`` / ``try`` / ``match``, an
+    import alias, ``def`` / ``class``, augmented or unpacking assignment, the walrus, ``global``,
+    ``del``), a module ``__getattr__`` (it answers for names the file does not assign), or
+    anything that reaches the module's namespace at run time (``globals()``, ``exec``,
+    ``setattr``, ``__dict__`` ...) answers "don't know" (``None``).  Names are compared after
+    Python's own NFKC normalisation (the parser applies it): ``revision`` spelt with a fullwidth
+    ``r`` is ``revision``.
+    """
     try:
         source = path.read_bytes()
     except OSError:
         return None
-    tree = _module_head(source, path)
+    suspects = list(_suspects(source))
+    tree = _module_head(source, path, suspects)
     if tree is None:
         return None
     found: Ids = {}
+    plain: list[ast.Name] = []  # the targets of the plain top-level assignments
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and node.simple:
             targets, value = [node.target], node.value
-        elif isinstance(node, ast.AugAssign):
-            targets, value = [node.target], None
         else:
             continue
+        if not all(isinstance(target, ast.Name) for target in targets):
+            continue  # unpacking: judged below, with every other binding
         for target in targets:
-            if not isinstance(target, ast.Name) or target.id not in ID_NAMES:
-                if any(isinstance(n, ast.Name) and n.id in ID_NAMES for n in ast.walk(target)):
-                    return None  # unpacked into, or assigned oddly: left to Alembic
+            assert isinstance(target, ast.Name)
+            if target.id not in ID_NAMES:
                 continue
-            if target.id in found or value is None:
+            if target.id in found:
                 return None
             try:
                 found[target.id] = ast.literal_eval(value)
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 return None
+            plain.append(target)
+    if not _only_plain(source, tree, plain, suspects):
+        marked = set(map(id, plain))
+        if any(id(each) not in marked and _binds_or_reaches(each) for each in ast.walk(tree)):
+            return None
     return found
 
 
-def _module_head(source: bytes, path: Path) -> ast.Module | None:
+def _only_plain(source: bytes, tree: ast.Module, plain: list[ast.Name], suspects: list[int]) -> bool:
+    """Whether the parsed source names no watched or dynamic name but in *plain* and its docstring.
+
+    A shortcut past walking every node (as long as parsing, and the common case): a binding of a
+    watched name must spell it (in ASCII, or with non-ASCII letters Python normalises), and
+    reaching the namespace at run time must name a dynamic name or ``import *``.  So when every
+    such spelling in the parsed bytes (*suspects*: their offsets in the file) is a plain
+    assignment's target or inside the module's docstring, there is no other binding.  ``False``
+    means: walk the tree.
+    """
+    body = tree.body
+    if not body:
+        return True
+    if source.startswith(b"\xef\xbb\xbf") or b"\r" in source or _CODING.search(source):
+        return False  # byte offsets and lines here might not be the parser's
+    last = body[-1].end_lineno or body[-1].lineno
+    lines = [0]  # the offset of each line the parsed statements span
+    while len(lines) < last:
+        lines.append(source.index(b"\n", lines[-1]) + 1)
+    end = lines[-1] + (body[-1].end_col_offset or 0)
+    starts = {lines[target.lineno - 1] + target.col_offset for target in plain}
+    first, docstring = body[0], (0, 0)
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        docstring = (
+            lines[first.lineno - 1] + first.col_offset,
+            lines[(first.end_lineno or first.lineno) - 1] + (first.end_col_offset or 0),
+        )
+    return all(at in starts or docstring[0] <= at < docstring[1] for at in suspects if at < end)
+
+
+def _suspects(source: bytes) -> Iterator[int]:
+    """Where *source* spells a watched or dynamic name (a whole word), ``import *``, or non-ASCII.
+
+    ``bytes.find`` per name: one regular expression of all the names costs more than parsing.
+    """
+    for name in _SUSPECT_NAMES:
+        at = source.find(name)
+        while at != -1:
+            after = at + len(name)
+            if (at == 0 or source[at - 1] not in _WORD_BYTES) and (
+                after >= len(source) or source[after] not in _WORD_BYTES
+            ):
+                yield at
+            at = source.find(name, after)
+    for match in _SUSPECT_TEXT.finditer(source):
+        yield match.start()
+
+
+def _binds_or_reaches(node: ast.AST) -> bool:
+    """Whether *node* may bind a watched name, or reach the module's namespace at run time."""
+    if isinstance(node, ast.Name):
+        return (not isinstance(node.ctx, ast.Load) and node.id in _WATCHED) or node.id in _DYNAMIC
+    if isinstance(node, ast.Attribute):
+        return (not isinstance(node.ctx, ast.Load) and node.attr in _WATCHED) or node.attr in _DYNAMIC
+    if isinstance(node, ast.alias):
+        return node.name == "*" or (node.asname or node.name.split(".", 1)[0]) in _WATCHED
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return bool(_WATCHED.intersection(node.names))
+    if isinstance(node, ast.MatchMapping):
+        return node.rest in _WATCHED
+    # def, class, except ... as, match captures (and type parameters, which bind nothing here)
+    name = getattr(node, "name", None)
+    return isinstance(name, str) and name in _WATCHED
+
+
+def _module_head(source: bytes, path: Path, suspects: list[int]) -> ast.Module | None:
     """The syntax tree of *source* down to its first definition, when that is all the ids can be in.
 
     Parsing the functions' bodies would cost most of the time and tell nothing: the ids are
-    assigned above them.  The rest is parsed too when it mentions an id name at all, or when
-    the head alone does not parse (the first ``def`` stood inside a string).
+    assigned above them.  The rest is parsed too when it mentions a watched or dynamic name at
+    all, holds a non-ASCII byte (an identifier Python normalises to one), when the file declares
+    a source encoding, or when the head alone does not parse (the first ``def`` stood inside a
+    string).
     """
     cut = _FIRST_DEFINITION.search(source)
-    if cut is not None and not _ID_MENTION.search(source, cut.start()):
+    if cut is not None and all(at < cut.start() for at in suspects) and not _CODING.search(source):
         try:
             return ast.parse(source[: cut.start()], str(path))
         except (SyntaxError, ValueError):
             pass
     try:
         return ast.parse(source, str(path))
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
 
 
 def _id_list(value: object) -> list[str] | None:
-    """A ``down_revision`` / ``depends_on`` literal as a list of ids (``None``: not one Alembic reads)."""
+    """An id literal (``down_revision``, ``depends_on``, ``branch_labels``) as a list of ids.
+
+    ``None``: not one Alembic reads as plain ids.
+    """
     if value is None:
         return []
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, (tuple, list)) and all(isinstance(item, str) for item in value):
-        return list(value)
+        return [value] if _plain_id(value) else None
+    if isinstance(value, (tuple, list)) and all(_plain_id(item) for item in value):
+        return [str(item) for item in value]
     return None
 
 

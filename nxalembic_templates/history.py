@@ -22,6 +22,7 @@ from alembic.util import CommandError
 
 from . import _compat
 from .errors import NXAlembicError, file_line, first_line, reported_to_alembic
+from .layout import nested_revisions
 from .naming import REVISION_ID, docstring_text
 
 
@@ -82,6 +83,8 @@ def _checked_revisions(
     """
 
     def load() -> Iterator[Script]:
+        for location in script.version_locations or ():
+            _refuse_nested_revisions(Path(location), cog, script.sourceless)
         seen: dict[str, Script] = {}
         for revision in _compat.load_revisions(script):
             if revision.revision in seen:
@@ -105,6 +108,20 @@ def _checked_revisions(
                     raise NXAlembicError(_stray_revision(script, revision, key, missing, cog, others))
 
     return load
+
+
+def _refuse_nested_revisions(folder: Path, cog: str | None, sourceless: bool) -> None:
+    """Refuse revision files in a subfolder of the cog's folder.
+
+    ``alembic heads`` lists them (``recursive_version_locations``); no route applies them.
+    """
+    nested = nested_revisions(folder, sourceless)
+    if nested is not None:
+        where, names = nested
+        raise NXAlembicError(
+            f"{_cog_prefix(cog)}{where} holds revision files ({', '.join(names)}), but Alembic applies only "
+            f"the files of the cog's revisions folder {folder} itself: move them there, or delete them"
+        )
 
 
 def _cog_prefix(cog: str | None) -> str:

@@ -7,11 +7,20 @@ can never disagree about which folder holds a cog's history or which table recor
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .discovery import BotSchema
 from .errors import NXAlembicError
+
+#: The file names Alembic's ``ScriptDirectory`` loads as revisions, matched (``re.match``) as it
+#: matches them (``alembic.script.base``: ``_only_source_rev_file``, ``_sourceless_rev_file``):
+#: any ``*.py`` but ``__init__*`` and editor lock files ``.#*``; with ``sourceless``, ``.pyc`` /
+#: ``.pyo`` too.  ``tests/test_property_heads.py`` keeps them equal to Alembic's.
+REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+SOURCELESS_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)(c|o)?$")
 
 
 @dataclass(frozen=True)
@@ -81,3 +90,26 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
             f"revisions of cog {name!r} in {location}, {held}; Alembic would load those files as revisions: "
             "use a folder of their own, e.g. {cog_dir}/migrations or {script_location}/versions/{cog}"
         )
+
+
+def nested_revisions(folder: Path, sourceless: bool = False) -> tuple[Path, list[str]] | None:
+    """The first subfolder of a cog's revisions *folder* holding revision files, and their names.
+
+    Every route applies the files of the cog's folder itself (Alembic is pointed at that one
+    folder), while alembic.ini's ``recursive_version_locations = true`` (which ``alembic heads``
+    needs to see every cog's folder under ``versions/``) lists those of its subfolders too: such
+    a file would be listed as a head and never applied.  Walked as Alembic walks it: Python's
+    bytecode caches (``__pycache__``) are no revisions folder.
+    """
+    pattern = SOURCELESS_REVISION_FILE if sourceless else REVISION_FILE
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        here = Path(root)
+        if here == folder or (
+            here.name.endswith("__pycache__") and (not sourceless or here.parent == folder)
+        ):
+            continue
+        names = sorted(name for name in files if pattern.match(name))
+        if names:
+            return here, names
+    return None

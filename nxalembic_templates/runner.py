@@ -287,9 +287,14 @@ class Project:
         return {cog: found.get(cog, []) for cog in cogs}
 
     def unapplied(self, cog: str, current: Sequence[str]) -> int:
-        """How many of the cog's revisions are not applied, *current* being its version table's rows."""
-        lower = tuple(current) if current else "base"
-        return len(list(self.script(cog).iterate_revisions("heads", lower)))
+        """How many revisions Alembic's ``upgrade heads`` would apply, *current* being the cog's version rows.
+
+        The one count of "pending" (``status``, ``migrate``, verify mode).  ``implicit_base`` is
+        what ``upgrade`` itself walks with: every revision not in the ancestry of *current*, so
+        the other branch of a fork, a second root, or a revision that only ``depends_on`` the
+        current one counts too (without it, those count 0 while ``upgrade`` applies them).
+        """
+        return len(list(self.script(cog).iterate_revisions("heads", tuple(current), implicit_base=True)))
 
     def compare(self, cog: str, live: bool) -> list[str]:
         """What autogenerate would write for *cog* now (``[]``: the models match its migrations).

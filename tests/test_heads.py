@@ -1,0 +1,242 @@
+"""One meaning of "head" and "pending" on every route: Alembic's.
+
+``nxalembic status`` counts what Alembic's ``upgrade heads`` would apply; the start-up fast path
+(:mod:`nxalembic_templates.headcheck`, which reads revision files with ``ast`` instead of running
+them) answers Alembic's heads or "don't know" (``None``), never another head; revisions in a
+subfolder of a cog's revisions folder, which Alembic's ``upgrade`` never sees, are refused on
+every route.  ``tests/test_property_heads.py`` checks the fast path against Alembic on generated
+histories.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from conftest import BotProject
+from nxalembic_templates.headcheck import folder_head
+from test_startup import start_bot, with_start_script
+
+COGS = ("core", "economy", "music")
+
+
+def revision_file(
+    folder: Path,
+    revision: str,
+    down: str | tuple[str, ...] | None,
+    depends_on: str | None = None,
+    *,
+    name: str | None = None,
+    extra: str = "",
+) -> Path:
+    """A revision file whose ids are plain literals, each assigned once; *extra* goes below them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name or f"{revision}_rev.py")
+    path.write_text(
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        f"depends_on = {depends_on!r}\n{extra}\n\n"
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def versions(project: BotProject, cog: str) -> Path:
+    return project.path / "migrations" / "versions" / cog
+
+
+def alembic_heads(folder: Path) -> list[str] | None:
+    """What Alembic itself makes of *folder* as a cog's revisions folder; ``None`` when it fails."""
+    try:
+        return sorted(ScriptDirectory(str(folder.parent), version_locations=[str(folder)]).get_heads())
+    except Exception:
+        return None
+
+
+# -- A2: pending is what `upgrade heads` would apply ---------------------------------------------
+
+#: (revision, down_revision, depends_on), oldest first; the database is put at "b0000000000b".
+UNAPPLIED_BRANCH = {
+    "fork": [
+        ("a0000000000a", None, None),
+        ("b0000000000b", "a0000000000a", None),
+        ("c0000000000c", "a0000000000a", None),
+    ],
+    "second root": [
+        ("a0000000000a", None, None),
+        ("b0000000000b", "a0000000000a", None),
+        ("c0000000000c", None, None),
+    ],
+    "depends on the current head": [
+        ("a0000000000a", None, None),
+        ("b0000000000b", "a0000000000a", None),
+        ("c0000000000c", None, "b0000000000b"),
+    ],
+}
+
+
+@pytest.mark.parametrize("history", list(UNAPPLIED_BRANCH))
+def test_status_counts_the_branch_alembic_would_apply(
+    make_project: Callable[..., BotProject], history: str
+) -> None:
+    project = make_project("sqlite")
+    for cog in ("core", "economy"):
+        revision_file(versions(project, cog), f"{cog}00000001", None)
+        project.cog(cog, "upgrade", "head")
+    for revision, down, depends_on in UNAPPLIED_BRANCH[history]:
+        revision_file(versions(project, "music"), revision, down, depends_on)
+    project.cog("music", "upgrade", "b0000000000b")
+    assert project.db.versions("alembic_version_music") == ["b0000000000b"]
+    before = project.db.snapshot()
+
+    status = json.loads(project.nxalembic("status", "--json").stdout)
+    [music] = [row for row in status["cogs"] if row["cog"] == "music"]
+    assert (music["current"], music["head"], music["pending"]) == (
+        ["b0000000000b"],
+        ["b0000000000b", "c0000000000c"],
+        1,
+    )
+    result = project.nxalembic("status", "--exit-code", check=False)
+    assert result.returncode == 1, result.output
+    assert "behind: music by 1 revision; run 'nxalembic upgrade'" in result.stderr
+    # the fast path does not call that "at head"
+    assert folder_head(versions(project, "music")) is None
+    assert project.db.snapshot() == before
+
+    # what Alembic's `upgrade heads` then does is what status counted
+    project.cog("music", "upgrade", "heads")
+    status = json.loads(project.nxalembic("status", "--json").stdout)
+    [music] = [row for row in status["cogs"] if row["cog"] == "music"]
+    assert music["pending"] == 0
+
+
+# -- A3: depends_on makes no head --------------------------------------------------------------
+
+
+def test_a_dependency_is_a_head_to_the_fast_path_as_to_alembic(
+    make_project: Callable[..., BotProject], tmp_path: Path
+) -> None:
+    """``c(a, depends_on=b)``: Alembic's heads are b and c (depends_on does not make b an ancestor),
+    so every route says the history forked, the start-up fast path included."""
+    project = with_start_script(make_project("sqlite+aiosqlite"))
+    for cog in ("core", "economy"):
+        revision_file(versions(project, cog), f"{cog}00000001", None)
+    music = versions(project, "music")
+    revision_file(music, "a0000000000a", None)
+    revision_file(music, "b0000000000b", "a0000000000a")
+    revision_file(music, "c0000000000c", "a0000000000a", "b0000000000b")
+    for cog in COGS:
+        project.cog(cog, "upgrade", "heads")
+    assert project.db.versions("alembic_version_music") == ["c0000000000c"]
+    assert alembic_heads(music) == ["b0000000000b", "c0000000000c"]
+    before = project.db.snapshot()
+
+    result = project.nxalembic("upgrade", check=False)
+    assert result.returncode != 0 and "has 2 heads (b0000000000b, c0000000000c)" in result.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for mode in ("apply", "verify"):
+        outcome, _stdout, _logs = start_bot(project, elsewhere, sync=True, extra=False, mode=mode)
+        assert outcome.get("error") == "NXAlembicError", outcome
+        assert "has 2 heads (b0000000000b, c0000000000c)" in outcome["message"]
+    assert project.db.snapshot() == before
+    assert folder_head(music) is None
+
+
+# -- A4: ids the ast reading cannot be sure of -------------------------------------------------
+
+#: Code that leaves the second revision file's ids other than its literal lines say (or makes
+#: Alembic fail to load it): the fast path must answer Alembic's head or "don't know".
+TRICKS = {
+    "if": 'if True:\n    revision = "d0000000000d"',
+    "for target": 'for revision in ["d0000000000d"]:\n    pass',
+    "import alias": "from string import digits as revision",
+    "walrus": '(revision := "d0000000000d")',
+    "augmented": 'revision += "d"',
+    "annotated": 'revision: str = "d0000000000d"',
+    "tuple unpacking": 'revision, other = "d0000000000d", 1',
+    "global in a function": 'def _set():\n    global revision\n    revision = "d0000000000d"\n\n\n_set()',
+    "globals()": 'globals()["revision"] = "d0000000000d"',
+    "exec": "exec(\"revision = 'd0000000000d'\")",
+    "except name": "try:\n    raise ValueError\nexcept ValueError as revision:\n    pass",
+    "with target": "import contextlib\nwith contextlib.nullcontext('d0000000000d') as revision:\n    pass",
+    "class": "class down_revision:\n    pass",
+    "match capture": 'match "d0000000000d":\n    case revision:\n        pass',
+    "del": "del down_revision",
+    "module __getattr__": "del depends_on\n\n\ndef __getattr__(name):\n    return 'b0000000000b'",
+    # NFKC: Python reads the fullwidth r as the ASCII one, below the first definition
+    "non-ASCII name after a def": 'def _f():\n    pass\n\n\n\uff52evision = "d0000000000d"',
+}
+
+
+@pytest.mark.parametrize("trick", list(TRICKS))
+def test_the_fast_path_never_reads_another_head_than_alembic(tmp_path: Path, trick: str) -> None:
+    folder = tmp_path / "versions" / "music"
+    revision_file(folder, "a0000000000a", None)
+    revision_file(folder, "b0000000000b", "a0000000000a", extra=TRICKS[trick])
+    expected = alembic_heads(folder)
+    assert expected != ["b0000000000b"]  # the trick does change what Alembic reads
+    assert folder_head(folder) in (None, expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "loaded"),
+    [("__init__b.py", False), (".#b.py", False), (".b.py", True), ("b.pyc", False), ("b.py.txt", False)],
+)
+def test_the_fast_path_reads_the_files_alembic_loads(tmp_path: Path, name: str, loaded: bool) -> None:
+    folder = tmp_path / "versions" / "music"
+    revision_file(folder, "a0000000000a", None)
+    revision_file(folder, "b0000000000b", "a0000000000a", name=name)
+    expected = ["b0000000000b"] if loaded else ["a0000000000a"]
+    assert alembic_heads(folder) == expected
+    assert folder_head(folder) == expected
+
+
+def test_a_file_without_down_revision_is_not_a_root_to_the_fast_path(tmp_path: Path) -> None:
+    folder = tmp_path / "versions" / "music"
+    folder.mkdir(parents=True)
+    (folder / "b_rev.py").write_text('revision = "b0000000000b"\n')
+    assert alembic_heads(folder) is None  # Alembic cannot load it
+    assert folder_head(folder) is None
+
+
+# -- A5: revisions in a subfolder of a cog's folder --------------------------------------------
+
+
+def test_revisions_in_a_subfolder_of_a_cogs_folder_are_refused_on_every_route(
+    make_project: Callable[..., BotProject],
+) -> None:
+    project = make_project("sqlite")
+    for cog in COGS:
+        revision_file(versions(project, cog), f"{cog}00000001", None)
+    nested = versions(project, "music") / "later"
+    revision_file(nested, "music00000002", "music00000001")
+    assert "music00000002 (head)" in project.alembic("heads").stdout  # what `alembic heads` lists
+    before = project.db.snapshot()
+
+    refusal = (
+        f"cog 'music': {nested} holds revision files (music00000002_rev.py), but Alembic applies only the "
+        f"files of the cog's revisions folder {versions(project, 'music')} itself: move them there, or "
+        "delete them"
+    )
+    for result in (
+        project.nxalembic("upgrade", check=False),
+        project.cog("music", "upgrade", "head", check=False),
+    ):
+        assert result.returncode != 0
+        assert refusal in result.output, result.output
+        assert "Traceback" not in result.output
+    result = project.nxalembic("status", "--exit-code", check=False)
+    assert result.returncode == 1 and refusal in result.stdout, result.output
+    assert folder_head(versions(project, "music")) is None  # the fast path leaves it to those routes
+    assert project.db.snapshot() == before
+
+    # Python's own bytecode cache is no revision folder
+    nested.rename(versions(project, "music") / "__pycache__")
+    project.nxalembic("upgrade")
+    assert project.db.versions("alembic_version_music") == ["music00000001"]
+    assert folder_head(versions(project, "music")) == ["music00000001"]
