@@ -527,9 +527,11 @@ class Project:
     def screened(self, connection: Connection, cogs: Sequence[str], unowned: Sequence[str] = ()) -> set[str]:
         """The cogs among *cogs* (each at its head) whose models match the database.
 
-        One autogenerate pass over all their tables, through env.py (:mod:`.screen`).  Nothing
-        is concluded when the pass fails: every cog is then compared on its own, which reports
-        the failure in its own words.  *unowned*: the database's tables that no loaded cog
+        One autogenerate pass over all their tables, through env.py (:mod:`.screen`), with
+        env.py's own filters combined as in each cog's run.  Nothing is concluded when the pass
+        fails, whatever the exception (an env.py ``compare_type`` hook raising on one table
+        included): every cog is then compared on its own, which reports the failure in its own
+        row and every other cog as usual.  *unowned*: the database's tables that no loaded cog
         owns.  Each may be one a cog's revisions created and its model no longer defines (a
         cog's own comparison reports its drop), so a cog whose history creates one of them
         (a scratch replay, as its own comparison makes) is compared on its own too.
@@ -539,8 +541,9 @@ class Project:
         found: list[Any] = []
 
         def compare(_heads: Any, context: MigrationContext) -> list[Any]:
-            # only what environment.run_migrations configured for the pass counts: an env.py of
-            # its own, or hooks env.py passes in place of ours, get every cog compared on its own
+            # only what environment.run_migrations configured for the pass counts (env.py's own
+            # filters are combined into the Screen's hooks there): an env.py that configures
+            # Alembic itself gets every cog compared on its own
             hooks = (context.opts.get("include_name"), context.opts.get("include_object"))
             if all(isinstance(getattr(hook, "__self__", None), Screen) for hook in hooks):
                 found.append(produce_migrations(context, context.opts["target_metadata"]))
@@ -552,7 +555,7 @@ class Project:
             with self.selected(cogs[0], SCREEN_COMMAND, configure, cogs=tuple(cogs), autogenerate=True):
                 with EnvironmentContext(self.config, script, fn=compare, as_sql=False):
                     script.run_env()
-        except (CommandError, NXAlembicError, SQLAlchemyError) as exc:
+        except Exception as exc:  # whatever failed (an env.py hook too), the cogs' own runs say it
             log.debug("comparing %d cogs at once failed (%s): each is compared on its own", len(cogs), exc)
             return set()
         finally:
