@@ -266,6 +266,7 @@ class CogScope(OwnTables):
                 modelled={name for _schema, name in self.schema.all_table_keys()},
                 request=self.request,
                 include_drops=command == "check",
+                refuse_column_drops=command == "revision",
             )
             for upgrade_ops, downgrade_ops in zip(
                 script.upgrade_ops_list, script.downgrade_ops_list, strict=True
