@@ -85,8 +85,8 @@ class UserHooks:
 
     @classmethod
     def taken_from(cls, options: dict[str, Any]) -> UserHooks:
-        """The hooks in *options* (removed from it, so they cannot be spread over ours)."""
-        return cls(**{name: options.pop(name) for name in HOOK_OPTIONS if options.get(name) is not None})
+        """The hooks in *options*, removed from it (``None`` too), so none is spread over ours."""
+        return cls(**{name: options.pop(name) for name in HOOK_OPTIONS if name in options})
 
 
 class OwnTables:
