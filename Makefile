@@ -38,6 +38,8 @@ test: install
 # run and reproduces with the command printed above it.  Case folders go to LONG_TMP (tmpfs
 # where there is one); one line per chunk goes to LONG_REPORT, totals to the end of the output.
 LONG_EXAMPLES ?= 3334
+# tests/test_differential_screen.py afterwards: generated drifts per backend (about 4 s each)
+LONG_DIFFERENTIAL_EXAMPLES ?= 300
 LONG_CHUNK ?= 500
 LONG_SEED ?= 20261125
 LONG_BACKENDS ?= sqlite_sync sqlite_async postgresql
@@ -68,6 +70,8 @@ test-long: install
 	    done; \
 	    done=$$((done + n)); \
 	done
+	NXALEMBIC_DIFFERENTIAL_EXAMPLES=$(LONG_DIFFERENTIAL_EXAMPLES) $(BIN)/python -P -m pytest -q -x -p no:cacheprovider \
+	    tests/test_differential_screen.py --hypothesis-seed=$(LONG_SEED) --basetemp=$(LONG_TMP)/nxalembic-test-long-differential
 	@awk -F'[ :=]+' '/ cases=/ { c[$$1] += $$3; f[$$1] += $$5; s[$$1] += $$7 } \
 	    END { for (b in c) printf "test-long total: %s: %d cases, %d failed, %.0f s\n", b, c[b], f[b], s[b] }' \
 	    $(LONG_REPORT) | sort | tee -a $(LONG_REPORT)

@@ -465,8 +465,13 @@ def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:
         print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
     for cog, reason in unchecked.items():
         print(f"{cog}: models not compared: {reason}")
-    if changed:
-        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(changed)}", file=sys.stderr)
+    advice = {c.cog: c.migrate_advice for c in cogs if c.cog in changed and c.migrate_advice}
+    plain = [cog for cog in changed if cog not in advice]
+    if plain:
+        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(plain)}", file=sys.stderr)
+    for cog, needs in advice.items():
+        # the changes drop a column or table: migrate refuses (or leaves the drop out) without these
+        print(f"run 'nxalembic migrate --cog {cog}' to write the revision of {cog}: {needs}", file=sys.stderr)
     if unchecked:
         print(
             f"check failed: {_count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",

@@ -41,7 +41,7 @@ from .errors import (
 from .history import forked_history, has_revision, use_cog_history, write_revisions_safely
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
-from .scope import CogScope
+from .scope import CogScope, UserHooks
 from .screen import SCREEN_COMMAND, Screen
 from .settings import find_config_file, load_settings
 
@@ -113,6 +113,11 @@ def _refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any])
             "which would give every cog one version table; remove it and set "
             "version_table = ..._{cog} in nxalembic.ini instead"
         )
+    if configure_options.get("target_metadata") is not None:
+        raise NXAlembicError(
+            "env.py passes target_metadata to run_migrations(), which would compare every cog with "
+            "those tables instead of its own models (found from the bot); remove it"
+        )
 
 
 def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:
@@ -126,7 +131,11 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
     """Run the current Alembic command for the selected cog, offline or online.
 
     *configure_options* are passed on to :meth:`EnvironmentContext.configure` (for example
-    ``compare_server_default=True``); the per-cog hooks and version table are always ours.
+    ``compare_server_default=True``).  ``include_name``, ``include_object`` and
+    ``process_revision_directives`` among them are combined with the cog's own hooks (both
+    filters must let a table through; env.py's directives run first, then the cog's), never
+    put in their place: a cog's run never sees another cog's tables.  ``version_table`` and
+    ``target_metadata`` are refused: each cog's come from nxalembic.ini and its models.
     """
     if context is None:
         from alembic import context as alembic_context
@@ -146,10 +155,13 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
 def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
     config = context.config
     _refuse_per_cog_overrides(config, configure_options)
+    configure_options = dict(configure_options)
+    user_hooks = UserHooks.taken_from(configure_options)
     if request_for(config).command == SCREEN_COMMAND:
-        _run_screen(context, configure_options)
+        _run_screen(context, configure_options, user_hooks)
         return
     scope = cog_scope(config, context.script)
+    scope.user_hooks = user_hooks
     use_cog_history(
         context.script, scope.version_location, scope.cog.name, scope.other_locations, scope.request.revisions
     )
@@ -190,14 +202,17 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
         _run_online_or_sql(context, scope, options)
 
 
-def _run_screen(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
+def _run_screen(
+    context: AlembicEnvironment, configure_options: dict[str, Any], user_hooks: UserHooks
+) -> None:
     """Compare several cogs at their head in one pass (:mod:`.screen`), on the caller's connection.
 
     The options are those of a cog's own ``check`` (env.py's *configure_options* included),
-    with the cogs' tables together in place of one cog's.
+    with the cogs' tables together in place of one cog's; env.py's own filters are combined
+    with the pass's hooks exactly as with a cog's own (:class:`.scope.UserHooks`).
     """
     request = request_for(context.config)
-    if "process_revision_directives" in configure_options:
+    if user_hooks.process_revision_directives is not None:
         # env.py's own hook may change what a cog's check reports, and a shared pass cannot run it
         raise NXAlembicError("env.py passes process_revision_directives: each cog is compared on its own")
     schema = load_schema(context.config)
@@ -205,6 +220,7 @@ def _run_screen(context: AlembicEnvironment, configure_options: dict[str, Any]) 
     if not isinstance(connection, Connection):
         raise NXAlembicError("a screen run needs the caller's connection")  # nxalembic hands it over
     screen = Screen.of(schema, request.cogs)
+    screen.user_hooks = user_hooks
     # request.configure names one of the cogs' version tables: Alembic reads it before comparing
     context.configure(
         connection=connection,

@@ -2,6 +2,10 @@
 
 * **Renames** from hints (or from answers at a prompt) instead of drop + create.
 * **Drops** of owned tables whose model is gone: reported always, written only on opt-in.
+* **Column drops** are refused unless opted in (``--allow-drops``) or explained by a rename
+  hint: a renamed column looks like a dropped one plus an added one, and writing that loses
+  the column's data.  The refusal names the likely rename (:func:`likely_renames`), and
+  ``nxalembic check`` gives the same advice (:func:`drop_advice`).
 * **Guard** against adding a NOT NULL column without a server default.
 * **A note** at the top of ``upgrade()`` when the revision is for MariaDB / MySQL and has more
   than one statement: there each statement commits by itself, so such a revision is not
@@ -14,6 +18,7 @@ renderer for a table rename (its autogenerate never proposes one), so one is reg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +96,8 @@ class Rewriter:
     #: The renames, drop opt-in and question asker of the run.
     request: CogRequest
     include_drops: bool = False  # `check` reports drops even without the opt-in
+    #: Refuse a column drop without the opt-in (``revision``: a file is written; ``check`` only reports).
+    refuse_column_drops: bool = False
     notes: list[str] = field(default_factory=list)
     dialect: Any = None
 
@@ -105,6 +112,8 @@ class Rewriter:
         self._rename_columns(upgrade_ops)
         self._drops(connection, upgrade_ops, self.droppable - used_tables)
         self._guard(upgrade_ops)
+        if self.refuse_column_drops and not self.request.allow_drops:
+            self._refuse_column_drops(upgrade_ops)
         return reverse_ops(upgrade_ops)
 
     # table renames ------------------------------------------------------------------------
@@ -226,6 +235,24 @@ class Rewriter:
         for table in _referencing_first(list(reflected.tables.values())):
             upgrade_ops.ops.append(ops.DropTableOp.from_table(table))
 
+    def _refuse_column_drops(self, upgrade_ops: ops.UpgradeOps) -> None:
+        """A column drop left after the rename hints needs ``--allow-drops``: it loses data."""
+        removed, added = [], []
+        for table_ops in upgrade_ops.ops:
+            if isinstance(table_ops, ops.ModifyTableOps):
+                for op in table_ops.ops:
+                    if isinstance(op, ops.DropColumnOp):
+                        removed.append((table_ops.table_name, op.to_column()))
+                    elif isinstance(op, ops.AddColumnOp):
+                        added.append((table_ops.table_name, op.column))
+        if removed:
+            dropped = [f"{table}.{column.name}" for table, column in removed]
+            raise NXAlembicError(
+                f"cog {self.cog!r}: the revision would drop column{'s' if len(dropped) > 1 else ''} "
+                f"{', '.join(dropped)} and lose the data; "
+                + drop_advice(likely_renames(removed, added), stock=self.request.from_command_line)
+            )
+
     # guard ------------------------------------------------------------------------------
 
     def _guard(self, upgrade_ops: ops.UpgradeOps) -> None:
@@ -248,6 +275,37 @@ class Rewriter:
                             "(nullable=True) or give it a server default (server_default=...) in the "
                             f"model{hint}"
                         )
+
+
+def likely_renames(
+    removed: Sequence[tuple[str, sa.Column[Any]]], added: Sequence[tuple[str, sa.Column[Any]]]
+) -> list[str]:
+    """Rename hints (``table.old:new``) for removed columns that look renamed.
+
+    A removed column looks renamed when its table gains a column of the same kind (type
+    affinity), each added column matched once, in order: the pairs ``nxalembic migrate`` asks
+    about at a terminal.  *removed* / *added*: (table name, column) pairs.
+    """
+    hints, used = [], set()
+    for table, old in removed:
+        for position, (other, new) in enumerate(added):
+            if position not in used and other == table and _same_kind(old.type, new.type):
+                used.add(position)
+                hints.append(f"{table}.{old.name}:{new.name}")
+                break
+    return hints
+
+
+def drop_advice(renames: Sequence[str], stock: bool) -> str:
+    """What a revision that drops columns needs to be written: rename hints, or the opt-in.
+
+    One wording for ``nxalembic migrate`` / ``revision --autogenerate`` refusing such a
+    revision and ``nxalembic check`` reporting the change.  *stock*: the options of stock
+    ``alembic`` (``-x``) rather than ``nxalembic migrate``'s.
+    """
+    hints = " ".join(f"-x rename={hint}" if stock else f"--rename {hint}" for hint in renames)
+    rename = f"if renamed, pass {hints}; " if renames else ""
+    return f"{rename}to drop, pass {'-x allow_drops=true' if stock else '--allow-drops'}"
 
 
 def _referencing_first(tables: list[sa.Table]) -> list[sa.Table]:

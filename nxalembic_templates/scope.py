@@ -10,12 +10,17 @@ revision).  Three layers enforce it, each cheap:
 * ``process_revision_directives`` strips whatever is left that touches a foreign table and,
   when autogenerate found nothing, writes no file.  Drops of the cog's *own* tables (those
   its revisions created) are added back only on explicit opt-in, see :mod:`.rewrite`.
+
+Hooks env.py passes to ``run_migrations()`` (:class:`UserHooks`) are combined with these, never
+put in their place: a name or object is compared only when both filters let it through (ours
+first, so env.py's hook never even sees another cog's table), and env.py's
+``process_revision_directives`` runs before ours, so whatever it adds is still filtered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +66,39 @@ class _AllBut(Mapping[str, Path]):
 MYSQL_IDENTIFIER_MAX = 64
 
 
+#: The Alembic hooks env.py may pass to ``run_migrations()``: combined with the package's own.
+HOOK_OPTIONS = ("include_name", "include_object", "process_revision_directives")
+
+
+@dataclass(frozen=True)
+class UserHooks:
+    """env.py's own Alembic hooks (keyword arguments of ``run_migrations()``), kept apart from ours.
+
+    Spread into ``context.configure()`` they would replace the package's hooks, and a cog's run
+    would then see, report and drop other cogs' tables; :class:`OwnTables` and
+    :class:`CogScope` call them after (filters) or before (directives) their own instead.
+    """
+
+    include_name: Callable[..., Any] | None = None
+    include_object: Callable[..., Any] | None = None
+    process_revision_directives: Callable[..., Any] | None = None
+
+    @classmethod
+    def taken_from(cls, options: dict[str, Any]) -> UserHooks:
+        """The hooks in *options*, removed from it (``None`` too), so none is spread over ours."""
+        return cls(**{name: options.pop(name) for name in HOOK_OPTIONS if name in options})
+
+
 class OwnTables:
     """The ``include_name`` / ``include_object`` hooks over a set of owned tables.
 
     One cog's (:class:`CogScope`) or several cogs' together (:class:`.screen.Screen`): the
-    hooks are the same, only the set differs.
+    hooks are the same, only the set differs; env.py's own filters (:attr:`user_hooks`) apply
+    on top of both alike, so the shared comparison and a cog's own see the same tables.
     """
+
+    #: env.py's own hooks, combined with ours (set by :mod:`.environment`).
+    user_hooks: UserHooks = UserHooks()
 
     @property
     def own_tables(self) -> frozenset[TableKey]:
@@ -81,7 +113,14 @@ class OwnTables:
         return frozenset(schema for schema, _name in self.own_tables if schema)
 
     def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-        """Reflect only the own tables (never other cogs', unknown or version tables)."""
+        """Reflect only the own tables (never other cogs', unknown or version tables), and only
+        what env.py's own ``include_name`` lets through."""
+        theirs = self.user_hooks.include_name
+        return self._own_name(name, type_, parent_names) and (
+            theirs is None or bool(theirs(name, type_, parent_names))
+        )
+
+    def _own_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
         if type_ == "table":
             return self.owns(name, parent_names.get("schema_name"))
         if type_ == "schema":  # None is the default schema; Alembic asks only with include_schemas
@@ -91,7 +130,14 @@ class OwnTables:
     def include_object(
         self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
-        """Compare only the own tables, and never propose dropping a table."""
+        """Compare only the own tables, never propose dropping a table, and compare only what
+        env.py's own ``include_object`` lets through."""
+        theirs = self.user_hooks.include_object
+        return self._own_object(obj, type_, reflected, compare_to) and (
+            theirs is None or bool(theirs(obj, name, type_, reflected, compare_to))
+        )
+
+    def _own_object(self, obj: Any, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
             if reflected and compare_to is None:
                 return False  # present in the database, absent from the models: a drop
@@ -201,9 +247,12 @@ class CogScope(OwnTables):
         """Keep only operations on own tables, then apply renames, drops, guard and naming; on
         MariaDB / MySQL note in a revision of several statements that it is not all-or-nothing.
 
-        An autogenerate that finds nothing writes no file (``revision`` only: ``check`` needs
-        the empty script to report "no changes").
+        env.py's own ``process_revision_directives`` runs first, so that what it adds or
+        changes passes through the same filter.  An autogenerate that finds nothing writes no
+        file (``revision`` only: ``check`` needs the empty script to report "no changes").
         """
+        if self.user_hooks.process_revision_directives is not None:
+            self.user_hooks.process_revision_directives(context, revision, directives)
         autogenerate = is_autogenerate(self.request, context)
         command = self.request.command
         for script in directives:
@@ -217,6 +266,7 @@ class CogScope(OwnTables):
                 modelled={name for _schema, name in self.schema.all_table_keys()},
                 request=self.request,
                 include_drops=command == "check",
+                refuse_column_drops=command == "revision",
             )
             for upgrade_ops, downgrade_ops in zip(
                 script.upgrade_ops_list, script.downgrade_ops_list, strict=True

@@ -22,8 +22,11 @@ A cog's result is taken from the shared pass only where it cannot differ from it
   cogs' tables and version tables, a cog whose history (replayed) creates one of them is
   compared on its own too (:meth:`.runner.Project.screened`);
 * env.py's own ``configure`` options apply to the shared pass as to each cog's run (it runs
-  through env.py too), except a ``process_revision_directives`` of its own, which may change
-  what a cog reports and which a shared pass cannot run: then every cog is compared on its own;
+  through env.py too), its own ``include_name`` / ``include_object`` combined with the pass's
+  hooks exactly as with a cog's (:class:`~.scope.UserHooks`), except a
+  ``process_revision_directives`` of its own, which may change what a cog reports and which a
+  shared pass cannot run: then every cog is compared on its own, as when the pass fails in any
+  way (an env.py hook raising, say);
 * an operation this module cannot attribute to one table marks every cog as changed.
 """
 

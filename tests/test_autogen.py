@@ -314,3 +314,77 @@ def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> Non
     assert proc.wait(timeout=60) == 0, seen.decode()
     [rename] = [p for p in project.revisions("music") if "rename_music_songs_title_to_name" in p.name]
     assert "new_column_name='name'" in upgrade_body(rename)
+
+
+SONG_ARTIST = "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n"
+
+
+def at_head(project: BotProject) -> None:
+    project.nxalembic("migrate")
+    project.nxalembic("upgrade")
+
+
+def test_a_renamed_column_is_refused_at_no_terminal_naming_the_rename(make_project) -> None:
+    """Written as add + drop it would lose the column's data: migrate (stdin is no terminal
+    here), stock autogenerate and check all name the rename hint and --allow-drops."""
+    project = make_project("sqlite")
+    at_head(project)
+    project.db.execute("INSERT INTO music_songs (id, title, artist) VALUES (1, 'Blue', 'Joni')")
+    project.edit(MUSIC, SONG_ARTIST, SONG_ARTIST.replace("artist", "performer"))
+    files = project.revisions("music")
+    refused = project.nxalembic("migrate", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.output
+    [line] = [line for line in refused.stderr.splitlines() if "music_songs.artist" in line]
+    assert "would drop column music_songs.artist" in line, line
+    assert "pass --rename music_songs.artist:performer" in line and "pass --allow-drops" in line, line
+    stock = project.cog("music", "revision", "--autogenerate", check=False)
+    assert stock.returncode != 0 and "Traceback" not in stock.output
+    assert "-x rename=music_songs.artist:performer" in stock.output and "-x allow_drops=true" in stock.output
+    assert project.revisions("music") == files
+    check = project.nxalembic("check", check=False)
+    assert check.returncode == 1
+    assert (
+        "run 'nxalembic migrate --cog music' to write the revision of music: if renamed, pass --rename "
+        "music_songs.artist:performer; to drop, pass --allow-drops" in check.stderr
+    ), check.stderr
+    project.nxalembic("migrate", "--cog", "music", "--rename", "music_songs.artist:performer")
+    project.nxalembic("upgrade")
+    assert project.db.scalar("SELECT performer FROM music_songs WHERE id = 1") == "Joni"
+    assert project.nxalembic("check").returncode == 0
+
+
+def test_a_removed_column_is_dropped_only_with_allow_drops(make_project) -> None:
+    project = make_project("sqlite")
+    at_head(project)
+    project.edit(MUSIC, SONG_ARTIST, "")
+    refused = project.nxalembic("migrate", check=False)
+    assert refused.returncode != 0 and "--rename" not in refused.stderr
+    assert (
+        "would drop column music_songs.artist and lose the data; to drop, pass --allow-drops"
+        in refused.stderr
+    )
+    stock = project.cog("music", "revision", "--autogenerate", check=False)
+    assert stock.returncode != 0 and "to drop, pass -x allow_drops=true" in stock.output
+    check = project.nxalembic("check", check=False)
+    assert "of music: to drop, pass --allow-drops" in check.stderr, check.stderr
+    project.nxalembic("migrate", "--cog", "music", "--allow-drops")
+    [dropped] = [p for p in project.revisions("music") if "drop" in p.name]
+    assert "drop_column('artist')" in upgrade_body(dropped)
+    project.nxalembic("upgrade")
+    assert project.nxalembic("check").returncode == 0
+
+
+def test_check_advice_for_a_removed_model_is_what_migrate_needs(make_project) -> None:
+    project = make_project("sqlite")
+    at_head(project)
+    remove_playlists(project)
+    check = project.nxalembic("check", check=False)
+    assert check.returncode == 1
+    [advice] = [line for line in check.stderr.splitlines() if line.startswith("run 'nxalembic migrate")]
+    assert (
+        advice
+        == "run 'nxalembic migrate --cog music' to write the revision of music: to drop, pass --allow-drops"
+    )
+    project.nxalembic("migrate", "--cog", "music", "--allow-drops")  # what the advice says
+    project.nxalembic("upgrade")
+    assert project.nxalembic("check").returncode == 0
