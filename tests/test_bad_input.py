@@ -121,6 +121,12 @@ def env_passes_version_table_schema(p: BotProject) -> None:
     )
 
 
+def unreadable_version_table(p: BotProject) -> None:
+    p.db.execute("DROP TABLE alembic_version_music")
+    p.db.execute("CREATE TABLE alembic_version_music (other VARCHAR(32))")
+    p.db.execute("INSERT INTO alembic_version_music VALUES ('not a version')")
+
+
 def unreachable(p: BotProject) -> None:
     (p.path / "nxalembic.ini").write_text(
         f"[nxalembic]\nmodule = demobot.main\nbot = bot\nurl = postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x\n"
@@ -311,6 +317,13 @@ CASES = [
             "every cog one version table",
             "nxalembic.ini",
         ),
+    ),
+    Case(
+        "version table that is not one",
+        unreadable_version_table,
+        UPGRADE_MUSIC,
+        ("version_num",),
+        nx_words=("cog 'music': its version table alembic_version_music cannot be read", "version_num"),
     ),
     Case(
         "version table schema passed in env.py",

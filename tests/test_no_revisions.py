@@ -23,6 +23,17 @@ bot_project = test_startup.bot_project
 elsewhere = test_startup.elsewhere
 
 
+#: An extension whose only models are another cog's (imported): it is no cog, so needs no revisions.
+PLAYLIST = """from nextcord.ext import commands
+
+from .music.models import Song  # noqa: F401
+
+
+def setup(bot: commands.Bot) -> None:
+    pass
+"""
+
+
 def fix_for(cog: str) -> str:
     return f"run 'nxalembic migrate --cog {cog}', then 'nxalembic upgrade'"
 
@@ -31,6 +42,10 @@ def test_upgrade_and_status_exit_code_fail_naming_the_cogs_without_revisions(
     make_project: Callable[..., BotProject],
 ) -> None:
     project = make_project("sqlite+aiosqlite")
+    (project.path / "demobot" / "cogs" / "playlist.py").write_text(PLAYLIST)
+    project.edit(
+        "demobot/main.py", '    "demobot.cogs.fun",', '    "demobot.cogs.fun",\n    "demobot.cogs.playlist",'
+    )
     project.write_revision("economy", "ec0000000001", None, create_table_op("economy_t"))
     # core (the pseudo-cog of the bot's own models) and music: models, no revisions yet
 
@@ -59,12 +74,15 @@ def test_upgrade_and_status_exit_code_fail_naming_the_cogs_without_revisions(
     assert "'core', 'music' have models but no revisions" in status.stderr
     assert "nxalembic migrate --cog NAME" in status.stderr
     assert "music: has models but no revisions" in status.stdout
+    assert (
+        "playlist" not in status.stderr and "demobot.cogs.playlist" in status.stdout
+    )  # no models of its own
 
     # the fix it names works
     project.nxalembic("migrate", "--cog", "core")
     project.nxalembic("migrate", "--cog", "music")
     project.nxalembic("upgrade")
-    assert project.nxalembic("status", "--exit-code").returncode == 0
+    assert project.nxalembic("status", "--exit-code").returncode == 0  # playlist: no cog, no revisions
     assert "music_songs" in project.db.tables()
 
 
