@@ -30,7 +30,7 @@ PYPROJECT_TEMPLATE_NAME = "nxcog_pyproject"
 #: The start-up API, importable from the top level (``from nxalembic_templates import upgrade``).
 #: Loaded on first use: env.py and the ``nxalembic`` command import this package too, and
 #: must not pay for the start-up module (nor could they: it sits in the top layers).
-STARTUP_NAMES = ("upgrade", "upgrade_sync", "CogResult", "CogsBehind", "LockTimeout")
+STARTUP_NAMES = ("upgrade", "upgrade_sync", "CogResult", "CogsBehind", "CogsWithoutRevisions", "LockTimeout")
 
 __all__ = [
     "PYPROJECT_TEMPLATE_DIR",

@@ -24,7 +24,15 @@ from alembic.util import CommandError
 
 from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
 from .environment import INTERRUPTED
-from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
+from .errors import (
+    CogsWithoutRevisions,
+    NXAlembicError,
+    described,
+    file_line,
+    first_line,
+    hide_password,
+    mask,
+)
 from .locking import LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
@@ -164,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--exit-code",
         action="store_true",
-        help="exit 1 when any cog is behind its head (a readiness probe); changes nothing",
+        help="exit 1 when any cog is behind its head or has models but no revisions (a readiness probe); "
+        "changes nothing",
     )
 
     subs.add_parser("check", help="exit 1 when any cog has model changes without a revision")
@@ -408,15 +417,20 @@ def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
 
 
 def _behind_exit_code(status: Any) -> int:
-    """``status --exit-code``: 1 when any cog is behind its head (or cannot tell), one line saying which."""
+    """``status --exit-code``: 1 when any cog is behind its head, has no revisions, or cannot tell.
+
+    One line per kind saying which cogs.
+    """
     behind = [f"{c.cog} by {_count(c.pending, 'revision')}" for c in status.cogs if c.pending]
     unknown = [c.cog for c in status.cogs if c.pending is None]
+    unborn = [c.cog for c in status.cogs if c.pending is not None and not c.head]
     if unknown:
         behind.append(f"{', '.join(unknown)} unknown (history unreadable)")
-    if not behind:
-        return 0
-    print(f"behind: {'; '.join(behind)}; run 'nxalembic upgrade'", file=sys.stderr)
-    return 1
+    if unborn:  # models and no revisions: never ready, whatever 'nxalembic upgrade' does
+        print(CogsWithoutRevisions(unborn), file=sys.stderr)
+    if behind:
+        print(f"behind: {'; '.join(behind)}; run 'nxalembic upgrade'", file=sys.stderr)
+    return 1 if behind or unborn else 0
 
 
 def _print_status(status: Any) -> None:

@@ -118,6 +118,15 @@ def _refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any])
             "env.py passes target_metadata to run_migrations(), which would compare every cog with "
             "those tables instead of its own models (found from the bot); remove it"
         )
+    if "version_table_schema" in configure_options:
+        # Honouring it would need every reader of version tables to know the schema, the
+        # start-up check too, which never runs env.py: refused rather than read in two places.
+        raise NXAlembicError(
+            f"env.py passes version_table_schema={configure_options['version_table_schema']!r} to "
+            "run_migrations(), which nxalembic's own reads of the version tables (status, upgrade, the "
+            "start-up check) would not see; remove it: each cog's version table lives in the "
+            "connection's default schema"
+        )
 
 
 def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:

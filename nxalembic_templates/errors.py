@@ -216,3 +216,27 @@ class CogsBehind(NXAlembicError):
             f"the database is behind the bot's revisions: {listed}; run 'nxalembic upgrade' (or start one "
             "process with mode='apply') before starting processes in verify mode"
         )
+
+
+class CogsWithoutRevisions(NXAlembicError):
+    """Cogs that have models but no revisions yet: their tables would never be created.
+
+    A cog added to the bot before its first ``nxalembic migrate``.  Not a :class:`CogsBehind`:
+    no other process's ``upgrade`` can fix it (a replica waiting on ``CogsBehind`` would wait
+    for ever), only writing the cog's first revision can.  :attr:`cogs` names them, sorted.
+    """
+
+    def __init__(self, cogs: Iterable[str]) -> None:
+        self.cogs = sorted(cogs)
+        names = ", ".join(repr(cog) for cog in self.cogs)
+        if len(self.cogs) == 1:
+            text = (
+                f"cog {names} has models but no revisions, so its tables would never be created; "
+                f"run 'nxalembic migrate --cog {self.cogs[0]}', then 'nxalembic upgrade'"
+            )
+        else:
+            text = (
+                f"cogs {names} have models but no revisions, so their tables would never be created; "
+                "run 'nxalembic migrate --cog NAME' for each, then 'nxalembic upgrade'"
+            )
+        super().__init__(text)

@@ -7,14 +7,16 @@ the question is answered from the files and one query instead:
 * each cog's revisions folder is the one Alembic's route uses (:class:`.layout.CogLayout`);
   its revision files are *parsed*, not run (:mod:`ast`), for their literal ``revision``,
   ``down_revision`` and ``depends_on``; the head is the revision no other one builds on;
-* one ``UNION ALL`` statement reads every cog's version table, on a read-only connection.
+* one ``UNION ALL`` statement reads every cog's version table, on a read-only connection
+  (:func:`version_rows`, the one reader of version tables every route uses).
 
 Whatever this cannot decide for certain answers "don't know" (``None``): a file whose ids are
-not plain literals, a fork, an id the folder does not have, a version table that is missing,
-a cog behind or ahead, a configuration it cannot read the way Alembic reads it.  The caller
-then takes the full route (Alembic, under the migration lock), which also words every error.
-So this module changes nothing, takes no lock, and raises nothing of its own; only a database
-that cannot be reached at all is reported here (the full route would wait for it once more).
+not plain literals, a fork, an id the folder does not have, a cog with no revisions (it has
+models, so it is never ready), a version table that cannot be read, a cog behind or ahead, a
+configuration it cannot read the way Alembic reads it.  The caller then takes the full route
+(Alembic, under the migration lock), which also words every error.  So this module changes
+nothing, takes no lock, and raises nothing of its own; only a database that cannot be reached
+at all is reported here (the full route would wait for it once more).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TypeGuard
 
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -59,6 +62,9 @@ _DYNAMIC = frozenset(
 #: An id Alembic takes as it is: not empty, none of the characters it refuses (``@-+:``), no
 #: symbolic name (``head``, ``base``...), no whitespace or separators.
 _PLAIN_ID = re.compile(r"(?!(?:heads?|base)$)\w+")
+
+#: One cog's version rows (sorted), or why its version table could not be read.
+VersionRows = list[str] | SQLAlchemyError
 
 #: The first top-level ``def``, ``class`` or decorator: revision files assign their ids above it.
 _FIRST_DEFINITION = re.compile(rb"^(?:def|async|class|@)", re.M)
@@ -94,7 +100,7 @@ def heads_if_all_at_head(
     heads: dict[str, list[str]] = {}
     for cog in order:
         head = folder_head(layout.locations[cog])
-        if head is None:
+        if not head:  # unknown, or no revisions: a cog with models and none is never ready
             return None
         heads[cog] = head
     database = configured_url(
@@ -396,30 +402,71 @@ def _id_list(value: object) -> list[str] | None:
 
 
 def _versions(connection: Connection, tables: Mapping[str, str]) -> dict[str, list[str]] | None:
-    """:func:`version_rows` of every cog; ``None`` when a version table is missing."""
+    """:func:`version_rows` of every cog; ``None`` when a version table cannot be read."""
     try:
-        return version_rows(connection, tables)
-    except SQLAlchemyError:
+        found = version_rows(connection, tables)
+    except SQLAlchemyError:  # the database went away between the statements
         return None
-    finally:
-        connection.rollback()
+    rows = {cog: versions for cog, versions in found.items() if not isinstance(versions, SQLAlchemyError)}
+    return rows if len(rows) == len(found) else None
 
 
-def version_rows(connection: Connection, tables: Mapping[str, str]) -> dict[str, list[str]]:
-    """Each cog's version table rows (sorted), read in one ``UNION ALL`` per :data:`UNION_BATCH` cogs.
+def version_rows(connection: Connection, tables: Mapping[str, str]) -> dict[str, VersionRows]:
+    """Each cog's version table rows (sorted), or the error that made its table unreadable.
 
-    *tables* maps each cog to its version table, which must exist.  Shared with
-    :meth:`.runner.Project.currents`, the ``nxalembic upgrade`` fast path.
+    The one answer to "which revisions is this cog's database at?" for every route: the
+    start-up fast path, and through :meth:`.runner.Project.currents` ``nxalembic upgrade``,
+    ``status`` and verify mode.  It answers what Alembic's ``get_current_heads()`` answers
+    (``tests/test_version_rows.py``), without importing Alembic.  *tables* maps each cog to its
+    version table, in the connection's default schema.
+
+    A missing version table is ``[]`` (base: the cog was never upgraded), as for Alembic.
+    Nearly always every table exists, and one ``UNION ALL`` per :data:`UNION_BATCH` cogs
+    reads them all.  A batch that fails is read again without the missing tables, and when
+    that fails too, table by table, so one unreadable table (not a version table, no
+    privilege) is that cog's error and every other cog is still answered.  The connection's
+    transaction is rolled back at the end (a failed statement aborts it on PostgreSQL).
     """
+    cogs = list(tables)
+    found: dict[str, VersionRows] = {}
+    existing: set[str] | None = None
+    try:
+        for start in range(0, len(cogs), UNION_BATCH):
+            batch = {cog: tables[cog] for cog in cogs[start : start + UNION_BATCH]}
+            rows = _union(connection, batch)
+            if isinstance(rows, SQLAlchemyError):  # a table is missing, or cannot be read
+                if existing is None:
+                    existing = set(inspect(connection).get_table_names())
+                found.update((cog, []) for cog, table in batch.items() if table not in existing)
+                batch = {cog: table for cog, table in batch.items() if table in existing}
+                rows = _union(connection, batch)
+            if isinstance(rows, SQLAlchemyError):  # one that exists cannot be read: which one?
+                single = {cog: _union(connection, {cog: table}) for cog, table in batch.items()}
+                rows = {
+                    cog: read if isinstance(read, SQLAlchemyError) else read[cog]
+                    for cog, read in single.items()
+                }
+            found.update(rows)
+    finally:
+        connection.rollback()  # end the read's transaction
+    return {cog: found[cog] for cog in cogs}
+
+
+def _union(connection: Connection, tables: Mapping[str, str]) -> dict[str, VersionRows] | SQLAlchemyError:
+    """The rows of *tables*, read in one ``UNION ALL`` statement, or the error it failed with."""
     found: dict[str, list[str]] = {cog: [] for cog in tables}
+    if not tables:
+        return dict(found)
     cogs = list(tables)
     quote = connection.dialect.identifier_preparer.quote
-    for start in range(0, len(cogs), UNION_BATCH):
-        batch = cogs[start : start + UNION_BATCH]
-        # plain SQL text: compiling 200 SELECT constructs would cost more than running them
-        statement = " UNION ALL ".join(
-            f"SELECT {index} AS cog, version_num FROM {quote(tables[cog])}" for index, cog in enumerate(batch)
-        )
+    # plain SQL text: compiling 200 SELECT constructs would cost more than running them
+    statement = " UNION ALL ".join(
+        f"SELECT {index} AS cog, version_num FROM {quote(tables[cog])}" for index, cog in enumerate(cogs)
+    )
+    try:
         for index, version in connection.exec_driver_sql(statement):
-            found[batch[index]].append(version)
+            found[cogs[index]].append(version)
+    except SQLAlchemyError as exc:
+        connection.rollback()  # PostgreSQL refuses every later statement of a failed transaction
+        return exc
     return {cog: sorted(versions) for cog, versions in found.items()}

@@ -40,8 +40,16 @@ from . import partial
 from .discovery import BotSchema
 from .engines import parse_url, with_connection
 from .environment import created_tables, load_schema
-from .errors import LockTimeout, NXAlembicError, described, first_line, hide_password, unwrapped
-from .headcheck import version_rows
+from .errors import (
+    CogsWithoutRevisions,
+    LockTimeout,
+    NXAlembicError,
+    described,
+    first_line,
+    hide_password,
+    unwrapped,
+)
+from .headcheck import VersionRows, version_rows
 from .history import cog_script, forked_history
 from .locking import LockPolicy
 from .request import CogRequest, attach, database_url, parse_renames
@@ -272,23 +280,28 @@ class Project:
             self.scope(cog).check_dialect(dialect)
 
     def current(self, connection: Connection, cog: str) -> list[str]:
-        context = MigrationContext.configure(
-            connection, opts={"version_table": self.scope(cog).version_table}
-        )
-        return sorted(context.get_current_heads())
+        """The cog's current revisions (:meth:`currents` of one cog)."""
+        return self.currents(connection, [cog])[cog]
+
+    def versions(self, connection: Connection, cogs: Sequence[str]) -> dict[str, VersionRows]:
+        """Each cog's version rows, or the error its version table cannot be read with.
+
+        :func:`.headcheck.version_rows`, the one reader the start-up fast path uses too: every
+        version table in one statement (a missing one is ``[]``, as for Alembic).  Ends the
+        connection's transaction.
+        """
+        return version_rows(connection, {cog: self.scope(cog).version_table for cog in cogs})
 
     def currents(self, connection: Connection, cogs: Sequence[str]) -> dict[str, list[str]]:
-        """Each cog's current revisions, read from every version table in one statement.
-
-        What :meth:`current` answers for one cog, for many at once (a ``UNION ALL`` of the
-        version tables that exist, in batches under SQLite's limit of 500 terms); a cog whose
-        version table does not exist yet gets ``[]``.
-        """
-        tables = {cog: self.scope(cog).version_table for cog in cogs}
-        existing = set(sa.inspect(connection).get_table_names())
-        found = version_rows(connection, {cog: tables[cog] for cog in cogs if tables[cog] in existing})
-        connection.rollback()  # end the read's implicit transaction
-        return {cog: found.get(cog, []) for cog in cogs}
+        """Each cog's current revisions (:meth:`versions`); an unreadable version table is an error."""
+        found = self.versions(connection, cogs)
+        for cog, rows in found.items():
+            if isinstance(rows, SQLAlchemyError):
+                raise NXAlembicError(
+                    f"cog {cog!r}: its version table {self.scope(cog).version_table} cannot be read "
+                    f"({first_line(rows)}); it must be the table Alembic made, with a version_num column"
+                ) from rows
+        return {cog: rows for cog, rows in found.items() if not isinstance(rows, SQLAlchemyError)}
 
     def unapplied(self, cog: str, current: Sequence[str]) -> int:
         """How many revisions Alembic's ``upgrade heads`` would apply, *current* being the cog's version rows.
@@ -335,6 +348,8 @@ class Project:
         order = self.order(only)
         for cog in order:
             self.check_history(cog, single_head=revision == "head")
+        # a cog with models and no revisions: nothing would create its tables (raised at the end)
+        unborn = [cog for cog in order if revision == "head" and not self.script(cog).get_heads()]
 
         def work(connection: Connection) -> list[MigrationResult]:
             results = []
@@ -343,9 +358,11 @@ class Project:
             # (nor env.py run).  A cog behind is upgraded by Alembic under the migration lock.
             current = self.currents(connection, order) if revision == "head" else {}
             for position, cog in enumerate(order):
+                if cog in unborn:
+                    continue
                 steps: list[str] = []
                 heads = sorted(self.script(cog).get_heads())
-                if heads and current.get(cog) == heads:  # no revisions: Alembic creates the version table
+                if current.get(cog) == heads:
                     results.append(result := MigrationResult(cog, [], heads))
                     report(result)
                     continue
@@ -366,6 +383,8 @@ class Project:
                     connection.rollback()  # end the read's implicit transaction before the next cog
                 results.append(result)
                 report(result)
+            if unborn:  # after upgrading the others: a deploy step must not pass with it
+                raise CogsWithoutRevisions(unborn)
             return results
 
         return self.connected(work)
@@ -517,20 +536,16 @@ class Project:
 
         def work(connection: Connection) -> Status:
             cogs = list(self.schema.cogs)
-            try:
-                current: Mapping[str, list[str]] = self.currents(connection, cogs)
-            except SQLAlchemyError:  # a version table that cannot be read: each row says which
-                connection.rollback()
-                current = {}
+            current = self.versions(connection, cogs)  # a table that cannot be read: its row says so
             unowned = self._unowned_tables(connection)
             connection.rollback()
             same = self.screened(connection, [cog for cog in cogs if self._at_head(cog, current)], unowned)
-            rows = [self._cog_status(connection, cog, current.get(cog), cog in same) for cog in cogs]
+            rows = [self._cog_status(connection, cog, current[cog], cog in same) for cog in cogs]
             return Status(rows, list(self.schema.extensions_without_models), unowned)
 
         return self.connected(work, read_only=True)
 
-    def _at_head(self, cog: str, current: Mapping[str, list[str]]) -> bool:
+    def _at_head(self, cog: str, current: Mapping[str, VersionRows]) -> bool:
         try:
             heads = sorted(self.script(cog).get_heads())
         except (CommandError, NXAlembicError):
@@ -584,9 +599,9 @@ class Project:
             return True  # cannot tell: its own comparison decides, and says why
 
     def _cog_status(
-        self, connection: Connection, cog: str, current: list[str] | None, unchanged: bool
+        self, connection: Connection, cog: str, current: VersionRows, unchanged: bool
     ) -> CogStatus:
-        """One row of ``status``; *current*: the cog's version rows, ``None`` when not read yet."""
+        """One row of ``status``; *current*: the cog's version rows, or why they cannot be read."""
         row = CogStatus(
             cog=cog,
             extension=self.schema.cogs[cog].extension,
@@ -596,12 +611,14 @@ class Project:
             pending=None,
         )
         try:
-            row.current = self.current(connection, cog) if current is None else current
+            if isinstance(current, SQLAlchemyError):
+                raise current
+            row.current = current
             row.head = sorted(self.script(cog).get_heads())
             row.pending = self.unapplied(cog, row.current)
             row.failed_part_way = partial.read(connection, row.version_table)
             live = row.pending == 0 and row.current == row.head
-            row.note = self._adoption_note(connection, cog, row)
+            row.note = self._adoption_note(connection, cog, row) if row.head else _no_revisions(cog)
             connection.rollback()  # env.py begins its own (read-only) transaction
             diffs = [] if unchanged else self.differences(cog, live=live)
             row.model_changes = [describe_diff(d) for d in diffs]
@@ -652,6 +669,14 @@ def _sys_path_kept() -> Iterator[None]:
         if added > 0 and sys.path[added:] == before:
             present = set(before)
             sys.path[:added] = [entry for entry in dict.fromkeys(sys.path[:added]) if entry not in present]
+
+
+def _no_revisions(cog: str) -> str:
+    """The ``status`` note of a cog with models and no revisions (see :class:`.CogsWithoutRevisions`)."""
+    return (
+        "has models but no revisions, so its tables would never be created; "
+        f"run 'nxalembic migrate --cog {cog}', then 'nxalembic upgrade'"
+    )
 
 
 def _to_stderr(text: str) -> None:

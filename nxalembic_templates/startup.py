@@ -43,7 +43,7 @@ from .discovery import (
 )
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
-from .errors import CogsBehind, LockTimeout, NXAlembicError, hide_password  # noqa: F401
+from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy
 from .settings import Settings, config_in, find_config_file, load_settings
@@ -98,6 +98,10 @@ async def upgrade(
     alembic.ini ``sqlalchemy.url``, then the models' ormar database).
     *lock_timeout*: seconds to wait for another process's migration at most, then
     :class:`~.errors.LockTimeout` (default: wait; SQLite gives up after 300 s).
+
+    A cog with models and no revisions yet (before its first ``nxalembic migrate``) is never
+    ready: both modes raise :class:`~.errors.CogsWithoutRevisions` naming it (``apply`` after
+    upgrading the other cogs).
 
     Returns one :class:`CogResult` per cog, referenced cogs first.  The work runs in a worker
     thread: the event loop keeps running meanwhile.  Cancelling the awaiting task does not
@@ -261,7 +265,9 @@ def _full_route(
 def _verify(project: Project) -> list[CogResult]:
     rows = project.behind()
     for row in rows:
-        if row.behind:
+        if not row.head:
+            log.info("cog %s: no revisions", row.cog)
+        elif row.behind:
             log.info(
                 "cog %s: %s behind (at %s, head %s)",
                 row.cog,
@@ -271,6 +277,9 @@ def _verify(project: Project) -> list[CogResult]:
             )
         else:
             log.info("cog %s: at head %s", row.cog, _short(row.head))
+    unborn = [row.cog for row in rows if not row.head]
+    if unborn:  # no process's upgrade could make these ready: not CogsBehind, which replicas wait on
+        raise CogsWithoutRevisions(unborn)
     behind = {row.cog: row.behind for row in rows if row.behind}
     if behind:
         raise CogsBehind(behind)

@@ -113,6 +113,20 @@ def env_passes_version_table(p: BotProject) -> None:
     )
 
 
+def env_passes_version_table_schema(p: BotProject) -> None:
+    p.edit(
+        "migrations/env.py",
+        "run_migrations(context)",
+        "run_migrations(context, version_table_schema='main')",
+    )
+
+
+def unreadable_version_table(p: BotProject) -> None:
+    p.db.execute("DROP TABLE alembic_version_music")
+    p.db.execute("CREATE TABLE alembic_version_music (other VARCHAR(32))")
+    p.db.execute("INSERT INTO alembic_version_music VALUES ('not a version')")
+
+
 def unreachable(p: BotProject) -> None:
     (p.path / "nxalembic.ini").write_text(
         f"[nxalembic]\nmodule = demobot.main\nbot = bot\nurl = postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x\n"
@@ -302,6 +316,23 @@ CASES = [
             "passes version_table='alembic_version_music' to run_migrations()",
             "every cog one version table",
             "nxalembic.ini",
+        ),
+    ),
+    Case(
+        "version table that is not one",
+        unreadable_version_table,
+        UPGRADE_MUSIC,
+        ("version_num",),
+        nx_words=("cog 'music': its version table alembic_version_music cannot be read", "version_num"),
+    ),
+    Case(
+        "version table schema passed in env.py",
+        env_passes_version_table_schema,
+        UPGRADE_MUSIC,
+        (
+            "passes version_table_schema='main' to run_migrations()",
+            "start-up check",
+            "remove it",
         ),
     ),
 ]

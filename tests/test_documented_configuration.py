@@ -68,7 +68,9 @@ def test_the_placeholder_url_of_alembic_templates_counts_as_unset(make_project) 
     project.cog("core", "revision", "--autogenerate", "-m", "users")
     project.cog("core", "upgrade", "head")
     assert "core_users" in project.db.tables()
-    assert "core: nothing to do, at " in project.nxalembic("upgrade").stdout  # the nxalembic route agrees
+    assert (
+        "core: nothing to do, at " in project.nxalembic("upgrade", "--cog", "core").stdout
+    )  # the nxalembic route agrees
 
 
 # -- env.py ---------------------------------------------------------------------------------------

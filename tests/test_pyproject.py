@@ -163,7 +163,7 @@ def test_nxalembic_ini_wins_and_says_so_once(initialised: BotProject) -> None:
     (project.path / "nxalembic.ini").write_text(
         "[nxalembic]\nmodule = demobot.main\nversion_table = from_ini_{cog}\n", encoding="utf-8"
     )
-    project.nxalembic("migrate", "--cog", "music")
+    project.nxalembic("migrate")  # every cog: one without revisions is never upgraded
     stock = project.cog("music", "upgrade", "head")
     assert stock.output.count(BOTH) == 1, stock.output
     command = project.nxalembic("upgrade")

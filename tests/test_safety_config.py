@@ -281,7 +281,7 @@ def test_readme_nxalembic_ini_with_inline_comments_works(make_project) -> None:
     p = make_project("sqlite+aiosqlite")
     (p.path / "nxalembic.ini").write_text(readme_nxalembic_ini())
     p.cog("core", "revision", "--autogenerate", "-m", "users")
-    p.nxalembic("upgrade")
+    p.nxalembic("upgrade", "--cog", "core")
     assert "core_users" in p.db.tables()
 
 

@@ -145,6 +145,7 @@ def test_upgrade_at_head_runs_no_alembic_command_and_a_cog_behind_is_upgraded_al
 READ_CURRENTS = """
 import json
 from pathlib import Path
+from alembic.runtime.migration import MigrationContext
 from nxalembic_templates import headcheck, runner
 
 headcheck.UNION_BATCH = 2  # three cogs: two statements
@@ -152,9 +153,14 @@ project = runner.Project(Path("alembic.ini"))
 cogs = sorted(project.schema.cogs)
 
 
+def alembics(connection, cog):
+    opts = {"version_table": project.scope(cog).version_table}
+    return sorted(MigrationContext.configure(connection, opts=opts).get_current_heads())
+
+
 def read(connection):
     return {"batched": project.currents(connection, cogs),
-            "one_by_one": {cog: project.current(connection, cog) for cog in cogs}}
+            "one_by_one": {cog: alembics(connection, cog) for cog in cogs}}
 
 
 print(json.dumps(project.connected(read, read_only=True)))
