@@ -25,7 +25,7 @@ from alembic.util import CommandError
 from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
 from .environment import INTERRUPTED
 from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
-from .locking import LockPolicy
+from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
@@ -196,11 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    """A ``--lock-timeout`` value: a finite number of seconds, 0 or more."""
+    """A ``--lock-timeout`` value: seconds that every database can wait (:func:`.locking.check_timeout`)."""
     try:
         return LockPolicy(float(text)).timeout  # type: ignore[return-value]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to {MAX_LOCK_TIMEOUT}"
+        ) from None
 
 
 parser = build_parser()
