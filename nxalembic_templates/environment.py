@@ -38,6 +38,7 @@ from .errors import (
     reported_to_alembic,
     revision_frame,
 )
+from .headcheck import version_rows
 from .history import forked_history, unknown_revisions, use_cog_history, write_revisions_safely
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
@@ -429,9 +430,14 @@ def _made_without_migrations(connection: Connection, scope: CogScope) -> bool:
         return False  # a caller's transaction, maybe aborted: not ours to read in or end
     try:
         inspector = sa.inspect(connection)
-        tables = all(inspector.has_table(name, schema=schema) for schema, name in scope.cog.table_keys)
-        context = MigrationContext.configure(connection, opts={"version_table": scope.version_table})
-        return bool(scope.cog.table_keys) and tables and not context.get_current_heads()
+        if not scope.cog.table_keys or not all(
+            inspector.has_table(name, schema=schema) for schema, name in scope.cog.table_keys
+        ):
+            return False
+        version_table = scope.version_table
+        return not inspector.has_table(version_table) or not any(
+            version_rows(connection, {version_table: version_table}).values()
+        )
     except Exception:
         return False
     finally:

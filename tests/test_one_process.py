@@ -244,8 +244,8 @@ def test_already_exists_gets_no_stamp_advice_unless_the_cogs_tables_are_there(
         project.nxalembic("upgrade", "--cog", "economy", check=False),
         project.cog("economy", "upgrade", "head", check=False),
     ):
-        assert result.returncode == 1, result.output
-        assert "already exists" in result.stderr and "Traceback" not in result.output
+        assert result.returncode != 0, result.output
+        assert "already exists" in result.output and "Traceback" not in result.output
         assert "stamp" not in result.output, result.output
     assert project.db.snapshot() == before
 
@@ -341,7 +341,8 @@ def test_an_unknown_version_row_gets_one_message_in_apply_and_verify(
         "stamp --purge REVISION' records where the database really is"
     )
     assert verify["error"] == apply["error"] == "NXAlembicError", (verify, apply)
-    assert verify["message"] == apply["message"] == message
+    assert verify["message"] == message
+    assert apply["message"] == f"{message}; not touched: extra"  # apply also says what it left alone
     assert project.db.snapshot() == before
 
 
@@ -360,7 +361,8 @@ def test_a_sqlite_file_that_does_not_exist_is_reported_not_created(
     for args in (["status"], ["status", "--exit-code"], ["status", "--json"], ["check"]):
         result = project.nxalembic(*args, check=False)
         assert result.returncode == 1, result.output
-        assert result.stderr.strip().splitlines() == [f"FAILED: {line}"], result.output
+        failed = [text for text in result.stderr.splitlines() if text.startswith("FAILED")]
+        assert failed == [f"FAILED: {line}"] and "Traceback" not in result.output, result.output
         assert not database.exists()
 
     verify, _stdout, _logs = start_bot(project, elsewhere, extra=False, mode="verify")
