@@ -33,7 +33,7 @@ from .errors import (
     hide_password,
     mask,
 )
-from .locking import LockPolicy
+from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
@@ -205,11 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    """A ``--lock-timeout`` value: a finite number of seconds, 0 or more."""
+    """A ``--lock-timeout`` value: seconds that every database can wait (:func:`.locking.check_timeout`)."""
     try:
         return LockPolicy(float(text)).timeout  # type: ignore[return-value]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to {MAX_LOCK_TIMEOUT}"
+        ) from None
 
 
 parser = build_parser()

@@ -169,6 +169,37 @@ def anchor_sqlite_path(url: str, root: Path) -> str:
     return parsed.set(database=database).render_as_string(hide_password=False)
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of SQLite *url* when it does not exist (connecting would create it), else ``None``.
+
+    ``None`` too for in-memory databases, other backends and a URL that does not parse (that
+    is reported when the engine is made).
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (?uri=true)
+        database = database[len("file:") :].split("?", 1)[0]
+    if database in ("", ":memory:") or Path(database).exists():
+        return None
+    return Path(database).absolute()
+
+
+def require_database(url: str) -> None:
+    """Refuse to read a SQLite file that does not exist: reading would create an empty one.
+
+    ``status``, ``check`` and the start-up API's ``verify`` only read; a missing file means
+    no migration ever ran, and ``upgrade`` is what creates it.
+    """
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise NXAlembicError(f"database {missing} does not exist; run 'nxalembic upgrade' to create it")
+
+
 def with_connection(
     url: str, work: Callable[[Connection], T], read_only: bool = False, lock: locking.LockPolicy | None = None
 ) -> T:

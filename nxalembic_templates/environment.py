@@ -38,7 +38,8 @@ from .errors import (
     reported_to_alembic,
     revision_frame,
 )
-from .history import forked_history, has_revision, use_cog_history, write_revisions_safely
+from .headcheck import version_rows
+from .history import forked_history, unknown_revisions, use_cog_history, write_revisions_safely
 from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
 from .scope import CogScope, UserHooks
@@ -400,7 +401,7 @@ def _run_on_connection(
             hide_password(
                 connection.engine.url,
                 f"cog {scope.cog.name!r}: {step} failed: {type(exc).__name__}: {first_line(exc)}"
-                + (between or _already_exists_hint(exc, context.script, revision, scope)),
+                + (between or _already_exists_hint(exc, context.script, revision, scope, connection)),
             )
         ) from exc
 
@@ -417,13 +418,15 @@ def _down_revisions(script: ScriptDirectory, revision: str) -> list[str]:
 
 
 def _already_exists_hint(
-    exc: BaseException, script: ScriptDirectory, revision: str | None, scope: CogScope
+    exc: BaseException, script: ScriptDirectory, revision: str | None, scope: CogScope, connection: Connection
 ) -> str:
     """The fix when the cog's first revision finds its tables already there.
 
     The first revision (no ``down_revision``) only runs when the version table is empty, so
-    "already exists" there means the tables were made without migrations (``create_all``,
-    another tool): recording the revision with ``stamp`` adopts them.
+    "already exists" there may mean the tables were made without migrations (``create_all``,
+    another tool): recording the revision with ``stamp`` adopts them.  Only advised when the
+    database, read again, shows just that (:func:`_made_without_migrations`): following the
+    advice otherwise would mark as migrated a database that is not.
     """
     if revision is None or "already exists" not in str(exc):
         return ""
@@ -431,7 +434,7 @@ def _already_exists_hint(
         first = script.get_revision(revision).down_revision is None
     except Exception:
         first = False
-    if not first:
+    if not first or not _made_without_migrations(connection, scope):
         return ""
     cog = scope.cog.name
     return (
@@ -439,6 +442,32 @@ def _already_exists_hint(
         f"already match the cog's revisions, record that with 'alembic -x cog={cog} stamp head' "
         "instead of upgrading"
     )
+
+
+def _made_without_migrations(connection: Connection, scope: CogScope) -> bool:
+    """Whether every table of the cog's models exists while its version table is empty, as read now.
+
+    Read after the failed migration's transaction ended: the error alone does not tell (the
+    table may be one the cog's models do not define, or another migration may have just made
+    them and recorded it).  When the database cannot be read, nothing is advised.
+    """
+    if connection.in_transaction():
+        return False  # a caller's transaction, maybe aborted: not ours to read in or end
+    try:
+        inspector = sa.inspect(connection)
+        if not scope.cog.table_keys or not all(
+            inspector.has_table(name, schema=schema) for schema, name in scope.cog.table_keys
+        ):
+            return False
+        version_table = scope.version_table
+        return not inspector.has_table(version_table) or not any(
+            version_rows(connection, {version_table: version_table}).values()
+        )
+    except Exception:
+        return False
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
 
 
 def _explain_command_error(
@@ -452,14 +481,8 @@ def _explain_command_error(
         current = context.get_context().get_current_heads()
     except Exception:  # the database cannot tell: keep Alembic's message
         return exc
-    unknown = [rev for rev in current if not has_revision(script, rev)]
-    if unknown:
-        return NXAlembicError(
-            f"cog {cog!r}: the database ({scope.version_table}) is at revision {', '.join(unknown)}, "
-            f"which is not in {scope.version_location}; restore that revision file, or if it is gone for "
-            f"good, 'alembic -x cog={cog} stamp --purge REVISION' records where the database really is"
-        )
-    return exc
+    unknown = unknown_revisions(cog, script, current, scope.version_table, scope.version_location)
+    return exc if unknown is None else unknown
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ models, so it is never ready), a version table that cannot be read, a cog behind
 configuration it cannot read the way Alembic reads it.  The caller then takes the full route
 (Alembic, under the migration lock), which also words every error.  So this module changes
 nothing, takes no lock, and raises nothing of its own; only a database that cannot be reached
-at all is reported here (the full route would wait for it once more).
+at all, or not read within the lock timeout, is reported here (the full route would wait
+for it once more).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from .discovery import BotSchema
-from .engines import configured_url, with_connection
+from .engines import configured_url, missing_sqlite_file, with_connection
 from .errors import NXAlembicError
 from .layout import REVISION_FILE, CogLayout, nested_revisions
+from .locking import LockPolicy
 from .settings import pyproject_for, read_pyproject
 
 #: The ``[alembic]`` keys read here, as Alembic's ``Config`` reads alembic.ini.
@@ -78,13 +80,14 @@ _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 
 
 def heads_if_all_at_head(
-    schema: BotSchema, alembic_ini: Path, url: str | None = None
+    schema: BotSchema, alembic_ini: Path, url: str | None = None, lock: LockPolicy | None = None
 ) -> dict[str, list[str]] | None:
     """Each cog's head (in upgrade order) when every cog's database is at it, else ``None``.
 
     *url* is the caller's URL (as ``-x url=``); otherwise the one precedence of
     :func:`.engines.configured_url` applies, with alembic.ini's ``sqlalchemy.url`` read as
-    Alembic reads it.
+    Alembic reads it.  *lock*: its timeout bounds the read's wait for another process's lock
+    (:class:`~.errors.LockTimeout`).  A SQLite file that does not exist is not created here.
     """
     options = _alembic_options(alembic_ini)
     if options is None or (url is not None and not url.strip()):
@@ -106,10 +109,12 @@ def heads_if_all_at_head(
     database = configured_url(
         (lambda: url, lambda: schema.settings.url, lambda: ini_url, schema.default_url), schema.settings.root
     )
-    if database is None:
+    if database is None or missing_sqlite_file(database) is not None:
         return None
     tables = {cog: layout.version_tables[cog] for cog in order}
-    current = with_connection(database, lambda connection: _versions(connection, tables), read_only=True)
+    current = with_connection(
+        database, lambda connection: _versions(connection, tables), read_only=True, lock=lock
+    )
     return heads if current == heads else None
 
 

@@ -222,6 +222,25 @@ def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
     )
 
 
+def unknown_revisions(
+    cog: str, script: ScriptDirectory, current: Sequence[str], version_table: str, location: Path
+) -> NXAlembicError | None:
+    """The one error for a version row that no revision file of the cog has, else ``None``.
+
+    *current* are the rows read from the cog's *version_table*: ``apply`` (Alembic's route)
+    and ``verify`` (the count of revisions behind) both say which row, where the files are,
+    and how to record where the database really is.
+    """
+    unknown = [revision for revision in current if not has_revision(script, revision)]
+    if not unknown:
+        return None
+    return NXAlembicError(
+        f"cog {cog!r}: the database ({version_table}) is at revision {', '.join(unknown)}, which is not "
+        f"in {location}; restore that revision file, or if it is gone for good, 'alembic -x cog={cog} "
+        "stamp --purge REVISION' records where the database really is"
+    )
+
+
 def has_revision(script: ScriptDirectory, revision: str) -> bool:
     try:
         return script.revision_map.get_revision(revision) is not None

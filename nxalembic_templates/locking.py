@@ -53,13 +53,15 @@ transaction handling (on SQLite, whether DDL is transactional is then up to the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import sys
+import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -87,6 +89,13 @@ MYSQL_DIALECTS = ("mysql", "mariadb")
 
 #: How long a second SQLite process waits for the first one's write lock, in seconds.
 SQLITE_LOCK_TIMEOUT = 300
+
+#: The longest lock timeout, in milliseconds: PostgreSQL's ``lock_timeout`` (and SQLite's busy
+#: timeout) is a C ``int`` of milliseconds.
+MAX_LOCK_TIMEOUT_MS = 2**31 - 1
+
+#: The longest lock timeout, in seconds (:data:`MAX_LOCK_TIMEOUT_MS`).
+MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
 #: How long one attempt at SQLite's write lock may block, in milliseconds (see module doc).
 SQLITE_WAIT_SLICE = 200
@@ -119,10 +128,7 @@ class LockPolicy:
     report: Callable[[str], None] = _to_stderr
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and not (
-            isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout) and self.timeout >= 0
-        ):
-            raise ValueError(f"lock timeout must be a number of seconds >= 0, not {self.timeout!r}")
+        check_timeout(self.timeout)
 
     @overload
     def limit(self, default: float) -> float: ...
@@ -137,6 +143,63 @@ class LockPolicy:
     def describe(self, default: float | None) -> str:
         limit = self.limit(default)
         return "no time limit" if limit is None else f"up to {limit:g} s"
+
+    def milliseconds(self, default: float) -> int:
+        """The timeout in whole milliseconds, rounded up: at least 1 (PostgreSQL reads 0 as "no limit")."""
+        return min(MAX_LOCK_TIMEOUT_MS, max(1, math.ceil(self.limit(default) * 1000)))
+
+
+def check_timeout(timeout: object, name: str = "lock timeout") -> None:
+    """Refuse a lock timeout no database can wait for, in one line, when it is parsed.
+
+    Seconds from 0 to :data:`MAX_LOCK_TIMEOUT` (PostgreSQL's longest ``lock_timeout``), or
+    ``None`` (the default wait).  NaN, infinities and integers too large for a float fail the
+    range test too; a bool is no number of seconds.
+    """
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and 0 <= timeout <= MAX_LOCK_TIMEOUT
+    ):
+        return
+    shown = repr(timeout)
+    shown = shown if len(shown) <= 25 else shown[:22] + "..."
+    raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_LOCK_TIMEOUT}, not {shown}")
+
+
+#: One migration at a time in this process (:func:`one_in_process`); re-entrant, so that a
+#: command holding it may run others that take it again in the same thread.
+_IN_PROCESS = threading.RLock()
+
+
+@contextlib.contextmanager
+def one_in_process(policy: LockPolicy | None = None) -> Iterator[None]:
+    """Let one migration (anything that runs Alembic's ``env.py``) run in this process at a time.
+
+    Alembic's ``context`` and ``op`` are module-level proxies, one per process: two
+    migrations in two threads (two ``upgrade(bot)`` gathered, a retry after a timed-out call
+    whose worker thread goes on, ``upgrade_sync`` from two threads) would swap each other's
+    configuration and connection mid-run.  The database lock cannot keep them apart, since
+    it is taken only once Alembic runs.  So the second caller waits here, is told so
+    (*policy*'s report), and then finds the first one's work done.  Held from before the
+    connection is opened until it is closed, so a waiter never holds a database lock that
+    the holder needs.  *policy*'s timeout bounds the wait (:class:`~.errors.LockTimeout`).
+    """
+    if not _IN_PROCESS.acquire(blocking=False):
+        policy = policy or LockPolicy()
+        limit = policy.limit(None)
+        policy.report(f"waiting for another migration in this process to finish ({policy.describe(None)})...")
+        if not _IN_PROCESS.acquire(timeout=-1 if limit is None else limit):
+            raise LockTimeout(
+                f"gave up after {limit:g} s waiting for another migration in this process to finish; let "
+                "it finish, raise the lock timeout, or try again later"
+            )
+    try:
+        yield
+    finally:
+        _IN_PROCESS.release()
 
 
 #: The policy of each engine given to :func:`prepare` (engines made elsewhere get the default).
@@ -161,8 +224,43 @@ def prepare(engine: sa.Engine, read_only: bool = False, policy: LockPolicy | Non
     _OWN_ENGINES.add(engine)
     if read_only:
         _READ_ONLY_ENGINES.add(engine)
+        _bound_reads(engine, policy or LockPolicy())
     if policy is not None:
         _POLICIES[engine] = policy
+
+
+def _bound_reads(engine: sa.Engine, policy: LockPolicy) -> None:
+    """A read waits for another process's lock no longer than *policy*'s timeout, then LockTimeout.
+
+    A writer can hold a read off: SQLite's exclusive lock (a commit, ``BEGIN EXCLUSIVE``),
+    PostgreSQL's ``ACCESS EXCLUSIVE`` on a version table (``ALTER`` / ``DROP`` / ``LOCK
+    TABLE``).  The start-up fast path's one read, ``verify`` and ``status`` read on these
+    connections, so the timeout the caller gave bounds them as it bounds the migration lock:
+    SQLite's busy timeout (default :data:`SQLITE_LOCK_TIMEOUT`), PostgreSQL's ``lock_timeout``
+    for the session (when a timeout is given).  Its expiry is one line naming the database.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    default = SQLITE_LOCK_TIMEOUT if sqlite else None
+    if sqlite or (engine.dialect.name == "postgresql" and policy.timeout is not None):
+        setting = "PRAGMA busy_timeout = {}" if sqlite else "SET lock_timeout = {}"
+        milliseconds = policy.milliseconds(SQLITE_LOCK_TIMEOUT)
+
+        @event.listens_for(engine, "connect")
+        def _wait_no_longer(dbapi_connection: Any, _record: Any) -> None:
+            _driver_execute(dbapi_connection, setting.format(milliseconds))
+
+    @event.listens_for(engine, "handle_error")
+    def _lock_wait_expired(context: sa.engine.ExceptionContext) -> None:
+        error = context.original_exception
+        if not (("database is locked" in str(error)) if sqlite else _is_lock_timeout_error(error)):
+            return
+        limit = policy.limit(default)
+        where = _sqlite_path(engine) if sqlite else hide_password(engine.url)
+        raise LockTimeout(
+            f"gave up {'' if limit is None else f'after {limit:g} s '}waiting to read {where}: another "
+            "process holds a lock on it (a migration, or a long transaction); let it finish, raise the "
+            "lock timeout, or try again later"
+        )
 
 
 def _make_sqlite_transactional(engine: sa.Engine, read_only: bool = False) -> None:
@@ -243,11 +341,15 @@ def _begin_immediate(connection: Connection) -> None:
                 )
             timeout_ms = min(SQLITE_WAIT_SLICE, left_ms)
     finally:
-        _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {SQLITE_LOCK_TIMEOUT * 1000}")
+        _driver_execute(dbapi_connection, f"PRAGMA busy_timeout = {policy.milliseconds(SQLITE_LOCK_TIMEOUT)}")
 
 
 def _sqlite_file(connection: Connection) -> str:
-    database = connection.engine.url.database
+    return _sqlite_path(connection.engine)
+
+
+def _sqlite_path(engine: sa.Engine) -> str:
+    database = engine.url.database
     return str(Path(database).resolve()) if database and database != ":memory:" else "the in-memory database"
 
 
@@ -304,7 +406,7 @@ def _advisory_lock(connection: Connection, function: str) -> None:
         connection.exec_driver_sql(f"SELECT {function}({ADVISORY_LOCK_KEY})")
         return
     before = connection.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar()
-    wait_ms = max(1, math.ceil(policy.timeout * 1000))
+    wait_ms = policy.milliseconds(policy.timeout)
     connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": f"{wait_ms}ms"})
     try:
         connection.exec_driver_sql(f"SELECT {function}({ADVISORY_LOCK_KEY})")
@@ -321,7 +423,11 @@ def _advisory_lock(connection: Connection, function: str) -> None:
 
 def _is_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
     """SQLSTATE 55P03 (lock_not_available), as psycopg and asyncpg each expose it."""
-    orig = exc.orig
+    return _is_lock_timeout_error(exc.orig)
+
+
+def _is_lock_timeout_error(orig: BaseException | None) -> bool:
+    """:func:`_is_lock_timeout` of the driver's own exception."""
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code == "55P03" or "lock timeout" in str(orig)
 

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import partial
 from .discovery import BotSchema
-from .engines import parse_url, with_connection
+from .engines import parse_url, require_database, with_connection
 from .environment import created_tables, load_schema
 from .errors import (
     CogsWithoutRevisions,
@@ -50,8 +50,8 @@ from .errors import (
     unwrapped,
 )
 from .headcheck import VersionRows, version_rows
-from .history import cog_script, forked_history
-from .locking import LockPolicy
+from .history import cog_script, forked_history, unknown_revisions
+from .locking import LockPolicy, one_in_process
 from .request import CogRequest, attach, database_url, parse_renames
 from .rewrite import drop_advice, likely_renames
 from .scope import CogScope
@@ -240,7 +240,7 @@ class Project:
         )
         self.config.stdout = io.StringIO()
         try:
-            with _sys_path_kept():
+            with one_in_process(self.lock), _sys_path_kept():
                 yield
         except CommandError as exc:
             ours = unwrapped(exc)  # env.py reports our errors to Alembic as CommandError
@@ -258,8 +258,14 @@ class Project:
         """Run *work* on one shared connection that every cog's env.py uses.
 
         A *read_only* connection takes no migration lock and cannot write (see :mod:`.locking`).
+        Another command of this process running Alembic (another thread) is waited for first,
+        before the connection opens (:func:`.locking.one_in_process`); a command of this
+        thread holding it already goes on.
         """
+        with one_in_process(self.lock):
+            return self._connected(work, read_only)
 
+    def _connected(self, work: Callable[[Connection], T], read_only: bool) -> T:
         url = self.url
         if self.announce is not None:
             self.announce(parse_url(url))  # parsed first: a URL that cannot be masked is never shown
@@ -407,6 +413,12 @@ class Project:
                 heads = sorted(self.script(cog).get_heads())
                 count = 0
                 if current[cog] != heads:
+                    scope = self.scope(cog)
+                    unknown = unknown_revisions(
+                        cog, self.script(cog), current[cog], scope.version_table, scope.version_location
+                    )
+                    if unknown is not None:
+                        raise unknown
                     try:
                         count = self.unapplied(cog, current[cog])
                     except (CommandError, NXAlembicError) as exc:
@@ -414,6 +426,7 @@ class Project:
                 rows.append(CogBehind(cog, current[cog], heads, count))
             return rows
 
+        require_database(self.url)
         return self.connected(work, read_only=True)
 
     def check_history(self, cog: str, single_head: bool = True) -> None:
@@ -543,6 +556,7 @@ class Project:
             rows = [self._cog_status(connection, cog, current[cog], cog in same) for cog in cogs]
             return Status(rows, list(self.schema.extensions_without_models), unowned)
 
+        require_database(self.url)
         return self.connected(work, read_only=True)
 
     def _at_head(self, cog: str, current: Mapping[str, VersionRows]) -> bool:

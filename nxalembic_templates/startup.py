@@ -45,7 +45,7 @@ from .discovery import (
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .headcheck import heads_if_all_at_head
-from .locking import LockPolicy
+from .locking import LockPolicy, check_timeout
 from .settings import Settings, config_in, find_config_file, load_settings
 
 if TYPE_CHECKING:  # imported when needed: .runner imports Alembic, which the fast path does without
@@ -159,8 +159,7 @@ def _arguments(
             f"{type(bot).__name__} object is not a discord bot (it has no 'extensions' mapping); pass the "
             "commands.Bot instance, with its extensions loaded"
         )
-    if isinstance(lock_timeout, bool):
-        raise ValueError(f"lock_timeout must be a number of seconds >= 0, not {lock_timeout!r}")
+    check_timeout(lock_timeout, "lock_timeout")
     policy = LockPolicy(lock_timeout, report=log.warning)
     return find_alembic_ini(bot, config), policy
 
@@ -235,7 +234,7 @@ def _run(
     tell) Alembic's route runs, under the migration lock in ``apply`` mode.
     """
     schema = discover(settings, bot)
-    heads = heads_if_all_at_head(schema, ini, url)
+    heads = heads_if_all_at_head(schema, ini, url, policy)
     if heads is not None:
         return _at_head(heads, mode)
     return _full_route(schema, ini, mode, url, policy)

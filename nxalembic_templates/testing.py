@@ -46,6 +46,7 @@ from pytest_alembic.config import Config as PytestAlembicConfig
 from .discovery import BotSchema
 from .environment import load_schema
 from .errors import NXAlembicError
+from .locking import one_in_process
 from .request import CogRequest, attach
 from .scope import CogScope
 from .settings import pyproject_for
@@ -115,11 +116,16 @@ def _dependency_order(schema: BotSchema, cog: str) -> list[str]:
 
 
 def upgrade_dependencies(cog: str, engine: Any, alembic_ini: str | Path = "alembic.ini") -> list[str]:
-    """Upgrade the cogs that *cog* references to head on *engine*; return their names in order."""
+    """Upgrade the cogs that *cog* references to head on *engine*; return their names in order.
+
+    One migration of this process at a time (:func:`.locking.one_in_process`): a test
+    running these from threads would otherwise swap Alembic's process-wide ``context``.
+    """
     path = _ini_path(alembic_ini)
     order = _dependency_order(_schema(path), cog)
     for name in order:
-        command.upgrade(_cog_alembic_config(name, path, engine), "head")
+        with one_in_process():
+            command.upgrade(_cog_alembic_config(name, path, engine), "head")
     return order
 
 

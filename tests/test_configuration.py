@@ -105,6 +105,7 @@ def test_runs_from_another_folder_without_pythonpath(make_project, tmp_path: Pat
 
 def test_discovery_as_reported_by_status(make_project) -> None:
     project = make_project("sqlite+aiosqlite")
+    assert project.db.tables() == set()  # an empty database: status refuses a SQLite file that does not exist
     status = json.loads(project.nxalembic("status", "--json").stdout)
     cogs = {c["cog"]: c for c in status["cogs"]}
     assert set(cogs) == {"core", "music", "economy"}

@@ -447,7 +447,7 @@ def test_bad_arguments_are_one_clear_error_before_anything_runs(
     assert outcome["message"] == "mode='dry-run' is not a mode; use one of 'apply', 'verify'"
     outcome, _stdout, _logs = start_bot(project, elsewhere, extra=False, lock_timeout=-1)
     assert outcome["error"] == "ValueError"
-    assert "lock timeout must be a number of seconds >= 0, not -1" in outcome["message"]
+    assert "lock_timeout must be a number of seconds from 0 to 2147483.647, not -1" in outcome["message"]
     outcome, _stdout, _logs = start_bot(project, elsewhere, extra=False, config=str(elsewhere))
     assert outcome == {
         "error": "NXAlembicError",
@@ -549,7 +549,7 @@ def test_nxalembic_upgrade_refuses_a_lock_timeout_that_is_not_seconds(
     result = project.nxalembic("upgrade", f"--lock-timeout={value}", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"FAILED: argument --lock-timeout: {value!r} is not a number of seconds >= 0; "
+        f"FAILED: argument --lock-timeout: {value!r} is not a number of seconds from 0 to 2147483.647; "
         "see 'nxalembic upgrade --help'"
     ]
     assert project.db.tables() == set()
@@ -564,6 +564,7 @@ def test_status_exit_code_says_which_cogs_are_behind_and_changes_nothing(bot_pro
     shutil.rmtree(
         project.path / "migrations" / "versions" / "extra"
     )  # the command line's bot has no extra cog
+    assert project.db.tables() == set()  # an empty database (a SQLite file that does not exist is an error)
     result = project.nxalembic("status", "--exit-code", check=False)
     assert result.returncode == 1, result.output
     assert result.stderr.splitlines()[-1] == (
