@@ -43,7 +43,7 @@ from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
 from .scope import CogScope
 from .screen import SCREEN_COMMAND, Screen
-from .settings import find_config_file, load_settings
+from .settings import load_settings, settings_for
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -94,8 +94,7 @@ def load_schema(config: Config) -> BotSchema:
         remember_url(request.url)  # masked in whatever the bot module prints
         with contextlib.suppress(NXAlembicError):
             remember_url(alembic_ini_url(config))
-        ini_dir = Path(config.config_file_name).resolve().parent if config.config_file_name else None
-        request.schema = discover(load_settings(find_config_file(ini_dir)))
+        request.schema = discover(load_settings(settings_for(config.config_file_name)))
     return request.schema
 
 
