@@ -233,26 +233,26 @@ def _nearest_alembic_ini(folder: Path, seen: set[Path]) -> Path | None:
 def _code_folders(bot: Any) -> Iterator[Path]:
     """Folders of the bot instance's own code: its loaded extensions, then ``__main__``.
 
-    ``__main__`` counts only when it is not installed code (a launcher such as pytest, or a
-    console script in the environment's ``bin`` folder), which belongs to no project.
+    Installed code (a library's extension such as jishaku, a launcher such as pytest, a
+    console script in the environment's ``bin`` folder) belongs to no project and is skipped.
     """
-    modules = list(bot.extensions.values())
-    main = sys.modules.get("__main__")
-    if not _installed(getattr(main, "__file__", None)):
-        modules.append(main)
-    for module in modules:
+    installed = _installed_folders()
+    for module in [*bot.extensions.values(), sys.modules.get("__main__")]:
         filename = getattr(module, "__file__", None)
         if filename:
-            yield Path(os.path.abspath(filename)).parent
+            folder = Path(os.path.abspath(filename)).parent
+            if not any(folder.resolve().is_relative_to(root) for root in installed):
+                yield folder
 
 
-def _installed(filename: str | None) -> bool:
-    """Whether *filename* is in the Python installation (standard library, site-packages, scripts)."""
-    if not filename:
-        return False
-    path = Path(os.path.abspath(filename))
-    installed = {Path(p).resolve() for p in sysconfig.get_paths().values()}
-    return any(path.resolve().is_relative_to(folder) for folder in installed)
+#: The folders of the Python installation that hold code (not ``data``: that is ``sys.prefix``,
+#: ``/usr`` for a system Python, where a project may live, e.g. ``/usr/src/app``).
+INSTALLED_PATHS = ("stdlib", "platstdlib", "purelib", "platlib", "scripts")
+
+
+def _installed_folders() -> list[Path]:
+    paths = sysconfig.get_paths()
+    return [Path(paths[name]).resolve() for name in INSTALLED_PATHS if name in paths]
 
 
 def _bot_class_folder(bot: Any) -> Path | None:

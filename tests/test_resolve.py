@@ -236,9 +236,10 @@ def test_the_start_up_api_refuses_a_relative_sqlite_file_the_bot_would_open_else
     assert str(elsewhere / "g.sqlite") in line and str(project.path / "g.sqlite") in line, line
     assert "\n" not in line.strip()
     assert not (elsewhere / "g.sqlite").exists()
-    assert not (project.path / "g.sqlite").exists() or not Database(
-        f"sqlite:///{project.path / 'g.sqlite'}"
-    ).tables()
+    assert (
+        not (project.path / "g.sqlite").exists()
+        or not Database(f"sqlite:///{project.path / 'g.sqlite'}").tables()
+    )
     # from the project folder, the bot's file is the project's: migrated, as the CLI would
     assert start_api(project, "apply", project.path).startswith("OUTCOME")
     assert "core_users" in Database(f"sqlite:///{project.path / 'g.sqlite'}").tables()
@@ -324,13 +325,12 @@ def test_config_given_with_c_brings_its_own_projects_settings(
     other = make_project("sqlite+aiosqlite", name="other", db_name="other")
     other.nxalembic("migrate")
     ini = str(other.path / "alembic.ini")
-    result: Result
-    if command == "nxalembic":
-        result = run([NXALEMBIC, "-c", ini, "upgrade"], cwd=here.path, env=other.env, check=False)
-    else:
-        result = run(
-            [ALEMBIC, "-c", ini, "-x", "cog=core", "upgrade", "head"], cwd=here.path, env=other.env, check=False
-        )
+    executable, args = (
+        (NXALEMBIC, ["upgrade"])
+        if command == "nxalembic"
+        else (ALEMBIC, ["-x", "cog=core", "upgrade", "head"])
+    )
+    result = run([executable, "-c", ini, *args], cwd=here.path, env=other.env, check=False)
     assert result.returncode == 0, result.output
     assert "core_users" in other.db.tables()
     assert not (here.path / "here.db").exists(), "other's revisions went to this project's database"
@@ -351,4 +351,3 @@ def test_two_cogs_whose_names_differ_only_in_case_are_refused_at_discovery(
         assert "demobot.cogs.economy" in line and "demobot.cogs.music" in line, line
         assert "__nxalembic_cog__" in line and "Traceback" not in result.output
     assert not project.db.tables()
-
