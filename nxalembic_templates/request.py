@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic.config import Config
 
-from . import _compat
-from .engines import database_url as engines_database_url
-from .engines import models_url
+from . import _compat, engines
 from .errors import NXAlembicError
 
 if TYPE_CHECKING:
@@ -212,8 +210,8 @@ def is_autogenerate(request: CogRequest, migration_context: Any = None) -> bool:
 
 def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
     """The database of Alembic's route: :func:`.engines.database_url` with alembic.ini read by *config*."""
-    return engines_database_url(
-        schema.settings, request.url, lambda: alembic_ini_url(config), lambda: models_url(schema)
+    return engines.database_url(
+        schema.settings, request.url, lambda: alembic_ini_url(config), lambda: engines.models_url(schema)
     )
 
 

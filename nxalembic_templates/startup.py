@@ -189,7 +189,8 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
         return path.resolve()
     found: dict[Path, Path] = {}  # alembic.ini -> the first code folder it was found from
     seen: set[Path] = set()
-    for folder in _code_folders(bot):
+    folders = list(dict.fromkeys(_code_folders(bot)))
+    for folder in folders:
         ini = _nearest_alembic_ini(folder, seen)
         if ini is not None:
             found.setdefault(ini, folder)
@@ -202,7 +203,7 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
         )
     if found:
         return next(iter(found))
-    looked = [f"{folder} and above" for folder in seen]
+    looked = [f"{folder} and above" for folder in folders]
     if (Path.cwd() / ALEMBIC_INI).is_file():
         return (Path.cwd() / ALEMBIC_INI).resolve()
     looked.append(str(Path.cwd()))
