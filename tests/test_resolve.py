@@ -23,6 +23,7 @@ from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Result, run
 from nxalembic_templates.engines import PLACEHOLDER_URL, database_url, sqlite_file
 from nxalembic_templates.errors import NXAlembicError
 from nxalembic_templates.settings import load_settings, read_alembic_ini, settings_for
+from test_pyproject import pyproject_project
 
 COGS = ("core", "economy", "music")
 
@@ -334,6 +335,29 @@ def test_config_given_with_c_brings_its_own_projects_settings(
     assert result.returncode == 0, result.output
     assert "core_users" in other.db.tables()
     assert not (here.path / "here.db").exists(), "other's revisions went to this project's database"
+
+
+def test_stock_alembic_refuses_another_projects_tool_alembic(tmp_path: Path) -> None:
+    """Stock alembic reads [tool.alembic] of the working folder: never another project's revisions."""
+    here, other = pyproject_project(tmp_path / "here"), pyproject_project(tmp_path / "other")
+    for project in (here, other):
+        project.nxalembic("init", "--pyproject", "--module", "demobot.main")
+    other.nxalembic("migrate")
+    ini = other.path / "alembic.ini"
+    result = run(
+        [ALEMBIC, "-c", str(ini), "-x", "cog=core", "upgrade", "head"],
+        cwd=here.path,
+        env=other.env,
+        check=False,
+    )
+    assert result.returncode != 0
+    [line] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+    assert str(here.path / "pyproject.toml") in line and str(ini) in line and "script_location" in line, line
+    assert "Traceback" not in result.output
+    assert not other.db.tables() and not list(here.path.glob("*.db"))
+    # from the project's own folder, or through nxalembic -c, it is the project's [tool.alembic]
+    run([NXALEMBIC, "-c", str(ini), "upgrade"], cwd=here.path, env=other.env)
+    assert "core_users" in other.db.tables()
 
 
 def test_two_cogs_whose_names_differ_only_in_case_are_refused_at_discovery(
