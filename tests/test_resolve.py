@@ -22,7 +22,7 @@ from alembic.config import Config
 from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Result, run
 from nxalembic_templates.engines import PLACEHOLDER_URL, database_url, sqlite_file
 from nxalembic_templates.errors import NXAlembicError
-from nxalembic_templates.settings import load_settings, read_alembic_ini, settings_for
+from nxalembic_templates.settings import Settings, load_settings, read_alembic_ini, settings_for
 from test_pyproject import pyproject_project
 
 COGS = ("core", "economy", "music")
@@ -30,7 +30,8 @@ COGS = ("core", "economy", "music")
 # -- the resolver, in-process ------------------------------------------------------------------
 
 
-def settings_in(folder: Path, url: str | None = None) -> Any:
+def settings_in(folder: Path, url: str | None = None) -> Settings:
+    """An nxalembic.ini in *folder* (with *url* when given), loaded."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "nxalembic.ini").write_text(
         "[nxalembic]\nmodule = mybot.main\n" + (f"url = {url}\n" if url else ""), encoding="utf-8"
