@@ -110,9 +110,9 @@ def _refuse_another_projects_pyproject(config: Config) -> None:
     ini, toml = config.config_file_name, config.toml_file_name
     if not ini or not toml or Path(toml).resolve() == pyproject_for(ini):
         return
-    taken = sorted(
-        key for key in config.toml_alembic_config if not config.file_config.has_option(config.config_ini_section, key)
-    )
+    ini_options = config.file_config
+    section = config.config_ini_section
+    taken = sorted(key for key in config.toml_alembic_config if not ini_options.has_option(section, key))
     if taken:
         raise NXAlembicError(
             f"Alembic took {', '.join(taken)} from [tool.alembic] of {Path(toml).resolve()}, but the config "
