@@ -159,16 +159,6 @@ class BotSchema:
         order = dependency_order(wanted, self.dependencies(), refuse)
         return order if with_dependencies else [name for name in order if name in set(wanted)]
 
-    def default_url(self) -> str | None:
-        """The URL of the models' ormar database, the last fallback for the database URL."""
-        for cog in self.cogs.values():
-            for model in cog.models:
-                database = getattr(model.ormar_config, "database", None)
-                url = getattr(database, "url", None)
-                if url:
-                    return str(url)
-        return None
-
 
 def import_bot(settings: Settings) -> Any:
     """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first.
@@ -629,6 +619,14 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
                     if extension is None or "outside" in claimed[name]
                     else ""
                 )
+            )
+        folded = next((other for other in claimed if other.casefold() == name.casefold()), None)
+        if folded is not None:
+            raise NXAlembicError(
+                f"cog names {folded!r} ({claimed[folded]}) and {name!r} ({origin}) differ only in case, "
+                "so they would share one version table on SQLite (and MySQL with lower_case_table_names) "
+                f"and one revisions folder on case-insensitive file systems; rename one with "
+                f"{COG_NAME_ATTRIBUTE} = '...' in its module"
             )
         claimed[name] = origin
         models = sorted(models, key=lambda m: (m.__module__, m.ormar_config.tablename))

@@ -1,7 +1,8 @@
 """Database URLs and the engines and connections migrations run on.
 
-* URLs: parsing with one masked line for every way a URL can be wrong, and relative SQLite
-  paths anchored at the project folder;
+* URLs: which database a project migrates (:func:`database_url`, the one precedence every
+  route asks), parsing with one masked line for every way a URL can be wrong, and relative
+  SQLite paths anchored at the project folder;
 * engines: pool-less, sync or async by the URL's driver, prepared by :mod:`.locking`;
 * the sync/async bridge: Alembic always gets a plain sync :class:`Connection`, also on
   ``sqlite+aiosqlite``, ``postgresql+asyncpg`` and ``mysql+asyncmy`` (through ``run_sync``;
@@ -12,9 +13,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
@@ -22,6 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from . import locking
 from .errors import NXAlembicError, first_line, hide_password, remember_url
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .discovery import BotSchema
 
 T = TypeVar("T")
 
@@ -128,17 +133,85 @@ def create_engine(
 PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
 
 
-def configured_url(candidates: Iterable[Callable[[], str | None]], root: Path) -> str | None:
-    """The first of *candidates* (asked in order, each only if needed) that names a database.
+def database_url(
+    settings: Settings,
+    given: str | None,
+    ini_url: Callable[[], str | None],
+    models_url: Callable[[], str | None],
+) -> str:
+    """The database of a project: the one precedence of database URLs, on every route.
 
-    The one precedence of database URLs, shared by Alembic's route (:func:`.request.database_url`)
-    and the start-up fast path (:mod:`.headcheck`); a relative SQLite path is anchored at *root*.
+    *given* (``-x url=``, the start-up API's ``url=``), then ``url`` of the settings, then
+    alembic.ini's ``sqlalchemy.url`` (*ini_url*: Alembic's ``Config`` on Alembic's route,
+    :func:`.settings.read_alembic_ini` on the start-up fast path, which reads it the same
+    way), then the models' ormar database (*models_url*, :func:`models_url`); each source
+    is asked only if needed.  Alembic's placeholder URL counts as unset.  A relative SQLite
+    path is anchored at the folder of the settings, so ``alembic -c project/alembic.ini``
+    run from elsewhere migrates the project's file.
     """
-    for candidate in candidates:
-        url = candidate()
-        if url and url.strip() != PLACEHOLDER_URL:
-            return anchor_sqlite_path(url.strip(), root)
+    if given is not None and not given.strip():
+        raise NXAlembicError(
+            "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
+            "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
+        )
+    sources: tuple[Callable[[], str | None], ...] = (lambda: given, lambda: settings.url, ini_url, models_url)
+    for source in sources:
+        url = (source() or "").strip()
+        if url and url != PLACEHOLDER_URL:
+            return anchor_sqlite_path(url, settings.root)
+    raise NXAlembicError(
+        "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
+        "pass -x url=..., or give your ormar models a database"
+    )
+
+
+def models_url(schema: BotSchema) -> str | None:
+    """The URL of the models' ormar database: the last source, and the database the bot opens."""
+    for cog in schema.cogs.values():
+        for model in cog.models:
+            database = getattr(model.ormar_config, "database", None)
+            url = getattr(database, "url", None)
+            if url:
+                return str(url)
     return None
+
+
+def refuse_another_sqlite_file(url: str, schema: BotSchema) -> None:
+    """In the bot's own process: the SQLite file migrated must be the one the bot opens.
+
+    The bot's ormar database opens a relative SQLite path against the process's working
+    folder, while the migration URL's is anchored at the folder of nxalembic.ini (documented
+    for the command line, where the working folder is anyone's guess).  Started elsewhere,
+    the bot would find "at head" for a file it never opens and fail on ``no such table``; so
+    two different files are refused, naming both.  Other backends are not compared.
+    """
+    bot_url = models_url(schema)
+    if bot_url is None:
+        return
+    opened = sqlite_file(bot_url, Path.cwd())
+    migrated = sqlite_file(url, schema.settings.root)
+    if opened is None or migrated is None or opened == migrated:
+        return
+    raise NXAlembicError(
+        f"the bot opens the SQLite database {opened} (its ormar database, a relative path is relative "
+        f"to the working folder {Path.cwd()}) but the migrations would go to {migrated} (a relative "
+        f"path is relative to {schema.settings.root}, the folder of {schema.settings.path.name}); "
+        f"use one absolute path for both, or start the bot in {schema.settings.root}"
+    )
+
+
+def sqlite_file(url: str, root: Path) -> Path | None:
+    """The file a SQLite *url* opens (a relative path against *root*); ``None``: not a SQLite file."""
+    try:
+        parsed = make_url(anchor_sqlite_path(url, root))
+    except Exception:
+        return None
+    path = (parsed.database or "").removeprefix("file:")
+    if parsed.get_backend_name() != "sqlite" or path in ("", ":memory:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(path).resolve()
 
 
 def anchor_sqlite_path(url: str, root: Path) -> str:

@@ -44,7 +44,7 @@ from .replay import history_tables, portable_compare_type, scratch_database
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
 from .scope import CogScope, UserHooks
 from .screen import SCREEN_COMMAND, Screen
-from .settings import find_config_file, load_settings
+from .settings import load_settings, pyproject_for, settings_for
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -95,9 +95,31 @@ def load_schema(config: Config) -> BotSchema:
         remember_url(request.url)  # masked in whatever the bot module prints
         with contextlib.suppress(NXAlembicError):
             remember_url(alembic_ini_url(config))
-        ini_dir = Path(config.config_file_name).resolve().parent if config.config_file_name else None
-        request.schema = discover(load_settings(find_config_file(ini_dir)))
+        _refuse_another_projects_pyproject(config)
+        request.schema = discover(load_settings(settings_for(config.config_file_name)))
     return request.schema
+
+
+def _refuse_another_projects_pyproject(config: Config) -> None:
+    """Stock ``alembic -c other/alembic.ini`` run elsewhere: no ``[tool.alembic]`` of this folder's project.
+
+    Stock Alembic completes alembic.ini with ``[tool.alembic]`` of the *current directory's*
+    pyproject.toml; the settings (:func:`.settings.settings_for`), ``nxalembic`` and the
+    start-up API take the one beside alembic.ini.  An option Alembic took from another
+    project's table (its ``script_location``: its revisions) would mix two projects.
+    """
+    ini, toml = config.config_file_name, config.toml_file_name
+    if not ini or not toml or Path(toml).resolve() == pyproject_for(ini):
+        return
+    ini_options = config.file_config
+    section = config.config_ini_section
+    taken = sorted(key for key in config.toml_alembic_config if not ini_options.has_option(section, key))
+    if taken:
+        raise NXAlembicError(
+            f"Alembic took {', '.join(taken)} from [tool.alembic] of {Path(toml).resolve()}, but the config "
+            f"file is {Path(ini).resolve()} of another project; run alembic in {Path(ini).resolve().parent} "
+            f"(or use nxalembic -c {ini}, which reads the pyproject.toml beside it)"
+        )
 
 
 def _refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) -> None:

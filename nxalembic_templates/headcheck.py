@@ -23,7 +23,6 @@ for it once more).
 from __future__ import annotations
 
 import ast
-import configparser
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,14 +33,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from .discovery import BotSchema
-from .engines import configured_url, missing_sqlite_file, with_connection
+from .engines import database_url, missing_sqlite_file, models_url, with_connection
 from .errors import NXAlembicError
 from .layout import REVISION_FILE, CogLayout, nested_revisions
 from .locking import LockPolicy
-from .settings import pyproject_for, read_pyproject
-
-#: The ``[alembic]`` keys read here, as Alembic's ``Config`` reads alembic.ini.
-ALEMBIC_SECTION = "alembic"
+from .settings import read_alembic_ini
 
 #: SQLite allows 500 terms in one compound SELECT.
 UNION_BATCH = 200
@@ -85,14 +81,15 @@ def heads_if_all_at_head(
     """Each cog's head (in upgrade order) when every cog's database is at it, else ``None``.
 
     *url* is the caller's URL (as ``-x url=``); otherwise the one precedence of
-    :func:`.engines.configured_url` applies, with alembic.ini's ``sqlalchemy.url`` read as
-    Alembic reads it.  *lock*: its timeout bounds the read's wait for another process's lock
+    :func:`.engines.database_url` applies, with alembic.ini read as Alembic reads it
+    (:func:`.settings.read_alembic_ini`).
+    *lock*: its timeout bounds the read's wait for another process's lock
     (:class:`~.errors.LockTimeout`).  A SQLite file that does not exist is not created here.
     """
-    options = _alembic_options(alembic_ini)
-    if options is None or (url is not None and not url.strip()):
+    options = read_alembic_ini(alembic_ini)
+    if options is None:
         return None
-    script_location, ini_url = options
+    script_location = options.script_location
     try:
         order = schema.upgrade_order()
         layout = CogLayout.of(schema, script_location)
@@ -106,61 +103,17 @@ def heads_if_all_at_head(
         if not head:  # unknown, or no revisions: a cog with models and none is never ready
             return None
         heads[cog] = head
-    database = configured_url(
-        (lambda: url, lambda: schema.settings.url, lambda: ini_url, schema.default_url), schema.settings.root
-    )
-    if database is None or missing_sqlite_file(database) is not None:
+    try:
+        database = database_url(schema.settings, url, lambda: options.url, lambda: models_url(schema))
+    except NXAlembicError:  # no URL, an empty url=: the full route words it
+        return None
+    if missing_sqlite_file(database) is not None:
         return None
     tables = {cog: layout.version_tables[cog] for cog in order}
     current = with_connection(
         database, lambda connection: _versions(connection, tables), read_only=True, lock=lock
     )
     return heads if current == heads else None
-
-
-def _alembic_options(alembic_ini: Path) -> tuple[Path, str | None] | None:
-    """alembic.ini's scripts folder (resolved as :class:`.runner.Project` does) and ``sqlalchemy.url``.
-
-    Read as Alembic's ``Config`` reads them: alembic.ini with the ``here`` default and
-    interpolation first, then ``[tool.alembic]`` of the ``pyproject.toml`` beside it (its own
-    ``%(here)s``).  A scripts folder given as a package resource (``pkg:folder``) and
-    ``sourceless`` revisions are left to Alembic.
-    """
-    parser = configparser.ConfigParser({"here": alembic_ini.absolute().parent.as_posix()})
-    try:
-        parser.read(alembic_ini, encoding="utf-8")
-        location: object = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
-        sourceless: object = parser.get(ALEMBIC_SECTION, "sourceless", fallback=None)
-        url = parser.get(ALEMBIC_SECTION, "sqlalchemy.url", fallback=None)
-    except (OSError, UnicodeDecodeError, configparser.Error):
-        return None
-    if location is None or sourceless is None:
-        toml = _toml_alembic(alembic_ini)
-        if toml is None:
-            return None
-        location = location if location is not None else toml.get("script_location")
-        sourceless = sourceless if sourceless is not None else toml.get("sourceless", False)
-    if not isinstance(location, str):
-        return None
-    if sourceless not in ("false", False) or (":" in location and not Path(location).is_absolute()):
-        return None
-    return Path(location).resolve(), url
-
-
-def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
-    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in.
-
-    ``{}`` when there is none, ``None`` when it cannot be read (Alembic's route then says why).
-    """
-    path = pyproject_for(alembic_ini)
-    if not path.is_file():
-        return {}
-    try:
-        table = read_pyproject(path).get("tool", {}).get("alembic", {})
-        here = {"here": path.absolute().parent.as_posix()}
-        return {key: value % here if isinstance(value, str) else value for key, value in dict(table).items()}
-    except (NXAlembicError, AttributeError, TypeError, ValueError, KeyError):
-        return None
 
 
 def folder_head(folder: Path) -> list[str] | None:

@@ -5,8 +5,9 @@ command line (``-x`` pairs and Alembic's parsed arguments, ``config.cmd_opts``);
 ``nxalembic`` command and :mod:`.testing` know it already and hand a :class:`CogRequest` over in
 ``config.attributes`` under one key.  :func:`request_for` is the one place that turns either
 into a :class:`CogRequest`, and this module is the only one that reads ``config.attributes``
-or ``config.cmd_opts``.  :func:`database_url` (the URL the request leads to) lives here too,
-because it reads alembic.ini's ``sqlalchemy.url`` and ``-x url=``.
+or ``config.cmd_opts``.  :func:`database_url` hands the request's ``-x url=`` and alembic.ini's
+``sqlalchemy.url`` (as Alembic's ``Config`` reads it) to the one resolver,
+:func:`.engines.database_url`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic.config import Config
 
-from . import _compat
-from .engines import configured_url
+from . import _compat, engines
 from .errors import NXAlembicError
 
 if TYPE_CHECKING:
@@ -209,26 +209,9 @@ def is_autogenerate(request: CogRequest, migration_context: Any = None) -> bool:
 
 
 def database_url(config: Config, request: CogRequest, schema: BotSchema) -> str:
-    """``-x url=``, then nxalembic.ini's ``url``, then alembic.ini's ``sqlalchemy.url``, then ormar's.
-
-    A relative SQLite path is made absolute against the folder of nxalembic.ini, so the same
-    file is migrated whatever the working directory (``alembic -c project/alembic.ini``).
-    """
-    given = request.url
-    if given is not None and not given.strip():
-        raise NXAlembicError(
-            "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
-            "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
-        )
-    url = configured_url(
-        (lambda: given, lambda: schema.settings.url, lambda: alembic_ini_url(config), schema.default_url),
-        schema.settings.root,
-    )
-    if url is not None:
-        return url
-    raise NXAlembicError(
-        "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
-        "pass -x url=..., or give your ormar models a database"
+    """The database of Alembic's route: :func:`.engines.database_url` with alembic.ini read by *config*."""
+    return engines.database_url(
+        schema.settings, request.url, lambda: alembic_ini_url(config), lambda: engines.models_url(schema)
     )
 
 

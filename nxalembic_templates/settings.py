@@ -3,9 +3,11 @@
 They live in ``nxalembic.ini`` (the predecessor's format: ``[nxalembic]`` with ``module`` and
 ``bot``, extended with optional keys) or, with the same keys as TOML strings, in the
 ``[tool.nxalembic]`` table of ``pyproject.toml`` (read with :mod:`tomllib`), where many projects
-keep every tool's settings.  They are looked for in the current directory first and then next
-to ``alembic.ini``, so both ``cd project && alembic ...`` and ``alembic -c project/alembic.ini``
-work; in one folder ``nxalembic.ini`` wins over ``[tool.nxalembic]``.
+keep every tool's settings.  They belong to the project of ``alembic.ini``: looked for next to
+it first, and in the current directory only when that folder has none
+(:func:`settings_for`, the one answer of every route); in one folder ``nxalembic.ini`` wins
+over ``[tool.nxalembic]``.  :func:`read_alembic_ini` reads what the start-up fast path needs
+of ``alembic.ini`` without importing Alembic, the way Alembic's ``Config`` reads it.
 """
 
 from __future__ import annotations
@@ -152,9 +154,22 @@ def config_in(folder: Path) -> Path | None:
 _warned: set[Path] = set()
 
 
-def find_config_file(*extra_dirs: Path | str | None) -> Path:
-    """The settings in the current directory, then in each of *extra_dirs* (see :func:`config_in`)."""
-    candidates = [Path.cwd(), *(Path(d) for d in extra_dirs if d)]
+def settings_for(alembic_ini: Path | str | None) -> Path:
+    """The settings file of *alembic_ini*'s project: every route (stock ``alembic``, ``nxalembic``,
+    the start-up API) asks this one function.
+
+    The folder of ``alembic.ini`` first: ``nxalembic -c other/alembic.ini`` run from a project
+    with settings of its own must not apply ``other``'s revisions to this project's database.
+    The current directory only when that folder has none (an ``alembic.ini`` kept in a
+    subfolder, or a ``Config`` built without a file).
+    """
+    folder = Path(alembic_ini).resolve().parent if alembic_ini else None
+    return find_config_file(folder)
+
+
+def find_config_file(*folders: Path | str | None) -> Path:
+    """The settings in the first of *folders* that has some, else in the current directory."""
+    candidates = [*(Path(d) for d in folders if d), Path.cwd()]
     for folder in candidates:
         found = config_in(folder)
         if found is not None:
@@ -165,6 +180,67 @@ def find_config_file(*extra_dirs: Path | str | None) -> Path:
         f"{CONFIG_FILE} with '[{SECTION}]', 'module = yourbot.main' and 'bot = bot', or run 'nxalembic init' "
         "(or 'nxalembic init --pyproject')"
     )
+
+
+#: The section of ``alembic.ini`` that Alembic's ``Config`` calls the main options.
+ALEMBIC_SECTION = "alembic"
+
+
+@dataclass(frozen=True)
+class AlembicIni:
+    """What the start-up fast path needs of ``alembic.ini`` (and ``[tool.alembic]`` beside it)."""
+
+    #: The scripts folder, resolved as :class:`.runner.Project` resolves it.
+    script_location: Path
+    #: ``sqlalchemy.url`` exactly as ``Config.get_main_option`` returns it (``None``: unset).
+    url: str | None
+
+
+def read_alembic_ini(alembic_ini: Path) -> AlembicIni | None:
+    """alembic.ini read as Alembic's ``Config`` reads it, without importing Alembic; ``None``: can't tell.
+
+    alembic.ini with the ``here`` default and interpolation first, then ``[tool.alembic]`` of
+    the ``pyproject.toml`` beside it (its own ``%(here)s``) for ``script_location`` and
+    ``sourceless``.  ``sqlalchemy.url`` is read from alembic.ini only, as
+    ``Config.get_main_option`` does.  A scripts folder given as a package resource
+    (``pkg:folder``) and ``sourceless`` revisions are left to Alembic (``None``), and so is a
+    file that cannot be read: Alembic's route then says why.
+    """
+    parser = configparser.ConfigParser({"here": alembic_ini.absolute().parent.as_posix()})
+    try:
+        parser.read(alembic_ini, encoding="utf-8")
+        location: object = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
+        sourceless: object = parser.get(ALEMBIC_SECTION, "sourceless", fallback=None)
+        url = parser.get(ALEMBIC_SECTION, "sqlalchemy.url", fallback=None)
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+    if location is None or sourceless is None:
+        toml = _toml_alembic(alembic_ini)
+        if toml is None:
+            return None
+        location = location if location is not None else toml.get("script_location")
+        sourceless = sourceless if sourceless is not None else toml.get("sourceless", False)
+    if not isinstance(location, str):
+        return None
+    if sourceless not in ("false", False) or (":" in location and not Path(location).is_absolute()):
+        return None
+    return AlembicIni(Path(location).resolve(), url)
+
+
+def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
+    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in.
+
+    ``{}`` when there is none, ``None`` when it cannot be read (Alembic's route then says why).
+    """
+    path = pyproject_for(alembic_ini)
+    if not path.is_file():
+        return {}
+    try:
+        table = read_pyproject(path).get("tool", {}).get("alembic", {})
+        here = {"here": path.absolute().parent.as_posix()}
+        return {key: value % here if isinstance(value, str) else value for key, value in dict(table).items()}
+    except (NXAlembicError, AttributeError, TypeError, ValueError, KeyError):
+        return None
 
 
 def read_pyproject(path: Path) -> dict[str, Any]:

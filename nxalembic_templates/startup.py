@@ -29,6 +29,7 @@ import concurrent.futures
 import logging
 import os
 import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,13 @@ from .discovery import (
     load_configured_extensions,
     load_configured_extensions_async,
 )
+from .engines import database_url, models_url, refuse_another_sqlite_file
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy, check_timeout
-from .settings import Settings, config_in, find_config_file, load_settings
+from .settings import Settings, load_settings, read_alembic_ini, settings_for
 
 if TYPE_CHECKING:  # imported when needed: .runner imports Alembic, which the fast path does without
     from .runner import MigrationResult, Project
@@ -108,7 +110,7 @@ async def upgrade(
     stop a migration already running; it completes (or fails and rolls back) in its thread.
     """
     ini, policy = _arguments(bot, mode, config, lock_timeout)
-    settings = load_settings(_settings_for(ini))
+    settings = load_settings(settings_for(ini))
     if settings.extensions:
         await load_configured_extensions_async(settings, bot)
     return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy)
@@ -139,7 +141,7 @@ def upgrade_sync(
             "use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
-    settings = load_settings(_settings_for(ini))
+    settings = load_settings(settings_for(ini))
     if settings.extensions:
         load_configured_extensions(settings, bot)
     with concurrent.futures.ThreadPoolExecutor(
@@ -168,10 +170,16 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
     """The ``alembic.ini`` of the project *bot* belongs to.
 
     *config* when given (a file, or a folder holding ``alembic.ini``); else ``$ALEMBIC_CONFIG``
-    (as for ``alembic`` and ``nxalembic``); else the nearest ``alembic.ini`` found walking up
-    from the folder of the bot's code: the module of the bot's class when it is the bot's own
-    (``class MyBot(commands.Bot)``), then each loaded extension (in load order), then the
-    script that started Python (``__main__``); last, the current directory.
+    (as for ``alembic`` and ``nxalembic``); else the project of the bot *instance*: the nearest
+    ``alembic.ini`` found walking up from the folder of each loaded extension (where its
+    models live) and of the script that started Python (``__main__``, the module that made
+    the bot; not when it is an installed launcher such as pytest or a console script).  When
+    these lead to two ``alembic.ini`` files, which project is meant cannot be told: refused,
+    naming both.  When they lead to none: the current directory, then the module of the
+    bot's class when it is the bot's own (``class MyBot(commands.Bot)``).  The class comes
+    last because a class says nothing about whose bot this is: one from a shared framework
+    package in another folder would otherwise bring the framework's ``alembic.ini`` and
+    database along.
     """
     if config is None:
         config = os.environ.get("ALEMBIC_CONFIG") or None
@@ -182,19 +190,32 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
         if not path.is_file():
             raise NXAlembicError(f"no Alembic config at {path}; pass config= the project's alembic.ini")
         return path.resolve()
-    looked: list[str] = []
+    found: dict[Path, Path] = {}  # alembic.ini -> the first code folder it was found from
     seen: set[Path] = set()
-    for folder in _code_folders(bot):  # lazily: a bot with hundreds of cogs stops at the first
-        if folder in seen:
-            continue
-        seen.add(folder)
-        for candidate in (folder, *folder.parents):
-            if (candidate / ALEMBIC_INI).is_file():
-                return (candidate / ALEMBIC_INI).resolve()
-        looked.append(f"{folder} and above")
+    folders = list(dict.fromkeys(_code_folders(bot)))
+    for folder in folders:
+        ini = _nearest_alembic_ini(folder, seen)
+        if ini is not None:
+            found.setdefault(ini, folder)
+    if len(found) > 1:
+        (first, first_from), (second, second_from) = list(found.items())[:2]
+        raise NXAlembicError(
+            f"the bot's code belongs to two projects: {first} (from {first_from}) and {second} "
+            f"(from {second_from}); pass config='path/to/alembic.ini' of the bot's own project "
+            "(or set ALEMBIC_CONFIG)"
+        )
+    if found:
+        return next(iter(found))
+    looked = [f"{folder} and above" for folder in folders]
     if (Path.cwd() / ALEMBIC_INI).is_file():
         return (Path.cwd() / ALEMBIC_INI).resolve()
     looked.append(str(Path.cwd()))
+    class_folder = _bot_class_folder(bot)
+    if class_folder is not None:
+        ini = _nearest_alembic_ini(class_folder, seen)
+        if ini is not None:
+            return ini
+        looked.append(f"{class_folder} and above")
     raise NXAlembicError(
         f"no {ALEMBIC_INI} found for the bot (looked in {'; '.join(looked)}); pass "
         "config='path/to/alembic.ini' "
@@ -202,26 +223,48 @@ def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> 
     )
 
 
+def _nearest_alembic_ini(folder: Path, seen: set[Path]) -> Path | None:
+    """The ``alembic.ini`` in *folder* or the nearest folder above it (*seen*: folders walked already)."""
+    for candidate in (folder, *folder.parents):
+        if candidate in seen:
+            return None  # walked up from here already: an alembic.ini above it is known
+        seen.add(candidate)
+        if (candidate / ALEMBIC_INI).is_file():
+            return (candidate / ALEMBIC_INI).resolve()
+    return None
+
+
 def _code_folders(bot: Any) -> Iterator[Path]:
-    """Folders holding the bot's own code, most specific first (see :func:`find_alembic_ini`)."""
-    modules = []
-    bot_class_module = type(bot).__module__
-    if bot_class_module.split(".", 1)[0] not in CLIENT_LIBRARIES:
-        modules.append(sys.modules.get(bot_class_module))
-    modules += list(bot.extensions.values())
-    modules.append(sys.modules.get("__main__"))
-    for module in modules:
+    """Folders of the bot instance's own code: its loaded extensions, then ``__main__``.
+
+    Installed code (a library's extension such as jishaku, a launcher such as pytest, a
+    console script in the environment's ``bin`` folder) belongs to no project and is skipped.
+    """
+    installed = _installed_folders()
+    for module in [*bot.extensions.values(), sys.modules.get("__main__")]:
         filename = getattr(module, "__file__", None)
         if filename:
-            yield Path(os.path.abspath(filename)).parent
+            folder = Path(os.path.abspath(filename)).parent
+            if not any(folder.resolve().is_relative_to(root) for root in installed):
+                yield folder
 
 
-def _settings_for(ini: Path) -> Path:
-    """The settings next to alembic.ini (nxalembic.ini, else [tool.nxalembic]).
+#: The folders of the Python installation that hold code (not ``data``: that is ``sys.prefix``,
+#: ``/usr`` for a system Python, where a project may live, e.g. ``/usr/src/app``).
+INSTALLED_PATHS = ("stdlib", "platstdlib", "purelib", "platlib", "scripts")
 
-    Else where the command line looks (the current directory).
-    """
-    return config_in(ini.parent) or find_config_file(ini.parent)
+
+def _installed_folders() -> list[Path]:
+    paths = sysconfig.get_paths()
+    return [Path(paths[name]).resolve() for name in INSTALLED_PATHS if name in paths]
+
+
+def _bot_class_folder(bot: Any) -> Path | None:
+    """The folder of the bot's class, when the class is the bot's own (not the client library's)."""
+    name = type(bot).__module__
+    module = sys.modules.get(name) if name.split(".", 1)[0] not in CLIENT_LIBRARIES else None
+    filename = getattr(module, "__file__", None)
+    return Path(os.path.abspath(filename)).parent if filename else None
 
 
 def _run(
@@ -234,10 +277,25 @@ def _run(
     tell) Alembic's route runs, under the migration lock in ``apply`` mode.
     """
     schema = discover(settings, bot)
+    url = _bot_database(schema, ini, url)
     heads = heads_if_all_at_head(schema, ini, url, policy)
     if heads is not None:
         return _at_head(heads, mode)
     return _full_route(schema, ini, mode, url, policy)
+
+
+def _bot_database(schema: BotSchema, ini: Path, url: str | None) -> str | None:
+    """The database to migrate (:func:`.engines.database_url`), refused when it is not the bot's.
+
+    When alembic.ini cannot be read without Alembic, the caller's *url* as it is: the full
+    route resolves the URL and says what is wrong with the file.
+    """
+    options = read_alembic_ini(ini)
+    if options is None:
+        return url
+    database = database_url(schema.settings, url, lambda: options.url, lambda: models_url(schema))
+    refuse_another_sqlite_file(database, schema)
+    return database
 
 
 def _at_head(heads: dict[str, list[str]], mode: str) -> list[CogResult]:
