@@ -42,6 +42,7 @@ def created_tables(paths: list[Path]) -> set[str]:
 
 def cogs_of(project: BotProject) -> tuple[set[str], list[str]]:
     """The cogs and the extensions without models, as ``nxalembic status --json`` reports them."""
+    assert project.db.tables() == set()  # an empty database: status refuses a SQLite file that does not exist
     status = json.loads(project.nxalembic("status", "--json").stdout)
     return {c["cog"] for c in status["cogs"]}, status["extensions_without_models"]
 
