@@ -335,3 +335,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def project(make_project: Any, backend: str) -> BotProject:
     return make_project(backend)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A working folder outside the project (the start-up API finds it from the bot's code)."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    return folder

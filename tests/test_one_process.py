@@ -158,14 +158,6 @@ def bot_project(make_project: Callable[..., BotProject], request: pytest.Fixture
     return project
 
 
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Path:
-    """A working folder outside the project (the start-up API finds it from the bot's code)."""
-    folder = tmp_path / "elsewhere"
-    folder.mkdir()
-    return folder
-
-
 def run_twice(project: BotProject, scenario: str) -> tuple[dict[str, Any], str]:
     """Run twice.py's *scenario* in a real process; its outcome and its stderr."""
     (project.path / "hold.py").write_text(HOLD)

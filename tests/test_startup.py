@@ -208,13 +208,6 @@ def with_start_script(project: BotProject) -> BotProject:
     return project
 
 
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Path:
-    folder = tmp_path / "elsewhere"
-    folder.mkdir()
-    return folder
-
-
 def start_bot(
     project: BotProject,
     cwd: Path,
