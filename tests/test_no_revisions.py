@@ -20,7 +20,6 @@ from test_startup import start_bot, startup_lines
 
 # the start-up tests' fixtures: the example bot with start.py and a history for every cog
 bot_project = test_startup.bot_project
-elsewhere = test_startup.elsewhere
 
 
 #: An extension whose only models are another cog's (imported): it is no cog, so needs no revisions.
