@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import _compat, locking, partial
+from . import _compat, locking
 from .discovery import BotSchema, discover
 from .engines import parse_url, with_connection
 from .errors import (
@@ -39,11 +39,17 @@ from .errors import (
     revision_frame,
 )
 from .headcheck import version_rows
-from .history import forked_history, unknown_revisions, use_cog_history, write_revisions_safely
-from .replay import history_tables, portable_compare_type, scratch_database
+from .history import (
+    forked_history,
+    history_tables,
+    portable_compare_type,
+    scratch_database,
+    unknown_revisions,
+    use_cog_history,
+    write_revisions_safely,
+)
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
-from .scope import CogScope, UserHooks
-from .screen import SCREEN_COMMAND, Screen
+from .scope import SCREEN_COMMAND, CogScope, Screen, UserHooks
 from .settings import load_settings, pyproject_for, settings_for
 
 log = logging.getLogger("nxalembic_templates")
@@ -237,7 +243,7 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
 def _run_screen(
     context: AlembicEnvironment, configure_options: dict[str, Any], user_hooks: UserHooks
 ) -> None:
-    """Compare several cogs at their head in one pass (:mod:`.screen`), on the caller's connection.
+    """Compare several cogs at their head in one pass (:class:`.scope.Screen`), on the caller's connection.
 
     The options are those of a cog's own ``check`` (env.py's *configure_options* included),
     with the cogs' tables together in place of one cog's; env.py's own filters are combined
@@ -376,9 +382,9 @@ def _run_on_connection(
 ) -> None:
     scope.check_dialect(connection.dialect)
     # MariaDB / MySQL commit DDL statement by statement: note what each revision ran, so that
-    # one failing half-way can say where it left the database (see partial.py).
-    tracked = partial.non_transactional(connection) and not locking.is_read_only(connection)
-    statements = partial.StatementLog(scope.version_table)
+    # one failing half-way can say where it left the database (see locking.py).
+    tracked = locking.non_transactional(connection) and not locking.is_read_only(connection)
+    statements = locking.StatementLog(scope.version_table)
     moved: list[bool] = []
     callers_hook = options.get("on_version_apply")
 
@@ -403,7 +409,7 @@ def _run_on_connection(
                 locking.acquire(connection)
                 context.run_migrations()
         if tracked and moved:
-            partial.clear(connection, scope.version_table)
+            locking.clear_partial(connection, scope.version_table)
     except NXAlembicError:
         raise  # ours, already one line (a LockTimeout: asking the database more would wait again)
     except CommandError as exc:
@@ -417,8 +423,10 @@ def _run_on_connection(
         step = f"revision {revision}" if revision else "migration"
         between = ""
         if tracked and revision is not None and statements.done:
-            between = partial.explain(statements, exc, revision, _down_revisions(context.script, revision))
-            partial.record(connection, statements, revision, exc)
+            between = locking.explain_partial(
+                statements, exc, revision, _down_revisions(context.script, revision)
+            )
+            locking.record_partial(connection, statements, revision, exc)
         raise NXAlembicError(
             hide_password(
                 connection.engine.url,

@@ -118,7 +118,7 @@ class CogRequest:
     configure_logger: bool = True
     #: Built from a stock ``alembic`` command line (Ctrl-C then prints one line and exits 130).
     from_command_line: bool = False
-    #: The cogs one autogenerate pass compares together (:mod:`.screen`; ``nxalembic`` only).
+    #: The cogs one autogenerate pass compares together (:class:`.scope.Screen`; ``nxalembic`` only).
     cogs: tuple[str, ...] = ()
     #: The discovered bot, once imported (cached: importing it is the slow part).
     schema: BotSchema | None = field(default=None, repr=False, compare=False)

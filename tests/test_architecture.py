@@ -21,22 +21,18 @@ PACKAGE = REPO / "nxalembic_templates"
 
 #: Bottom first; a module may import modules of earlier layers only.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "_compat", "ordering"},
+    {"__init__", "errors", "_compat"},
     {"settings"},
     {"extensions"},
     {"discovery"},
     {"locking"},
-    {"partial"},
     {"engines"},
     {"layout"},
     {"headcheck"},
     {"request"},
-    {"naming"},
-    {"replay"},
     {"rewrite"},
     {"history"},
     {"scope"},
-    {"screen"},
     {"environment"},
     {"runner", "testing"},
     {"startup", "cli"},
