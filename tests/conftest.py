@@ -1,11 +1,16 @@
 """Shared fixtures: real executables in subprocesses, real SQLite files, a real PostgreSQL and MariaDB.
 
-The suite runs against the package as users get it: the wheel installed into the test
-environment (``make test`` does that), so stock ``alembic -t nxcog`` finds the template.
+The suite runs against the installed package: an editable install of this checkout
+(``make install``), where one test runs on its own, or the wheel, as users get it
+(``make install-wheel``; ``make test`` does that).  Only the wheel registers the ``nxcog``
+templates with stock Alembic: the tests of that registration are marked ``wheel`` and skip
+in an editable install, and ``make test`` (``NXALEMBIC_TEST_WHEEL=1``) refuses to start without
+an up-to-date wheel instead, so that they never skip there.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -40,19 +45,95 @@ ALL_BACKENDS = SQLITE_BACKENDS + POSTGRES_BACKENDS + MYSQL_BACKENDS
 #: The servers (not files): PostgreSQL and MariaDB, one async driver each.
 SERVER_BACKENDS = ["postgresql+asyncpg", "mysql+aiomysql"]
 
+#: The reason the ``wheel`` tests give when they skip.
+NEEDS_THE_WHEEL = "needs the wheel: run make install-wheel (this is an editable install of the source tree)"
+#: Where a standard wheel puts each template folder of the package (see hatch_build.py).
+WHEEL_TEMPLATES = {"percog": "nxcog", "percog_pyproject": "nxcog_pyproject"}
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a source checkout: the template must come from the installed wheel."""
-    import alembic
 
+@functools.cache
+def installed_package() -> Path:
+    """The folder ``import nxalembic_templates`` loads the package from."""
     import nxalembic_templates
 
-    installed = Path(alembic.__file__).parent / "templates" / "nxcog" / "env.py"
-    from_source = Path(nxalembic_templates.__file__).resolve().parent == REPO / "nxalembic_templates"
-    if not installed.is_file() or from_source:
+    return Path(nxalembic_templates.__file__).resolve().parent
+
+
+@functools.cache
+def wheel_installed() -> bool:
+    """Whether the package comes from an installed wheel (not this source tree, as in ``make install``)."""
+    import alembic
+
+    nxcog = Path(alembic.__file__).parent / "templates" / "nxcog" / "env.py"
+    return installed_package() != REPO / "nxalembic_templates" and nxcog.is_file()
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def stale_wheel_files() -> list[str]:
+    """The files where the installed wheel differs from this checkout (package and templates)."""
+    import alembic
+
+    pairs = [(REPO / "nxalembic_templates", installed_package(), "nxalembic_templates")]
+    for folder, template in WHEEL_TEMPLATES.items():
+        installed = Path(alembic.__file__).parent / "templates" / template
+        pairs.append((REPO / "nxalembic_templates" / folder, installed, f"alembic/templates/{template}"))
+    stale = []
+    for source, installed, name in pairs:
+        ours, theirs = _files(source), _files(installed)
+        stale += [
+            f"{name}/{relpath}"
+            for relpath in sorted(ours.keys() | theirs.keys())
+            if relpath not in ours
+            or relpath not in theirs
+            or ours[relpath].read_bytes() != theirs[relpath].read_bytes()
+        ]
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "wheel: tests the templates the wheel registers with stock Alembic (alembic list_templates, "
+        f"alembic init -t nxcog); skipped in an editable install ({NEEDS_THE_WHEEL})",
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse an installed wheel older than the source; with NXALEMBIC_TEST_WHEEL=1, refuse any but the wheel.
+
+    ``make test`` and the matrix and library legs set NXALEMBIC_TEST_WHEEL=1: there the
+    ``wheel`` tests must run, never skip.
+    """
+    if wheel_installed():
+        stale = stale_wheel_files()
+        if stale:
+            shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+            pytest.exit(
+                f"the installed wheel is older than the source (it differs in {shown}): "
+                "run 'make install-wheel' (or 'make install' for an editable install)",
+                returncode=3,
+            )
+    elif os.environ.get("NXALEMBIC_TEST_WHEEL") == "1":
         pytest.exit(
-            "the suite tests the installed wheel; run 'make test' (it builds and installs it)", returncode=3
+            f"NXALEMBIC_TEST_WHEEL=1: the suite must test the installed wheel, but nxalembic_templates is "
+            f"imported from {installed_package()}; run 'make test' (it builds and installs the wheel)",
+            returncode=3,
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not wheel_installed():
+        skip = pytest.mark.skip(reason=NEEDS_THE_WHEEL)
+        for item in items:
+            if item.get_closest_marker("wheel"):
+                item.add_marker(skip)
 
 
 @dataclass
@@ -205,9 +286,17 @@ def _database_for(
 
 @pytest.fixture(scope="session")
 def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``alembic init -t nxcog migrations`` run once with the real executable; copied per test."""
+    """``alembic init -t nxcog migrations`` run once with the real executable; copied per test.
+
+    An editable install registers no ``nxcog`` with stock Alembic: there ``nxalembic init``
+    writes the same files from the package's own template (and an nxalembic.ini, removed).
+    """
     folder = tmp_path_factory.mktemp("init")
-    run([ALEMBIC, "init", "-t", "nxcog", "migrations"], cwd=folder)
+    if wheel_installed():
+        run([ALEMBIC, "init", "-t", "nxcog", "migrations"], cwd=folder)
+    else:
+        run([NXALEMBIC, "init", "migrations"], cwd=folder)
+        (folder / "nxalembic.ini").unlink()
     return folder
 
 
