@@ -390,6 +390,7 @@ def test_status_works_with_a_foreign_key_cycle_between_cogs(make_project) -> Non
 # -- make demo --------------------------------------------------------------------------------------
 
 
+@pytest.mark.wheel  # the demo runs stock `alembic list_templates` and `alembic init -t nxcog`
 def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
     """README / quickstart.rst: ``make demo`` runs the whole workflow on the example bot on SQLite,
     and last the bot's own start-up migrates the database (deploying.rst)."""
