@@ -10,6 +10,7 @@ an up-to-date wheel instead, so that they never skip there.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -300,30 +301,127 @@ def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+#: What a hand-written revision file imports, for its body and preamble to use.
+REVISION_IMPORTS = (
+    "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
+    "import sqlalchemy as sa\nfrom alembic import op\n"
+)
+
+
+def write_revision(
+    folder: Path,
+    revision: str,
+    down: str | tuple[str, ...] | None,
+    body: str = "pass",
+    *,
+    name: str = "hand",
+    filename: str | None = None,
+    preamble: str = "",
+    depends_on: str | None = None,
+) -> Path:
+    """A hand-written revision file in *folder*, as a user would write one; returns its path.
+
+    The file is ``{revision}_{name}.py`` unless *filename* names it.  Its ids are plain literals,
+    each assigned once (what the start-up fast path reads with ``ast``); *preamble* goes below
+    them, *body* is upgrade()'s code.  The module imports ``os``, ``threading``, ``time``,
+    ``Path``, ``sa`` and ``op`` for them to use.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (filename or f"{revision}_{name}.py")
+    path.write_text(
+        f"{REVISION_IMPORTS}\n"
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        f"depends_on = {depends_on!r}\n\n"
+        f"{preamble}\n\n"
+        f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
+        "def downgrade() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 @dataclass
 class BotProject:
-    """A copy of the example bot with an nxcog migrations folder, in a temp directory."""
+    """A bot in a temp directory beside an nxcog migrations folder, and its database.
+
+    By default a copy of the example bot (``make_project``).  Other bots use the same class with
+    their own *url_variable* (the environment variable their ``db.py`` reads the URL from),
+    *extra_env*, and, for a bot with nxalembic.ini's ``version_location`` / ``version_table``
+    set, the same two templates (``{cog}`` stands for the cog's name).
+    """
 
     path: Path
     db: Database
+    url_variable: str = "DEMOBOT_DATABASE_URL"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    version_location: str = "migrations/versions/{cog}"
+    version_table: str = "alembic_version_{cog}"
 
     @property
     def env(self) -> dict[str, str]:
-        return {"DEMOBOT_DATABASE_URL": self.db.url}
+        return {self.url_variable: self.db.url, **self.extra_env}
+
+    def on(self, db: Database) -> BotProject:
+        """The same project on another database."""
+        return dataclasses.replace(self, db=db)
+
+    def run(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> Result:
+        """Any command in the project's folder, with its environment (and *env*)."""
+        return run(list(args), cwd=self.path, env={**self.env, **(env or {})}, check=check)
 
     def alembic(self, *args: str, check: bool = True) -> Result:
-        return run([ALEMBIC, *args], cwd=self.path, env=self.env, check=check)
+        return self.run(ALEMBIC, *args, check=check)
 
     def cog(self, cog: str, *args: str, check: bool = True) -> Result:
         """``alembic -x cog=COG ARGS...``"""
         return self.alembic("-x", f"cog={cog}", *args, check=check)
 
     def nxalembic(self, *args: str, check: bool = True) -> Result:
-        return run([NXALEMBIC, *args], cwd=self.path, env=self.env, check=check)
+        return self.run(NXALEMBIC, *args, check=check)
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Spawned:
+        """Start a command in the project's folder without waiting; its output goes to ``NAME.log`` there."""
+        out = self.path / f"{name}.log"
+        with out.open("w") as handle:
+            process = subprocess.Popen(
+                args,
+                cwd=self.path,
+                env={**os.environ, **self.env, **(env or {})},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return Spawned(process, out)
+
+    def revisions_folder(self, cog: str) -> Path:
+        """Where *cog*'s revision files are."""
+        return self.path / self.version_location.format(cog=cog)
 
     def revisions(self, cog: str) -> list[Path]:
-        folder = self.path / "migrations" / "versions" / cog
+        folder = self.revisions_folder(cog)
         return sorted(folder.glob("*.py")) if folder.is_dir() else []
+
+    def head(self, cog: str) -> str:
+        """The revision id of *cog*'s one revision file (named ``{revision}_{slug}.py``)."""
+        [revision] = self.revisions(cog)
+        return revision.name.split("_", 1)[0]
+
+    def versions(self, cog: str) -> list[str]:
+        """The rows of *cog*'s version table (none when the table does not exist)."""
+        return self.db.versions(self.version_table.format(cog=cog))
+
+    def write_revision(
+        self, cog: str, revision: str, down: str | tuple[str, ...] | None, body: str = "pass", **how: Any
+    ) -> Path:
+        """:func:`write_revision` in *cog*'s revisions folder."""
+        return write_revision(self.revisions_folder(cog), revision, down, body, **how)
+
+    def write(self, relpath: str, text: str) -> Path:
+        """Write a file of the project (its folders made as needed)."""
+        path = self.path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
 
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.path / relpath
@@ -334,27 +432,6 @@ class BotProject:
     def unload(self, extension: str) -> None:
         """Remove an extension from the bot, as a user commenting out load_extension would."""
         self.edit("demobot/main.py", f'    "{extension}",', f'    # "{extension}",')
-
-    def write_revision(
-        self, cog: str, revision: str, down: str | None, body: str, *, name: str = "hand", preamble: str = ""
-    ) -> Path:
-        """A hand-written revision file of *cog*: *body* is upgrade()'s code, *preamble* goes above it.
-
-        The module imports ``os``, ``time``, ``Path``, ``sa`` and ``op`` for the body to use.
-        """
-        folder = self.path / "migrations" / "versions" / cog
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{revision}_{name}.py"
-        path.write_text(
-            "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
-            "import sqlalchemy as sa\nfrom alembic import op\n\n"
-            f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
-            f"{preamble}\n\n"
-            f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
-            "def downgrade() -> None:\n    pass\n",
-            encoding="utf-8",
-        )
-        return path
 
     def revision_ops(self, path: Path) -> str:
         """The body of upgrade() in a revision file."""

@@ -168,10 +168,6 @@ def setup(bot: commands.Bot) -> None:
 '''
 
 
-def write_revision(project: BotProject, cog: str, revision: str, down: str | None, body: str) -> None:
-    project.write_revision(cog, revision, down, body, name="startup")
-
-
 table = create_table_op
 
 
@@ -195,7 +191,7 @@ def bot_project(make_project: Callable[..., BotProject], request: pytest.Fixture
     for cog, revisions in HISTORY.items():
         down = None
         for revision, body in revisions:
-            write_revision(project, cog, revision, down, body)
+            project.write_revision(cog, revision, down, body)
             down = revision
     return project
 
@@ -264,10 +260,6 @@ def heads() -> dict[str, str]:
     return {cog: revisions[-1][0] for cog, revisions in HISTORY.items()}
 
 
-def versions(project: BotProject) -> dict[str, list[str]]:
-    return {cog: project.db.versions(f"alembic_version_{cog}") for cog in HISTORY}
-
-
 # -- apply -------------------------------------------------------------------------------------
 
 
@@ -280,8 +272,7 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
 ) -> None:
     project = bot_project
     # economy's last revision stands in the migration's thread until the bot's loop lets it go
-    write_revision(
-        project,
+    project.write_revision(
         "economy",
         "ec0000000003",
         "ec0000000002",
@@ -302,7 +293,9 @@ def test_upgrade_in_the_running_loop_migrates_the_given_bot_without_blocking_its
         "economy"
     )
     # the run-time cog was migrated: the API used the bot object, not a second import of its module
-    assert versions(project) == {cog: [revs[-1]] for cog, revs in expected.items()}
+    assert {cog: project.versions(cog) for cog in expected} == {
+        cog: [revs[-1]] for cog, revs in expected.items()
+    }
     inspector = sa.inspect(project.db.engine)
     assert {"core_t", "music_t", "economy_t", "extra_t"} <= set(inspector.get_table_names())
     assert "coins" in {c["name"] for c in inspector.get_columns("economy_t")}
@@ -358,7 +351,7 @@ def test_what_the_fast_path_cannot_tell_for_certain_goes_through_alembic(
     for cog, revisions in HISTORY.items():
         down = None
         for revision, body in revisions:
-            write_revision(project, cog, revision, down, body)
+            project.write_revision(cog, revision, down, body)
             down = revision
     start_bot(project, elsewhere, sync=True)
     at_head = sorted([cog, [], [rev], 0] for cog, rev in heads().items())
@@ -505,7 +498,7 @@ def test_the_lock_timeout_expires_with_one_line_naming_the_database(
         )
     # it did wait: the wait was reported (a WARNING of the start-up logger) before giving up
     assert [line for line in logs if WAIT_REPORT in line and "up to 0.5 s" in line], logs
-    assert versions(project) == {cog: [] for cog in HISTORY}
+    assert {cog: project.versions(cog) for cog in HISTORY} == {cog: [] for cog in HISTORY}
     assert not {"core_t", "music_t", "economy_t", "extra_t"} & project.db.tables()
 
 
@@ -526,7 +519,7 @@ def test_nxalembic_upgrade_lock_timeout_exits_non_zero_with_one_line(
     )
     assert "Traceback" not in result.output
     assert any(WAIT_REPORT in line and "up to 0.5 s" in line for line in result.stderr.splitlines())
-    assert {cog: project.db.versions(f"alembic_version_{cog}") for cog in ("core", "music", "economy")} == {
+    assert {cog: project.versions(cog) for cog in ("core", "music", "economy")} == {
         "core": [],
         "music": [],
         "economy": [],
