@@ -248,13 +248,15 @@ class OldBot(BotProject):
     #: Makes another database for the same bot (empty).
     fresh_database: Callable[[], Database] | None = None
 
-    def switch(self) -> OldBot:
-        """Replace the example bot by the old bot, its legacy revisions and nxalembic.ini."""
-        shutil.rmtree(self.path / "demobot")
+    @classmethod
+    def switched(cls, project: BotProject, fresh_database: Callable[[], Database] | None = None) -> OldBot:
+        """*project* with the example bot replaced by the old bot, its legacy revisions and nxalembic.ini."""
+        bot = cls(project.path, project.db, fresh_database=fresh_database)
+        shutil.rmtree(bot.path / "demobot")
         for relpath, text in {**FILES, **LEGACY_REVISIONS}.items():
-            self.write(relpath, textwrap.dedent(text).lstrip() if relpath in FILES else text)
-        self.write("nxalembic.ini", NXALEMBIC_INI)
-        return self
+            bot.write(relpath, textwrap.dedent(text).lstrip() if relpath in FILES else text)
+        bot.write("nxalembic.ini", NXALEMBIC_INI)
+        return bot
 
     def append(self, relpath: str, text: str, after: str | None = None) -> None:
         path = self.path / relpath
@@ -301,12 +303,10 @@ class OldBot(BotProject):
 
 @pytest.fixture(params=BACKENDS)
 def oldbot(make_project: Any, request: pytest.FixtureRequest) -> OldBot:
-    project = make_project(request.param)
-    return OldBot(
-        project.path,
-        project.db,
+    return OldBot.switched(
+        make_project(request.param),
         fresh_database=lambda: make_project(request.param, name="fresh", db_name="fresh").db,
-    ).switch()
+    )
 
 
 def foreign_keys(
@@ -472,7 +472,7 @@ LEGACY_PLAYLISTS = legacy_revision(
 
 
 def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(make_project: Any) -> None:
-    bot = OldBot(make_project("sqlite+aiosqlite"))
+    bot = OldBot.switched(make_project("sqlite+aiosqlite"))
     bot.write("oldbot/cogs/music/migrations/d4e5f6a1b2c3_playlists.py", LEGACY_PLAYLISTS)
     bot.build_legacy_database()
     bot.db.execute("INSERT INTO \"Music.playlists\" (id, name, top) VALUES (7, 'calm', 1)")
@@ -521,7 +521,7 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
 def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
     """``--rename Music.playlists:Music.mixes`` and ``--rename Music.songs.title:name``: the table
     names are matched whole against the cog's tables, never split on their dots."""
-    bot = OldBot(make_project("sqlite+aiosqlite"))
+    bot = OldBot.switched(make_project("sqlite+aiosqlite"))
     bot.upgrade_legacy()
     bot.develop()
     bot.nxalembic("migrate")
