@@ -4,20 +4,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs lint dist clean
+.PHONY: install install-wheel demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs lint dist clean
 .PHONY: test-discordpy test-disnake test-pycord library-leg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# The package is installed from its wheel (never editable): only the wheel registers the
-# nxcog template with stock Alembic, and that is what users get.
+# `make install`: an editable install (changes to the package apply at once; one test runs with
+# `.venv/bin/python -P -m pytest tests/test_x.py::test_y`).  It places no copy of the templates
+# in Alembic's templates/ folder (hatch_build.py), so stock `alembic init -t nxcog` and
+# `alembic list_templates` do not know nxcog there, and the tests of that registration skip.
+# `make install-wheel`: the wheel, as users get it (the only install that registers nxcog with
+# stock Alembic); `make test`, `demo`, `test-long` and `bench` use it.  In `make test` and the
+# matrix and library legs (each with its own freshly built wheel) NXALEMBIC_TEST_WHEEL=1 makes
+# the suite refuse to start without an up-to-date wheel, instead of skipping those tests.
 install: $(BIN)/python
+	$(PIP) install -q -e ".[test,dev]"
+
+install-wheel: $(BIN)/python
 	$(PIP) install -q ".[test,dev]"
 	$(PIP) install -q --no-deps --force-reinstall .
 
-demo: install
+test matrix-leg library-leg: export NXALEMBIC_TEST_WHEEL := 1
+
+demo: install-wheel
 	$(BIN)/python examples/demo.py
 
 # The suite runs on TEST_WORKERS pytest-xdist workers (one per CPU by default): nearly every
@@ -25,7 +36,7 @@ demo: install
 # servers.  TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= auto
 
-test: install
+test: install-wheel
 	bash .ci/install-postgres.sh
 	bash .ci/install-mariadb.sh
 	$(BIN)/python -P -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
@@ -49,7 +60,7 @@ LONG_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
 # in-process, a few minutes) with LONG_HEADS_EXAMPLES cases.
 LONG_HEADS_EXAMPLES ?= 10000
 
-test-long: install
+test-long: install-wheel
 	bash .ci/install-postgres.sh
 	bash .ci/install-mariadb.sh
 	@mkdir -p $(dir $(LONG_REPORT)) && : > $(LONG_REPORT)
@@ -132,7 +143,7 @@ library-leg:
 
 # Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md); among them
 # bench_startup_check.py, the start-up API at head against the bot's import (issue 13).
-bench: install
+bench: install-wheel
 	set -e; for script in benchmarks/bench_*.py; do $(BIN)/python -P $$script; done
 
 # HTML documentation; warnings are errors (tests/test_docs.py builds it too).
@@ -141,7 +152,7 @@ docs: install
 
 # ruff (lint rules and formatting) and mypy --strict, the versions pinned in the dev extra;
 # configuration in pyproject.toml.  mypy checks the package, the template's env.py included.
-LINT_PATHS := nxalembic_templates tests benchmarks examples docs/conf.py .ci/check_dist.py
+LINT_PATHS := nxalembic_templates tests benchmarks examples docs/conf.py .ci/check_dist.py hatch_build.py
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,11 +1,17 @@
 """Shared fixtures: real executables in subprocesses, real SQLite files, a real PostgreSQL and MariaDB.
 
-The suite runs against the package as users get it: the wheel installed into the test
-environment (``make test`` does that), so stock ``alembic -t nxcog`` finds the template.
+The suite runs against the installed package: an editable install of this checkout
+(``make install``), where one test runs on its own, or the wheel, as users get it
+(``make install-wheel``; ``make test`` does that).  Only the wheel registers the ``nxcog``
+templates with stock Alembic: the tests of that registration are marked ``wheel`` and skip
+in an editable install, and ``make test`` (``NXALEMBIC_TEST_WHEEL=1``) refuses to start without
+an up-to-date wheel instead, so that they never skip there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -40,19 +46,95 @@ ALL_BACKENDS = SQLITE_BACKENDS + POSTGRES_BACKENDS + MYSQL_BACKENDS
 #: The servers (not files): PostgreSQL and MariaDB, one async driver each.
 SERVER_BACKENDS = ["postgresql+asyncpg", "mysql+aiomysql"]
 
+#: The reason the ``wheel`` tests give when they skip.
+NEEDS_THE_WHEEL = "needs the wheel: run make install-wheel (this is an editable install of the source tree)"
+#: Where a standard wheel puts each template folder of the package (see hatch_build.py).
+WHEEL_TEMPLATES = {"percog": "nxcog", "percog_pyproject": "nxcog_pyproject"}
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a source checkout: the template must come from the installed wheel."""
-    import alembic
 
+@functools.cache
+def installed_package() -> Path:
+    """The folder ``import nxalembic_templates`` loads the package from."""
     import nxalembic_templates
 
-    installed = Path(alembic.__file__).parent / "templates" / "nxcog" / "env.py"
-    from_source = Path(nxalembic_templates.__file__).resolve().parent == REPO / "nxalembic_templates"
-    if not installed.is_file() or from_source:
+    return Path(nxalembic_templates.__file__).resolve().parent
+
+
+@functools.cache
+def wheel_installed() -> bool:
+    """Whether the package comes from an installed wheel (not this source tree, as in ``make install``)."""
+    import alembic
+
+    nxcog = Path(alembic.__file__).parent / "templates" / "nxcog" / "env.py"
+    return installed_package() != REPO / "nxalembic_templates" and nxcog.is_file()
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def stale_wheel_files() -> list[str]:
+    """The files where the installed wheel differs from this checkout (package and templates)."""
+    import alembic
+
+    pairs = [(REPO / "nxalembic_templates", installed_package(), "nxalembic_templates")]
+    for folder, template in WHEEL_TEMPLATES.items():
+        installed = Path(alembic.__file__).parent / "templates" / template
+        pairs.append((REPO / "nxalembic_templates" / folder, installed, f"alembic/templates/{template}"))
+    stale = []
+    for source, installed, name in pairs:
+        ours, theirs = _files(source), _files(installed)
+        stale += [
+            f"{name}/{relpath}"
+            for relpath in sorted(ours.keys() | theirs.keys())
+            if relpath not in ours
+            or relpath not in theirs
+            or ours[relpath].read_bytes() != theirs[relpath].read_bytes()
+        ]
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "wheel: tests the templates the wheel registers with stock Alembic (alembic list_templates, "
+        f"alembic init -t nxcog); skipped in an editable install ({NEEDS_THE_WHEEL})",
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse an installed wheel older than the source; with NXALEMBIC_TEST_WHEEL=1, refuse any but the wheel.
+
+    ``make test`` and the matrix and library legs set NXALEMBIC_TEST_WHEEL=1: there the
+    ``wheel`` tests must run, never skip.
+    """
+    if wheel_installed():
+        stale = stale_wheel_files()
+        if stale:
+            shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+            pytest.exit(
+                f"the installed wheel is older than the source (it differs in {shown}): "
+                "run 'make install-wheel' (or 'make install' for an editable install)",
+                returncode=3,
+            )
+    elif os.environ.get("NXALEMBIC_TEST_WHEEL") == "1":
         pytest.exit(
-            "the suite tests the installed wheel; run 'make test' (it builds and installs it)", returncode=3
+            f"NXALEMBIC_TEST_WHEEL=1: the suite must test the installed wheel, but nxalembic_templates is "
+            f"imported from {installed_package()}; run 'make test' (it builds and installs the wheel)",
+            returncode=3,
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not wheel_installed():
+        skip = pytest.mark.skip(reason=NEEDS_THE_WHEEL)
+        for item in items:
+            if item.get_closest_marker("wheel"):
+                item.add_marker(skip)
 
 
 @dataclass
@@ -205,36 +287,141 @@ def _database_for(
 
 @pytest.fixture(scope="session")
 def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``alembic init -t nxcog migrations`` run once with the real executable; copied per test."""
+    """``alembic init -t nxcog migrations`` run once with the real executable; copied per test.
+
+    An editable install registers no ``nxcog`` with stock Alembic: there ``nxalembic init``
+    writes the same files from the package's own template (and an nxalembic.ini, removed).
+    """
     folder = tmp_path_factory.mktemp("init")
-    run([ALEMBIC, "init", "-t", "nxcog", "migrations"], cwd=folder)
+    if wheel_installed():
+        run([ALEMBIC, "init", "-t", "nxcog", "migrations"], cwd=folder)
+    else:
+        run([NXALEMBIC, "init", "migrations"], cwd=folder)
+        (folder / "nxalembic.ini").unlink()
     return folder
+
+
+#: What a hand-written revision file imports, for its body and preamble to use.
+REVISION_IMPORTS = (
+    "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
+    "import sqlalchemy as sa\nfrom alembic import op\n"
+)
+
+
+def write_revision(
+    folder: Path,
+    revision: str,
+    down: str | tuple[str, ...] | None,
+    body: str = "pass",
+    *,
+    name: str = "hand",
+    filename: str | None = None,
+    preamble: str = "",
+    depends_on: str | None = None,
+) -> Path:
+    """A hand-written revision file in *folder*, as a user would write one; returns its path.
+
+    The file is ``{revision}_{name}.py`` unless *filename* names it.  Its ids are plain literals,
+    each assigned once (what the start-up fast path reads with ``ast``); *preamble* goes below
+    them, *body* is upgrade()'s code.  The module imports ``os``, ``threading``, ``time``,
+    ``Path``, ``sa`` and ``op`` for them to use.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (filename or f"{revision}_{name}.py")
+    path.write_text(
+        f"{REVISION_IMPORTS}\n"
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        f"depends_on = {depends_on!r}\n\n"
+        f"{preamble}\n\n"
+        f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
+        "def downgrade() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 @dataclass
 class BotProject:
-    """A copy of the example bot with an nxcog migrations folder, in a temp directory."""
+    """A bot in a temp directory beside an nxcog migrations folder, and its database.
+
+    By default a copy of the example bot (``make_project``).  Other bots use the same class with
+    their own *url_variable* (the environment variable their ``db.py`` reads the URL from),
+    *extra_env*, and, for a bot with nxalembic.ini's ``version_location`` / ``version_table``
+    set, the same two templates (``{cog}`` stands for the cog's name).
+    """
 
     path: Path
     db: Database
+    url_variable: str = "DEMOBOT_DATABASE_URL"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    version_location: str = "migrations/versions/{cog}"
+    version_table: str = "alembic_version_{cog}"
 
     @property
     def env(self) -> dict[str, str]:
-        return {"DEMOBOT_DATABASE_URL": self.db.url}
+        return {self.url_variable: self.db.url, **self.extra_env}
+
+    def on(self, db: Database) -> BotProject:
+        """The same project on another database."""
+        return dataclasses.replace(self, db=db)
+
+    def run(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> Result:
+        """Any command in the project's folder, with its environment (and *env*)."""
+        return run(list(args), cwd=self.path, env={**self.env, **(env or {})}, check=check)
 
     def alembic(self, *args: str, check: bool = True) -> Result:
-        return run([ALEMBIC, *args], cwd=self.path, env=self.env, check=check)
+        return self.run(ALEMBIC, *args, check=check)
 
     def cog(self, cog: str, *args: str, check: bool = True) -> Result:
         """``alembic -x cog=COG ARGS...``"""
         return self.alembic("-x", f"cog={cog}", *args, check=check)
 
     def nxalembic(self, *args: str, check: bool = True) -> Result:
-        return run([NXALEMBIC, *args], cwd=self.path, env=self.env, check=check)
+        return self.run(NXALEMBIC, *args, check=check)
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Spawned:
+        """Start a command in the project's folder without waiting; its output goes to ``NAME.log`` there."""
+        out = self.path / f"{name}.log"
+        with out.open("w") as handle:
+            process = subprocess.Popen(
+                args,
+                cwd=self.path,
+                env={**os.environ, **self.env, **(env or {})},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return Spawned(process, out)
+
+    def revisions_folder(self, cog: str) -> Path:
+        """Where *cog*'s revision files are."""
+        return self.path / self.version_location.format(cog=cog)
 
     def revisions(self, cog: str) -> list[Path]:
-        folder = self.path / "migrations" / "versions" / cog
+        folder = self.revisions_folder(cog)
         return sorted(folder.glob("*.py")) if folder.is_dir() else []
+
+    def head(self, cog: str) -> str:
+        """The revision id of *cog*'s one revision file (named ``{revision}_{slug}.py``)."""
+        [revision] = self.revisions(cog)
+        return revision.name.split("_", 1)[0]
+
+    def versions(self, cog: str) -> list[str]:
+        """The rows of *cog*'s version table (none when the table does not exist)."""
+        return self.db.versions(self.version_table.format(cog=cog))
+
+    def write_revision(
+        self, cog: str, revision: str, down: str | tuple[str, ...] | None, body: str = "pass", **how: Any
+    ) -> Path:
+        """:func:`write_revision` in *cog*'s revisions folder."""
+        return write_revision(self.revisions_folder(cog), revision, down, body, **how)
+
+    def write(self, relpath: str, text: str) -> Path:
+        """Write a file of the project (its folders made as needed)."""
+        path = self.path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
 
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.path / relpath
@@ -245,27 +432,6 @@ class BotProject:
     def unload(self, extension: str) -> None:
         """Remove an extension from the bot, as a user commenting out load_extension would."""
         self.edit("demobot/main.py", f'    "{extension}",', f'    # "{extension}",')
-
-    def write_revision(
-        self, cog: str, revision: str, down: str | None, body: str, *, name: str = "hand", preamble: str = ""
-    ) -> Path:
-        """A hand-written revision file of *cog*: *body* is upgrade()'s code, *preamble* goes above it.
-
-        The module imports ``os``, ``time``, ``Path``, ``sa`` and ``op`` for the body to use.
-        """
-        folder = self.path / "migrations" / "versions" / cog
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{revision}_{name}.py"
-        path.write_text(
-            "import os\nimport threading\nimport time\nfrom pathlib import Path\n\n"
-            "import sqlalchemy as sa\nfrom alembic import op\n\n"
-            f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
-            f"{preamble}\n\n"
-            f"def upgrade() -> None:\n{textwrap.indent(textwrap.dedent(body).strip(), '    ')}\n\n\n"
-            "def downgrade() -> None:\n    pass\n",
-            encoding="utf-8",
-        )
-        return path
 
     def revision_ops(self, path: Path) -> str:
         """The body of upgrade() in a revision file."""

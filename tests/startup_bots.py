@@ -63,10 +63,6 @@ asyncio.run(main())
 '''
 
 
-def write_revision(project: BotProject, cog: str, revision: str, down: str | None, body: str) -> None:
-    project.write_revision(cog, revision, down, body, name="deploy")
-
-
 create_table = create_table_op
 
 

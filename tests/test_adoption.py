@@ -10,15 +10,15 @@ Then the stock commands must see the stamped revision, find no drift, and migrat
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import textwrap
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Result, run
+from conftest import BotProject, Database
 
 BASELINE = {"music": "ab12cd34ef56", "economy": "0f1e2d3c4b5a"}
 
@@ -179,38 +179,30 @@ def predecessor_schema(backend: str) -> list[str]:
     ]
 
 
-class LegacyBot:
-    """The bot project after the switch: Nextcord-Ormar's layout plus an nxcog migrations folder."""
-
-    def __init__(self, project: BotProject) -> None:
-        self.path, self.db = project.path, project.db
-        shutil.rmtree(self.path / "demobot")
-        for relpath, text in FILES.items():
-            target = self.path / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(textwrap.dedent(text).lstrip())
-        (self.path / "nxalembic.ini").write_text(NXALEMBIC_INI)
-
-    def run(self, tool: str, *args: str, check: bool = True) -> Result:
-        return run([tool, *args], cwd=self.path, env={"LEGACYBOT_DATABASE_URL": self.db.url}, check=check)
-
-    def cog(self, cog: str, *args: str, check: bool = True) -> Result:
-        return self.run(ALEMBIC, "-x", f"cog={cog}", *args, check=check)
-
-    def revisions(self, cog: str) -> list[Path]:
-        return sorted((self.path / "legacybot" / "cogs" / cog / "migrations").glob("*.py"))
-
-
 @pytest.fixture
-def legacy(project: BotProject) -> LegacyBot:
-    return LegacyBot(project)
+def legacy(project: BotProject) -> BotProject:
+    """The bot project after the switch: Nextcord-Ormar's layout plus an nxcog migrations folder.
+
+    Its bot reads ``LEGACYBOT_DATABASE_URL``; a cog's revisions are in Nextcord-Ormar's
+    ``<app folder>/migrations`` and its version table is ``alembic.<app>``, as NXALEMBIC_INI says.
+    """
+    shutil.rmtree(project.path / "demobot")
+    for relpath, text in FILES.items():
+        project.write(relpath, textwrap.dedent(text).lstrip())
+    project.write("nxalembic.ini", NXALEMBIC_INI)
+    return dataclasses.replace(
+        project,
+        url_variable="LEGACYBOT_DATABASE_URL",
+        version_location="legacybot/cogs/{cog}/migrations",
+        version_table="alembic.{cog}",
+    )
 
 
 def song_columns(db: Database) -> list[str]:
     return [column["name"] for column in sa.inspect(db.engine).get_columns("music.songs")]
 
 
-def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> None:
+def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: BotProject) -> None:
     for statement in predecessor_schema(legacy.db.backend):
         legacy.db.execute(statement)
     before = legacy.db.snapshot()
@@ -219,7 +211,7 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
         assert f"{revision} (head)" in legacy.cog(app, "current").stdout
         assert "No new upgrade operations detected" in legacy.cog(app, "check").output
     assert legacy.db.snapshot() == before  # reading and comparing changed nothing
-    assert "in sync" in legacy.run(NXALEMBIC, "status").stdout
+    assert "in sync" in legacy.nxalembic("status").stdout
 
     # A model change becomes a revision on top of the stamped one, next to it in migrations/.
     models = legacy.path / "legacybot/cogs/music/models.py"
@@ -236,8 +228,8 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
     new_id = re.search(r"^revision: str = '(\w+)'", text, re.M).group(1)  # type: ignore[union-attr]
 
     legacy.cog("music", "upgrade", "head")
-    assert legacy.db.versions("alembic.music") == [new_id]
-    assert legacy.db.versions("alembic.economy") == [BASELINE["economy"]]
+    assert legacy.versions("music") == [new_id]
+    assert legacy.versions("economy") == [BASELINE["economy"]]
     assert song_columns(legacy.db) == ["id", "title", "artist", "plays"]
     assert legacy.db.snapshot({"music.songs"})["music.songs"]["rows"] == [
         (1, "Clair de lune", "Debussy", None)
@@ -250,11 +242,11 @@ def test_a_nextcord_ormar_database_is_adopted_as_it_is(legacy: LegacyBot) -> Non
         assert not {"music", "economy", "alembic"} & schemas
 
 
-def test_a_fresh_database_gets_the_predecessors_names_from_the_baselines(legacy: LegacyBot) -> None:
+def test_a_fresh_database_gets_the_predecessors_names_from_the_baselines(legacy: BotProject) -> None:
     """New installs of the adopted bot start from the same baselines and end with the same names."""
-    legacy.run(NXALEMBIC, "upgrade")
+    legacy.nxalembic("upgrade")
     assert legacy.db.tables() == {"music.songs", "economy.wallets", "alembic.music", "alembic.economy"}
     for app, revision in BASELINE.items():
-        assert legacy.db.versions(f"alembic.{app}") == [revision]
-    check = legacy.run(NXALEMBIC, "check")
+        assert legacy.versions(app) == [revision]
+    check = legacy.nxalembic("check")
     assert "all cogs: models match their migrations" in check.stdout

@@ -8,7 +8,6 @@ No bot, no nxcog template: plain Alembic script folders written here, real SQLit
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from conftest import write_revision
 from nxalembic_templates import _compat
 
 SCRIPT_TEMPLATE = '''"""${message}"""
@@ -37,30 +37,6 @@ def downgrade():
 '''
 
 
-def write_revision(
-    folder: Path, revision: str, down: str | None, body: str = "pass", name: str | None = None
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name or revision}.py"
-    path.write_text(
-        textwrap.dedent(f"""\
-        revision = {revision!r}
-        down_revision = {down!r}
-        branch_labels = None
-        depends_on = None
-
-
-        def upgrade():
-            {body}
-
-
-        def downgrade():
-            pass
-        """)
-    )
-    return path
-
-
 def scripts_folder(tmp_path: Path, env_py: str = "") -> Path:
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -75,7 +51,7 @@ def test_load_revisions_yields_every_file_even_two_with_one_id(tmp_path: Path) -
     write_revision(folder / "versions", "aaa", None, name="second")
     script = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
     loaded = sorted(Path(s.path).name for s in _compat.load_revisions(script))
-    assert loaded == ["first.py", "second.py"]  # the revision map would keep only one of them
+    assert loaded == ["aaa_first.py", "aaa_second.py"]  # the revision map would keep only one of them
 
 
 def test_retarget_points_a_built_script_directory_at_one_folder(tmp_path: Path) -> None:
@@ -147,8 +123,6 @@ def test_upgrade_steps_run_the_chain_from_base_to_the_heads(tmp_path: Path) -> N
     folder = scripts_folder(tmp_path)
     write_revision(folder / "versions", "r1", None, "op.create_table('one', sa.Column('id', sa.Integer))")
     write_revision(folder / "versions", "r2", "r1", "op.create_table('two', sa.Column('id', sa.Integer))")
-    for path in (folder / "versions").glob("*.py"):
-        path.write_text("from alembic import op\nimport sqlalchemy as sa\n" + path.read_text())
     script = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
     engine = sa.create_engine("sqlite://")
     with engine.connect() as connection:
@@ -195,6 +169,7 @@ def test_type_affinity_groups_the_types_a_rename_may_keep(
 RECORDING_ENV = """
 import sqlalchemy as sa
 from alembic import context
+from conftest import write_revision
 from nxalembic_templates import _compat
 
 def record(migration_context, revision, directives):

@@ -53,10 +53,10 @@ def _gate(revision: str) -> None:
 '''
 
 
-def write_revision(
+def racing_revision(
     project: BotProject, cog: str, revision: str, down: str | None, upgrade: str, gate: bool = False
 ) -> None:
-    """A hand-written revision that logs its run in race_log (and stops at the gate if asked)."""
+    """A revision (``project.write_revision``) logging its run in race_log; it stops at the gate if asked."""
     body = (
         textwrap.dedent(upgrade).strip()
         + f"\nop.execute(\"INSERT INTO race_log (revision) VALUES ('{revision}')\")"
@@ -176,7 +176,7 @@ class Race:
 
 
 def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, tmp_path: Path) -> None:
-    write_revision(
+    racing_revision(
         project,
         "core",
         "feed00000001",
@@ -191,7 +191,7 @@ def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, 
     """,
         gate=True,
     )
-    write_revision(
+    racing_revision(
         project,
         "core",
         "feed00000002",
@@ -211,7 +211,7 @@ def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, 
         race.kill()
 
     assert race.runs() == {"feed00000001": 1, "feed00000002": 1}
-    assert project.db.versions("alembic_version_core") == ["feed00000002"]
+    assert project.versions("core") == ["feed00000002"]
     assert {"core_users", "alembic_version_core"} <= project.db.tables()
     ran = [out for out in outputs if "Running upgrade  -> feed00000001" in out]
     assert ran == [migrator.output()], race.outputs()
@@ -224,7 +224,7 @@ def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(
 ) -> None:
     revisions = {"core": "beef00000001", "music": "beef00000002", "economy": "beef00000003"}
     for cog, revision in revisions.items():
-        write_revision(project, cog, revision, None, create_table(f"{cog}_race"), gate=True)
+        racing_revision(project, cog, revision, None, create_table(f"{cog}_race"), gate=True)
     race = Race(project, tmp_path)
     try:
         race.start([NXALEMBIC, "upgrade"], [NXALEMBIC, "upgrade"])
@@ -235,7 +235,7 @@ def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(
 
     assert race.runs() == {revision: 1 for revision in revisions.values()}
     for cog, revision in revisions.items():
-        assert project.db.versions(f"alembic_version_{cog}") == [revision]
+        assert project.versions(cog) == [revision]
         assert f"{cog}_race" in project.db.tables()
         applied = [out for out in outputs if f"{cog}: 1 revision applied" in out]
         assert applied == [migrators[cog].output()], race.outputs()
@@ -265,15 +265,15 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
     make_project: Callable[..., BotProject],
 ) -> None:
     project = make_project("postgresql+asyncpg")
-    write_revision(
+    racing_revision(
         project,
         "core",
         "cafe00000001",
         None,
         f"{create_table('core_race')}\nop.execute('SELECT pg_advisory_xact_lock({CORE_GATE})')",
     )
-    write_revision(project, "music", "cafe00000002", None, create_table("music_race"))
-    write_revision(
+    racing_revision(project, "music", "cafe00000002", None, create_table("music_race"))
+    racing_revision(
         project,
         "economy",
         "cafe00000003",
@@ -345,7 +345,7 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
         in_economy = wait_for(inside_economy, "nxalembic to stand inside economy's revision")
         assert in_economy == in_core, "every cog must run on the one connection of the run"
         # core and music are committed by now, and the run still holds its one lock
-        assert project.db.versions("alembic_version_music") == ["cafe00000002"]
+        assert project.versions("music") == ["cafe00000002"]
         assert locks(f"AND classid = 0 AND objid = {key} AND objsubid = 1 AND granted") == [(in_core, True)]
         gates.exec_driver_sql(f"SELECT pg_advisory_unlock({ECONOMY_GATE})")
         gates.commit()
@@ -361,7 +361,7 @@ def test_one_nxalembic_run_holds_one_lock_with_the_documented_key_across_its_cog
             process.wait()
         gates.close()
     assert locks(f"AND objid = {key}") == [], "the lock ends with the run"
-    assert project.db.versions("alembic_version_economy") == ["cafe00000003"]
+    assert project.versions("economy") == ["cafe00000003"]
 
 
 def documented_lock_name(database: str) -> str:
@@ -377,15 +377,15 @@ def test_on_mariadb_one_nxalembic_run_holds_one_get_lock_with_the_documented_nam
     """As the PostgreSQL test above: gates are user locks the test holds, revisions wait on them."""
     project = make_project("mysql+aiomysql")
     gate = "SELECT GET_LOCK('test_gate_{}', 120)"
-    write_revision(
+    racing_revision(
         project,
         "core",
         "cafe00000001",
         None,
         f"{create_table('core_race')}\nop.execute({gate.format('core')!r})",
     )
-    write_revision(project, "music", "cafe00000002", None, create_table("music_race"))
-    write_revision(
+    racing_revision(project, "music", "cafe00000002", None, create_table("music_race"))
+    racing_revision(
         project,
         "economy",
         "cafe00000003",
@@ -448,7 +448,7 @@ def test_on_mariadb_one_nxalembic_run_holds_one_get_lock_with_the_documented_nam
             return user_lock_waiter(project.db, "test_gate_economy")
 
         assert wait_for(inside_economy, "nxalembic inside economy's revision") == in_core
-        assert project.db.versions("alembic_version_music") == ["cafe00000002"]
+        assert project.versions("music") == ["cafe00000002"]
         gates.exec_driver_sql("DO RELEASE_LOCK('test_gate_economy')")
         assert process.wait(timeout=STEP_TIMEOUT) == 0, out.read_text()
         # RELEASE_LOCK at the end of the run: the contender holds it now
@@ -468,4 +468,4 @@ def test_on_mariadb_one_nxalembic_run_holds_one_get_lock_with_the_documented_nam
         contender.close()
         gates.close()
     assert holder() is None, "the lock ends with the run"
-    assert project.db.versions("alembic_version_economy") == ["cafe00000003"]
+    assert project.versions("economy") == ["cafe00000003"]

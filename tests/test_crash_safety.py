@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import BotProject
-from startup_bots import create_table, start, stop, wait_for, write_revision
+from startup_bots import create_table, start, stop, wait_for
 
 CRASHING = f"""
 {create_table("core_crash_first")}
@@ -63,8 +63,7 @@ def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_sta
     mode: str,
 ) -> None:
     project = make_project(backend)
-    write_revision(
-        project,
+    project.write_revision(
         "core",
         "crash0001",
         None,
@@ -73,9 +72,9 @@ def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_sta
     """,
     )
     for cog in ("music", "economy"):  # every cog has revisions: one without them is never ready
-        write_revision(project, cog, f"{cog}0001", None, create_table(f"{cog}_crash_t"))
+        project.write_revision(cog, f"{cog}0001", None, create_table(f"{cog}_crash_t"))
     project.nxalembic("upgrade")  # the bot as deployed before
-    write_revision(project, "core", "crash0002", "crash0001", CRASHING)  # the new release
+    project.write_revision("core", "crash0002", "crash0001", CRASHING)  # the new release
     before = project.db.snapshot()
 
     marker = tmp_path / "inside-crash0002"
@@ -91,7 +90,7 @@ def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_sta
         assert project.db.scalar("PRAGMA integrity_check") == "ok"
     else:  # the server ends the dead client's session, and its migration lock with it
         wait_for(lambda: None if migration_locks(project) else True, "the dead session's lock to go", [])
-    assert project.db.versions("alembic_version_core") == ["crash0001"]
+    assert project.versions("core") == ["crash0001"]
     if project.db.backend == "mysql":
         mariadb_keeps_what_was_done_and_a_fixed_revision_finishes(project, mode, tmp_path, before)
         return
@@ -100,7 +99,7 @@ def test_sigkill_inside_a_revision_leaves_the_previous_revision_and_the_next_sta
 
     restart = start(project, mode, tmp_path, "restart")
     assert restart.process.wait(timeout=300) == 0, restart.output()
-    assert project.db.versions("alembic_version_core") == ["crash0002"]
+    assert project.versions("core") == ["crash0002"]
     assert {"core_crash_first", "core_crash_second"} <= project.db.tables()
     columns = [c["name"] for c in sa.inspect(project.db.engine).get_columns("core_crash_log")]
     assert columns == ["note", "extra"]
@@ -123,12 +122,12 @@ def mariadb_keeps_what_was_done_and_a_fixed_revision_finishes(
     again = start(project, mode, tmp_path, "again")  # the unchanged revision cannot run on that state
     assert again.process.wait(timeout=300) != 0, again.output()
     assert "Table 'core_crash_first' already exists" in again.output()
-    assert project.db.versions("alembic_version_core") == ["crash0001"]
+    assert project.versions("core") == ["crash0001"]
 
-    write_revision(project, "core", "crash0002", "crash0001", RERUNNABLE)
+    project.write_revision("core", "crash0002", "crash0001", RERUNNABLE)
     restart = start(project, mode, tmp_path, "restart")
     assert restart.process.wait(timeout=300) == 0, restart.output()
-    assert project.db.versions("alembic_version_core") == ["crash0002"]
+    assert project.versions("core") == ["crash0002"]
     assert {"core_crash_first", "core_crash_second"} <= project.db.tables()
 
 

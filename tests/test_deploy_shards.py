@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import BotProject
-from startup_bots import STEP_TIMEOUT, Starter, create_table, start, stop, wait_for, write_revision
+from startup_bots import STEP_TIMEOUT, Starter, create_table, start, stop, wait_for
 
 SHARDS = 8
 #: What a process waiting for SQLite's write lock reports (see nxalembic_templates.locking).
@@ -53,7 +53,7 @@ def write_revisions(project: BotProject) -> None:
             f"{create_table(f'{cog}_shard')}\n"
             f"op.execute(\"INSERT INTO shard_log (revision) VALUES ('{revision}')\")"
         )
-        write_revision(project, cog, revision, None, body + (GATE if cog == "core" else ""))
+        project.write_revision(cog, revision, None, body + (GATE if cog == "core" else ""))
     project.db.execute("CREATE TABLE shard_log (revision VARCHAR(40) NOT NULL)")
 
 
@@ -130,7 +130,7 @@ def test_eight_processes_starting_together_apply_each_revision_once(
         runs = dict(conn.execute(sa.text("SELECT revision, count(*) FROM shard_log GROUP BY revision")).all())
     assert runs == {revision: 1 for revision in REVISIONS.values()}
     for cog, revision in REVISIONS.items():
-        assert project.db.versions(f"alembic_version_{cog}") == [revision]
+        assert project.versions(cog) == [revision]
         assert f"{cog}_shard" in project.db.tables()
     appliers: dict[str, list[int]] = {}
     for starter in starters:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -28,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, NXALEMBIC, REPO, Database, _database_for, run
-from startup_bots import STEP_TIMEOUT, Starter, stop, wait_for
+from conftest import BIN, NXALEMBIC, REPO, BotProject, Database, Spawned, _database_for, run
+from startup_bots import STEP_TIMEOUT, stop, wait_for
 
 PAGE = REPO / "docs" / "deploying.rst"
 TOKEN = "not-a-real-token"
@@ -126,59 +125,27 @@ def documented_commands(page: Path) -> list[str]:
 FILES = documented_files()
 
 
-class DeployedBot:
-    """The generated bot in a folder, with its database and the page's files."""
+def deployed_bot(path: Path, db: Database) -> BotProject:
+    """The generated bot in *path* on *db*, with the page's files and the stand-in login.
 
-    def __init__(self, path: Path, db: Database) -> None:
-        self.path = path
-        self.db = db
-        stand_in = path / "stand_in"
-        stand_in.mkdir()
-        (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        self.env = {
-            "MYBOT_DATABASE_URL": db.url,
+    A :class:`BotProject` whose bot reads ``MYBOT_DATABASE_URL``; every command also gets the
+    token and the stand-in (``PYTHONPATH``), since the page's files start the bot itself.
+    """
+    stand_in = path / "stand_in"
+    stand_in.mkdir()
+    (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    for name, text in FILES.items():
+        (path / name).write_text(text)
+    return BotProject(
+        path,
+        db,
+        url_variable="MYBOT_DATABASE_URL",
+        extra_env={
             "DISCORD_TOKEN": TOKEN,
             "PYTHONPATH": str(stand_in),
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # python and nxalembic of the test environment
-        }
-        for name, text in FILES.items():
-            (path / name).write_text(text)
-
-    def run(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            args,
-            cwd=self.path,
-            env={**os.environ, **self.env, **(env or {})},
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
-        assert not check or proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}"
-        return proc
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Starter:
-        out = self.path / f"{name}.log"
-        with out.open("w") as handle:
-            process = subprocess.Popen(
-                args,
-                cwd=self.path,
-                env={**os.environ, **self.env, **(env or {})},
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        return Starter(process, out)
-
-    def head(self) -> str:
-        [revision] = (self.path / "migrations" / "versions" / "notes").glob("*.py")
-        return revision.name.split("_", 1)[0]
-
-    def versions(self) -> list[str]:
-        return self.db.versions("alembic_version_notes")
+        },
+    )
 
 
 def started(output: str) -> dict:
@@ -204,17 +171,17 @@ def generated_bot(initialised_template: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def make_bot(
     generated_bot: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Callable[[str], DeployedBot]:
+) -> Callable[[str], BotProject]:
     """``make_bot(backend)``: a copy of the generated bot on a fresh, empty database."""
     made: list[Database] = []
 
-    def make(backend: str) -> DeployedBot:
+    def make(backend: str) -> BotProject:
         path = tmp_path / "project"
         shutil.copytree(generated_bot, path)
         db = _database_for(backend, tmp_path, request)
         made.append(db)
-        bot = DeployedBot(path, db)
-        assert bot.versions() == [] and NOTES_TABLE not in db.tables()
+        bot = deployed_bot(path, db)
+        assert bot.versions("notes") == [] and NOTES_TABLE not in db.tables()
         return bot
 
     yield make
@@ -228,74 +195,74 @@ def test_the_page_has_the_files_this_test_runs() -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
 def test_recipe_1_start_py_migrates_before_connecting(
-    make_bot: Callable[[str], DeployedBot], backend: str
+    make_bot: Callable[[str], BotProject], backend: str
 ) -> None:
     bot = make_bot(backend)
-    first = bot.run(sys.executable, "start.py").stdout
-    assert started(first) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, first
-    assert f"nxalembic_templates.startup:cog notes: 1 revision applied, now at {bot.head()}" in first
-    assert bot.versions() == [bot.head()] and NOTES_TABLE in bot.db.tables()
+    first = bot.run(sys.executable, "start.py").output
+    assert started(first) == {"token": TOKEN, "at": {"notes": [bot.head("notes")]}}, first
+    assert f"nxalembic_templates.startup:cog notes: 1 revision applied, now at {bot.head('notes')}" in first
+    assert bot.versions("notes") == [bot.head("notes")] and NOTES_TABLE in bot.db.tables()
 
-    restart = bot.run(sys.executable, "start.py").stdout
-    assert f"cog notes: at head {bot.head()}, nothing to do" in restart and "STARTED" in restart
+    restart = bot.run(sys.executable, "start.py").output
+    assert f"cog notes: at head {bot.head('notes')}, nothing to do" in restart and "STARTED" in restart
 
 
-def test_recipe_1_start_sync_py_migrates_before_bot_run(make_bot: Callable[[str], DeployedBot]) -> None:
+def test_recipe_1_start_sync_py_migrates_before_bot_run(make_bot: Callable[[str], BotProject]) -> None:
     bot = make_bot("sqlite+aiosqlite")
-    out = bot.run(sys.executable, "start_sync.py").stdout
-    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, out
-    assert f"cog notes: 1 revision applied, now at {bot.head()}" in out
-    assert bot.versions() == [bot.head()]
+    out = bot.run(sys.executable, "start_sync.py").output
+    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head("notes")]}}, out
+    assert f"cog notes: 1 revision applied, now at {bot.head('notes')}" in out
+    assert bot.versions("notes") == [bot.head("notes")]
 
 
 def test_recipe_2_entrypoint_migrates_then_execs_the_bot_and_the_probe_follows(
-    make_bot: Callable[[str], DeployedBot],
+    make_bot: Callable[[str], BotProject],
 ) -> None:
     bot = make_bot("sqlite+aiosqlite")
     probe = json.loads(re.search(r"command: (\[.*\])", FILES["probe.yaml"]).group(1))  # type: ignore[union-attr]
     assert probe[0] == "nxalembic"
 
     not_ready = bot.run(*probe, check=False)
-    assert not_ready.returncode == 1 and "behind: notes by 1 revision" in not_ready.stdout, not_ready.stdout
-    assert bot.versions() == [] and NOTES_TABLE not in bot.db.tables()  # the probe changed nothing
+    assert not_ready.returncode == 1 and "behind: notes by 1 revision" in not_ready.output, not_ready.output
+    assert bot.versions("notes") == [] and NOTES_TABLE not in bot.db.tables()  # the probe changed nothing
 
-    out = bot.run("sh", "entrypoint.sh").stdout
+    out = bot.run("sh", "entrypoint.sh").output
     assert "upgraded 1 cog: 1 revision applied" in out
-    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head()]}}, out
+    assert started(out) == {"token": TOKEN, "at": {"notes": [bot.head("notes")]}}, out
     assert bot.run(*probe).returncode == 0
 
 
 def test_recipe_2_entrypoint_stops_before_the_bot_when_the_migration_fails(
-    make_bot: Callable[[str], DeployedBot],
+    make_bot: Callable[[str], BotProject],
 ) -> None:
     bot = make_bot("sqlite+aiosqlite")
     bot.db.execute(f"CREATE TABLE {NOTES_TABLE} (id INTEGER PRIMARY KEY)")  # in the revision's way
     out = bot.run("sh", "entrypoint.sh", check=False)
-    assert out.returncode == 1, out.stdout
+    assert out.returncode == 1, out.output
     assert (
-        "FAILED: cog 'notes'" in out.stdout and "STARTED" not in out.stdout and "Traceback" not in out.stdout
+        "FAILED: cog 'notes'" in out.output and "STARTED" not in out.output and "Traceback" not in out.output
     )
 
 
 def test_recipe_3_other_shards_wait_in_verify_mode_until_shard_0_migrated(
-    make_bot: Callable[[str], DeployedBot],
+    make_bot: Callable[[str], BotProject],
 ) -> None:
     bot = make_bot("sqlite+aiosqlite")
-    starters: list[Starter] = []
+    starters: list[Spawned] = []
     try:
         starters.append(
-            shard1 := bot.start("shard1", sys.executable, "start_shard.py", env={"SHARD_ID": "1"})
+            shard1 := bot.spawn("shard1", sys.executable, "start_shard.py", env={"SHARD_ID": "1"})
         )
         wait_for(
             lambda: "waiting for shard 0 to migrate: {'notes': 1}" in shard1.output() or None,
             "shard 1 to wait for shard 0",
             starters,
         )
-        assert bot.versions() == []  # shard 1 only looked
-        shard0 = bot.run(sys.executable, "start_shard.py", env={"SHARD_ID": "0"}).stdout
-        assert f"cog notes: 1 revision applied, now at {bot.head()}" in shard0 and "STARTED" in shard0
+        assert bot.versions("notes") == []  # shard 1 only looked
+        shard0 = bot.run(sys.executable, "start_shard.py", env={"SHARD_ID": "0"}).output
+        assert f"cog notes: 1 revision applied, now at {bot.head('notes')}" in shard0 and "STARTED" in shard0
         assert shard1.process.wait(timeout=STEP_TIMEOUT) == 0, shard1.output()
     finally:
         stop(starters)
-    assert started(shard1.output()) == {"token": TOKEN, "at": {"notes": [bot.head()]}}
+    assert started(shard1.output()) == {"token": TOKEN, "at": {"notes": [bot.head("notes")]}}
     assert "applied" not in shard1.output()

@@ -3,8 +3,9 @@
 The license text must be in the sdist and in the wheel, and the wheel must carry the
 ``nxcog`` template where stock Alembic looks for it.  ``.ci/check_dist.py`` (what
 ``make dist`` runs) must pass on them, and must fail, in one line, on a wheel without the
-template.  The builds use this environment's hatchling (``--no-isolation``) to stay fast;
-``make dist`` builds in isolated environments, as a release does.
+template.  An editable install (``make install``) must place no copy of the templates there:
+it would go stale as the source changes.  The builds use this environment's hatchling
+(``--no-isolation``) to stay fast; ``make dist`` builds in isolated environments, as a release does.
 """
 
 from __future__ import annotations
@@ -91,3 +92,32 @@ def test_check_dist_refuses_a_wheel_without_the_template(dist: Path, tmp_path: P
         "stock 'alembic init -t nxcog' would not find the template"
     ]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["wheel", "editable"])
+def test_an_editable_install_places_no_template_copy(tmp_path: Path, editable: bool) -> None:
+    """``pip install -e .`` (make install) leaves Alembic's templates/ alone; ``pip install .`` fills it.
+
+    Installed with ``--target`` into a folder of its own (this environment's install is left as
+    it is); the editable install imports the package from this checkout.
+    """
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    run([*pip, "--target", str(target), *(["-e"] if editable else []), str(REPO)], cwd=tmp_path)
+    templates = target / "alembic" / "templates"
+    if not editable:  # the control: the same command without -e installs the templates
+        assert sorted(p.name for p in templates.iterdir()) == ["nxcog", "nxcog_pyproject"]
+        assert (templates / "nxcog" / "env.py").read_bytes() == (
+            REPO / "nxalembic_templates" / "percog" / "env.py"
+        ).read_bytes()
+        return
+    assert not (target / "alembic").exists(), sorted(p.relative_to(target) for p in target.rglob("*"))
+    [record] = target.glob("nxalembic_templates-*.dist-info/RECORD")
+    assert "alembic/" not in record.read_text()
+    # the package as the target folder alone finds it (-S: without this environment's site-packages)
+    find = "import importlib.util as u; print(u.find_spec('nxalembic_templates').origin)"
+    found = run(
+        [sys.executable, "-S", "-P", "-c", f"import site; site.addsitedir({str(target)!r}); {find}"],
+        cwd=tmp_path,
+    )
+    assert Path(found.stdout.strip()) == REPO / "nxalembic_templates" / "__init__.py"

@@ -17,27 +17,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 from conftest import REPO, BotProject
 
 #: The operation that makes a revision fail: it reads a table that no backend has.
 FAILING_OPERATION = 'op.execute("SELECT * FROM does_not_exist")'
-
-
-def write_revision(project: BotProject, cog: str, revision: str, down: str | None, upgrade: str) -> Path:
-    """A hand-written revision file in the cog's folder, as a user would write one."""
-    folder = project.path / "migrations" / "versions" / cog
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{revision}_by_hand.py"
-    path.write_text(
-        "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
-        "def upgrade() -> None:\n" + textwrap.indent(textwrap.dedent(upgrade).strip(), "    ") + "\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
-    )
-    return path
 
 
 def failed_lines(output: str) -> list[str]:
@@ -67,11 +52,11 @@ op.create_table("core_badges", sa.Column("id", sa.Integer(), primary_key=True))
 
 
 def test_a_failing_revision_rolls_back_the_whole_upgrade(project: BotProject) -> None:
-    write_revision(project, "core", "aaaa00000001", None, CORE_USERS)
+    project.write_revision("core", "aaaa00000001", None, CORE_USERS)
     project.cog("core", "upgrade", "head")
     project.db.execute("INSERT INTO core_users (id, name) VALUES (1, 'ada')")
-    write_revision(project, "core", "aaaa00000002", "aaaa00000001", ADD_LOCALE)
-    bad = write_revision(project, "core", "aaaa00000003", "aaaa00000002", CREATE_BADGES_THEN_FAIL)
+    project.write_revision("core", "aaaa00000002", "aaaa00000001", ADD_LOCALE)
+    bad = project.write_revision("core", "aaaa00000003", "aaaa00000002", CREATE_BADGES_THEN_FAIL)
     before = project.db.snapshot()
 
     result = project.cog("core", "upgrade", "head", check=False)
@@ -87,14 +72,14 @@ def test_a_failing_revision_rolls_back_the_whole_upgrade(project: BotProject) ->
     # Nothing of the run is left: not revision 2's rebuilt table and index, not revision 3's
     # table, not a version row.  The snapshot covers every table, its columns, indexes and rows.
     assert project.db.snapshot() == before
-    assert project.db.versions("alembic_version_core") == ["aaaa00000001"]
+    assert project.versions("core") == ["aaaa00000001"]
     assert "core_badges" not in project.db.tables()
     assert "_alembic_tmp_core_users" not in project.db.tables()
 
     # Fixed, the same revisions apply cleanly: nothing half-made is in their way.
     bad.write_text(bad.read_text().replace(FAILING_OPERATION, "pass"))
     project.cog("core", "upgrade", "head")
-    assert project.db.versions("alembic_version_core") == ["aaaa00000003"]
+    assert project.versions("core") == ["aaaa00000003"]
     assert "core_badges" in project.db.tables()
     snap = project.db.snapshot({"core_users"})["core_users"]
     assert "locale" in [column[0] for column in snap["columns"]]
@@ -107,7 +92,7 @@ def mariadb_keeps_the_committed_ddl(project: BotProject, line: str, bad: Path) -
         "this database commits DDL statement by statement, so it is now between revisions: 1 schema "
         "statement of revision aaaa00000003 stayed applied (CREATE TABLE core_badges" in line
     ), line
-    assert project.db.versions("alembic_version_core") == ["aaaa00000002"]
+    assert project.versions("core") == ["aaaa00000002"]
     assert "core_badges" in project.db.tables()
     snap = project.db.snapshot({"core_users"})["core_users"]
     assert "locale" in [column[0] for column in snap["columns"]]
@@ -122,12 +107,12 @@ def mariadb_keeps_the_committed_ddl(project: BotProject, line: str, bad: Path) -
         )
     )
     project.cog("core", "upgrade", "head")
-    assert project.db.versions("alembic_version_core") == ["aaaa00000003"]
+    assert project.versions("core") == ["aaaa00000003"]
     assert project.db.snapshot({"core_users"})["core_users"]["rows"] == [(1, "ada", None)]
 
 
 def test_a_failing_first_revision_leaves_no_version_table(project: BotProject) -> None:
-    write_revision(project, "core", "bbbb00000001", None, CORE_USERS + FAILING_OPERATION)
+    project.write_revision("core", "bbbb00000001", None, CORE_USERS + FAILING_OPERATION)
 
     result = project.cog("core", "upgrade", "head", check=False)
 
@@ -136,16 +121,15 @@ def test_a_failing_first_revision_leaves_no_version_table(project: BotProject) -
     assert line.startswith("FAILED: cog 'core': revision bbbb00000001 failed: "), line
     if project.db.backend == "mysql":  # the version table and core_users committed as they were made
         assert project.db.tables() == {"core_users", "alembic_version_core"}
-        assert project.db.versions("alembic_version_core") == []
+        assert project.versions("core") == []
         assert "between revisions" in line
         return
     assert project.db.tables() == set()
 
 
 def test_nxalembic_upgrade_keeps_finished_cogs_and_rolls_back_the_failing_one(project: BotProject) -> None:
-    write_revision(project, "core", "cccc00000001", None, CORE_USERS)
-    write_revision(
-        project,
+    project.write_revision("core", "cccc00000001", None, CORE_USERS)
+    project.write_revision(
         "music",
         "cccc00000002",
         None,
@@ -154,8 +138,7 @@ def test_nxalembic_upgrade_keeps_finished_cogs_and_rolls_back_the_failing_one(pr
         {FAILING_OPERATION}
     """,
     )
-    write_revision(
-        project,
+    project.write_revision(
         "economy",
         "cccc00000003",
         None,
@@ -180,10 +163,10 @@ def test_nxalembic_upgrade_keeps_finished_cogs_and_rolls_back_the_failing_one(pr
             "music_songs",
             "alembic_version_music",
         }
-        assert project.db.versions("alembic_version_music") == []
+        assert project.versions("music") == []
     else:
         assert project.db.tables() == {"core_users", "alembic_version_core"}
-    assert project.db.versions("alembic_version_core") == ["cccc00000001"]
+    assert project.versions("core") == ["cccc00000001"]
 
 
 NO_SERVER_PLUGIN = '''

@@ -17,36 +17,11 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from conftest import BotProject
+from conftest import BotProject, write_revision
 from nxalembic_templates.headcheck import folder_head
 from test_startup import start_bot, with_start_script
 
 COGS = ("core", "economy", "music")
-
-
-def revision_file(
-    folder: Path,
-    revision: str,
-    down: str | tuple[str, ...] | None,
-    depends_on: str | None = None,
-    *,
-    name: str | None = None,
-    extra: str = "",
-) -> Path:
-    """A revision file whose ids are plain literals, each assigned once; *extra* goes below them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name or f"{revision}_rev.py")
-    path.write_text(
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        f"depends_on = {depends_on!r}\n{extra}\n\n"
-        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def versions(project: BotProject, cog: str) -> Path:
-    return project.path / "migrations" / "versions" / cog
 
 
 def alembic_heads(folder: Path) -> list[str] | None:
@@ -85,12 +60,12 @@ def test_status_counts_the_branch_alembic_would_apply(
 ) -> None:
     project = make_project("sqlite")
     for cog in ("core", "economy"):
-        revision_file(versions(project, cog), f"{cog}00000001", None)
+        project.write_revision(cog, f"{cog}00000001", None)
         project.cog(cog, "upgrade", "head")
     for revision, down, depends_on in UNAPPLIED_BRANCH[history]:
-        revision_file(versions(project, "music"), revision, down, depends_on)
+        project.write_revision("music", revision, down, depends_on=depends_on)
     project.cog("music", "upgrade", "b0000000000b")
-    assert project.db.versions("alembic_version_music") == ["b0000000000b"]
+    assert project.versions("music") == ["b0000000000b"]
     before = project.db.snapshot()
 
     status = json.loads(project.nxalembic("status", "--json").stdout)
@@ -104,7 +79,7 @@ def test_status_counts_the_branch_alembic_would_apply(
     assert result.returncode == 1, result.output
     assert "behind: music by 1 revision; run 'nxalembic upgrade'" in result.stderr
     # the fast path does not call that "at head"
-    assert folder_head(versions(project, "music")) is None
+    assert folder_head(project.revisions_folder("music")) is None
     assert project.db.snapshot() == before
 
     # what Alembic's `upgrade heads` then does is what status counted
@@ -124,14 +99,14 @@ def test_a_dependency_is_a_head_to_the_fast_path_as_to_alembic(
     so every route says the history forked, the start-up fast path included."""
     project = with_start_script(make_project("sqlite+aiosqlite"))
     for cog in ("core", "economy"):
-        revision_file(versions(project, cog), f"{cog}00000001", None)
-    music = versions(project, "music")
-    revision_file(music, "a0000000000a", None)
-    revision_file(music, "b0000000000b", "a0000000000a")
-    revision_file(music, "c0000000000c", "a0000000000a", "b0000000000b")
+        project.write_revision(cog, f"{cog}00000001", None)
+    music = project.revisions_folder("music")
+    write_revision(music, "a0000000000a", None)
+    write_revision(music, "b0000000000b", "a0000000000a")
+    write_revision(music, "c0000000000c", "a0000000000a", depends_on="b0000000000b")
     for cog in COGS:
         project.cog(cog, "upgrade", "heads")
-    assert project.db.versions("alembic_version_music") == ["c0000000000c"]
+    assert project.versions("music") == ["c0000000000c"]
     assert alembic_heads(music) == ["b0000000000b", "c0000000000c"]
     before = project.db.snapshot()
 
@@ -176,8 +151,8 @@ TRICKS = {
 @pytest.mark.parametrize("trick", list(TRICKS))
 def test_the_fast_path_never_reads_another_head_than_alembic(tmp_path: Path, trick: str) -> None:
     folder = tmp_path / "versions" / "music"
-    revision_file(folder, "a0000000000a", None)
-    revision_file(folder, "b0000000000b", "a0000000000a", extra=TRICKS[trick])
+    write_revision(folder, "a0000000000a", None)
+    write_revision(folder, "b0000000000b", "a0000000000a", preamble=TRICKS[trick])
     expected = alembic_heads(folder)
     assert expected != ["b0000000000b"]  # the trick does change what Alembic reads
     assert folder_head(folder) in (None, expected)
@@ -189,8 +164,8 @@ def test_the_fast_path_never_reads_another_head_than_alembic(tmp_path: Path, tri
 )
 def test_the_fast_path_reads_the_files_alembic_loads(tmp_path: Path, name: str, loaded: bool) -> None:
     folder = tmp_path / "versions" / "music"
-    revision_file(folder, "a0000000000a", None)
-    revision_file(folder, "b0000000000b", "a0000000000a", name=name)
+    write_revision(folder, "a0000000000a", None)
+    write_revision(folder, "b0000000000b", "a0000000000a", filename=name)
     expected = ["b0000000000b"] if loaded else ["a0000000000a"]
     assert alembic_heads(folder) == expected
     assert folder_head(folder) == expected
@@ -212,16 +187,16 @@ def test_revisions_in_a_subfolder_of_a_cogs_folder_are_refused_on_every_route(
 ) -> None:
     project = make_project("sqlite")
     for cog in COGS:
-        revision_file(versions(project, cog), f"{cog}00000001", None)
-    nested = versions(project, "music") / "later"
-    revision_file(nested, "music00000002", "music00000001")
+        project.write_revision(cog, f"{cog}00000001", None)
+    nested = project.revisions_folder("music") / "later"
+    write_revision(nested, "music00000002", "music00000001")
     assert "music00000002 (head)" in project.alembic("heads").stdout  # what `alembic heads` lists
     before = project.db.snapshot()
 
     refusal = (
-        f"cog 'music': {nested} holds revision files (music00000002_rev.py), but Alembic applies only the "
-        f"files of the cog's revisions folder {versions(project, 'music')} itself: move them there, or "
-        "delete them"
+        f"cog 'music': {nested} holds revision files (music00000002_hand.py), but Alembic applies only the "
+        f"files of the cog's revisions folder {project.revisions_folder('music')} itself: move them there, "
+        "or delete them"
     )
     for result in (
         project.nxalembic("upgrade", check=False),
@@ -232,11 +207,11 @@ def test_revisions_in_a_subfolder_of_a_cogs_folder_are_refused_on_every_route(
         assert "Traceback" not in result.output
     result = project.nxalembic("status", "--exit-code", check=False)
     assert result.returncode == 1 and refusal in result.stdout, result.output
-    assert folder_head(versions(project, "music")) is None  # the fast path leaves it to those routes
+    assert folder_head(project.revisions_folder("music")) is None  # the fast path leaves it to those routes
     assert project.db.snapshot() == before
 
     # Python's own bytecode cache is no revision folder
-    nested.rename(versions(project, "music") / "__pycache__")
+    nested.rename(project.revisions_folder("music") / "__pycache__")
     project.nxalembic("upgrade")
-    assert project.db.versions("alembic_version_music") == ["music00000001"]
-    assert folder_head(versions(project, "music")) == ["music00000001"]
+    assert project.versions("music") == ["music00000001"]
+    assert folder_head(project.revisions_folder("music")) == ["music00000001"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, run
-from test_libraries import FILES, LibraryBot, foreign_keys
+from conftest import Result
+from test_libraries import FILES, LibraryBot, foreign_keys, make_library_bot
 
 NO_EXTENSIONS = (
     "bot mybot.main.bot has no extensions loaded: importing mybot.main loads none",
@@ -33,7 +33,7 @@ def lazy_bot(initialised_template: Path, tmp_path: Path) -> Iterator[LibraryBot]
     """The page's nextcord bot, with the factory module and its nxalembic.ini beside it."""
     path = tmp_path / "project"
     shutil.copytree(initialised_template, path)
-    bot = LibraryBot(path, "nextcord")
+    bot = make_library_bot(path, "nextcord")
     (path / "mybot" / "app.py").write_text(FILES["mybot/app.py (factory)"])
     yield bot
     bot.db.dispose()
@@ -65,7 +65,7 @@ def test_a_factory_builds_the_bot_and_the_setting_loads_what_it_did_not(lazy_bot
     out = bot.nxalembic("upgrade").output
     assert "notes: 1 revision applied" in out and "tags: 1 revision applied" in out, out
     assert foreign_keys(bot.db, "tags") == [(("note",), "notes")]
-    assert bot.db.versions("alembic_version_tags") == [bot.head("tags")]
+    assert bot.versions("tags") == [bot.head("tags")]
     assert bot.head("tags") in bot.alembic("-x", "cog=tags", "current").stdout
 
     # the same factory as a coroutine function (awaited), the list written with commas
@@ -98,10 +98,10 @@ def test_the_start_up_api_loads_the_extensions_the_bot_lacks(lazy_bot: LibraryBo
     for how in ("sync", "async"):
         bot.db.engine.dispose()
         (bot.path / "bot.db").unlink(missing_ok=True)
-        out = run([sys.executable, str(script), how], cwd=bot.path, env=bot.env()).output
+        out = bot.run(sys.executable, str(script), how).output
         assert "LOADED ['mybot.cogs.notes', 'mybot.cogs.tags'] ['notes', 'tags']" in out, out
         assert foreign_keys(bot.db, "tags") == [(("note",), "notes")], how
-        assert bot.db.versions("alembic_version_tags") == [bot.head("tags")], how
+        assert bot.versions("tags") == [bot.head("tags")], how
 
 
 def test_a_bot_without_extensions_is_an_error_that_says_why(lazy_bot: LibraryBot) -> None:

@@ -25,12 +25,13 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, BIN, NXALEMBIC, REPO, Database, Result, run
+from conftest import BIN, REPO, BotProject, Database, Result
 from test_deploying_doc import documented_files
 
 PAGE = REPO / "docs" / "libraries.rst"
@@ -114,37 +115,37 @@ def write_files(path: Path, files: dict[str, str]) -> None:
         (path / package / "__init__.py").touch()
 
 
-class LibraryBot:
-    """The page's bot for one library in a folder, with an nxcog environment and a database."""
+@dataclass
+class LibraryBot(BotProject):
+    """The page's bot for one library in a folder, with an nxcog environment and a database.
 
-    def __init__(self, path: Path, library: str) -> None:
-        self.path = path
-        self.library = library
-        write_files(path, library_files(library))
-        write_files(path, tags_cog((path / "mybot/cogs/notes.py").read_text()))
-        stand_in = path / "stand_in"
-        stand_in.mkdir()
-        (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE.format(package=LIBRARIES[library][1]))
-        self.stand_in = stand_in
-        self.db = Database(f"sqlite+aiosqlite:///{path / 'bot.db'}")
+    A :class:`BotProject` whose bot reads ``MYBOT_DATABASE_URL`` (this environment's executables
+    first on ``PATH``); it adds the library and :meth:`start`, which runs the bot itself with a
+    stand-in for the library's login.
+    """
 
-    def env(self, db: Database | None = None) -> dict[str, str]:
-        return {"MYBOT_DATABASE_URL": (db or self.db).url, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-
-    def alembic(self, *args: str, check: bool = True) -> Result:
-        return run([ALEMBIC, *args], cwd=self.path, env=self.env(), check=check)
-
-    def nxalembic(self, *args: str, check: bool = True) -> Result:
-        return run([NXALEMBIC, *args], cwd=self.path, env=self.env(), check=check)
+    url_variable: str = "MYBOT_DATABASE_URL"
+    library: str = "nextcord"
 
     def start(self, db: Database) -> Result:
         """``python -m mybot.main`` with the stand-in login, on *db*."""
-        env = {**self.env(db), "DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(self.stand_in)}
-        return run([sys.executable, "-m", "mybot.main"], cwd=self.path, env=env)
+        env = {"DISCORD_TOKEN": TOKEN, "PYTHONPATH": str(self.path / "stand_in")}
+        return self.on(db).run(sys.executable, "-m", "mybot.main", env=env)
 
-    def head(self, cog: str) -> str:
-        [revision] = (self.path / "migrations" / "versions" / cog).glob("*.py")
-        return revision.name.split("_", 1)[0]
+
+def make_library_bot(path: Path, library: str) -> LibraryBot:
+    """The page's bot for *library* written into *path* (an nxcog environment already), on async SQLite."""
+    write_files(path, library_files(library))
+    write_files(path, tags_cog((path / "mybot/cogs/notes.py").read_text()))
+    stand_in = path / "stand_in"
+    stand_in.mkdir()
+    (stand_in / "sitecustomize.py").write_text(SITECUSTOMIZE.format(package=LIBRARIES[library][1]))
+    return LibraryBot(
+        path,
+        Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"),
+        extra_env={"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        library=library,
+    )
 
 
 def started(output: str) -> dict:
@@ -163,7 +164,7 @@ def foreign_keys(db: Database, table: str) -> list[tuple[tuple[str, ...], str]]:
 def library_bot(initialised_template: Path, tmp_path: Path) -> Iterator[LibraryBot]:
     path = tmp_path / "project"
     shutil.copytree(initialised_template, path)
-    bot = LibraryBot(path, LIBRARY)
+    bot = make_library_bot(path, LIBRARY)
     yield bot
     bot.db.dispose()
 
@@ -205,7 +206,7 @@ def test_core_workflow(library_bot: LibraryBot) -> None:
     bot.alembic(*[arg.strip('"') for arg in commands[0][1:]])
     bot.alembic(*commands[1][1:])
     assert {"notes", "alembic_version_notes"} <= bot.db.tables() and "tags" not in bot.db.tables()
-    assert bot.db.versions("alembic_version_notes") == [bot.head("notes")]
+    assert bot.versions("notes") == [bot.head("notes")]
 
     # nxalembic, every cog: tags is written and applied after notes, which it references
     migrate = bot.nxalembic("migrate").output
@@ -213,7 +214,7 @@ def test_core_workflow(library_bot: LibraryBot) -> None:
     upgrade = bot.nxalembic("upgrade").output
     assert re.search(r"^notes: nothing to do.*\ntags: 1 revision applied", upgrade, re.M), upgrade
     assert foreign_keys(bot.db, "tags") == [(("note",), "notes")]
-    assert bot.db.versions("alembic_version_tags") == [bot.head("tags")]
+    assert bot.versions("tags") == [bot.head("tags")]
     status = bot.nxalembic("status").stdout
     assert re.search(r"^notes\s+alembic_version_notes\s+(\w+)\s+\1\s+0\s+in sync$", status, re.M), status
     assert re.search(r"^tags\s+alembic_version_tags\s+(\w+)\s+\1\s+0\s+in sync$", status, re.M), status

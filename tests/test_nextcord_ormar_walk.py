@@ -18,13 +18,15 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Result, run, sync_url
+from conftest import ALEMBIC, BotProject, Database, run, sync_url
 
 BACKENDS = ["sqlite+aiosqlite", "postgresql+psycopg", "mysql+pymysql"]
 LEGACY = {"Music": ["a1b2c3d4e5f6", "b2c3d4e5f6a1"], "economy": ["c3d4e5f6a1b2"]}
@@ -232,20 +234,29 @@ ROWS = [
 ]
 
 
-class OldBot:
-    """The bot project after the switch: Nextcord-Ormar's layout plus an nxcog migrations folder."""
+@dataclass
+class OldBot(BotProject):
+    """The bot project after the switch: Nextcord-Ormar's layout plus an nxcog migrations folder.
 
-    def __init__(self, project: BotProject) -> None:
-        self.path, self.db = project.path, project.db
-        shutil.rmtree(self.path / "demobot")
+    A :class:`BotProject` whose bot reads ``OLDBOT_DATABASE_URL``; what it adds is this walk's
+    story: the database built as NXAlembic built it, the model changes made after the switch,
+    and the revisions written since, found among Nextcord-Ormar's own in each app's
+    ``migrations/`` folder (an app module's are in its package's: no one folder per cog).
+    """
+
+    url_variable: str = "OLDBOT_DATABASE_URL"
+    #: Makes another database for the same bot (empty).
+    fresh_database: Callable[[], Database] | None = None
+
+    @classmethod
+    def switched(cls, project: BotProject, fresh_database: Callable[[], Database] | None = None) -> OldBot:
+        """*project* with the example bot replaced by the old bot, its legacy revisions and nxalembic.ini."""
+        bot = cls(project.path, project.db, fresh_database=fresh_database)
+        shutil.rmtree(bot.path / "demobot")
         for relpath, text in {**FILES, **LEGACY_REVISIONS}.items():
-            self.write(relpath, textwrap.dedent(text).lstrip() if relpath in FILES else text)
-        (self.path / "nxalembic.ini").write_text(NXALEMBIC_INI)
-
-    def write(self, relpath: str, text: str) -> None:
-        target = self.path / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+            bot.write(relpath, textwrap.dedent(text).lstrip() if relpath in FILES else text)
+        bot.write("nxalembic.ini", NXALEMBIC_INI)
+        return bot
 
     def append(self, relpath: str, text: str, after: str | None = None) -> None:
         path = self.path / relpath
@@ -279,22 +290,11 @@ class OldBot:
         self.append("oldbot/cogs/economy.py", WALLET_FAVOURITE, after="    balance: int = ormar.Integer()\n")
         self.append("oldbot/cogs/economy.py", PURCHASE, after=WALLET_FAVOURITE)
 
-    def run(self, tool: str, *args: str, db: Database | None = None, check: bool = True) -> Result:
-        return run(
-            [tool, *args], cwd=self.path, env={"OLDBOT_DATABASE_URL": (db or self.db).url}, check=check
-        )
-
-    def nx(self, *args: str, db: Database | None = None, check: bool = True) -> Result:
-        return self.run(NXALEMBIC, *args, db=db, check=check)
-
     def upgrade_legacy(self) -> None:
         """``nxalembic upgrade`` while quotes has no revision: the others are upgraded, then it fails."""
-        result = self.nx("upgrade", check=False)
+        result = self.nxalembic("upgrade", check=False)
         assert result.returncode == 1, result.output
         assert "cog 'quotes' has models but no revisions" in result.stderr, result.output
-
-    def cog(self, cog: str, *args: str, check: bool = True) -> Result:
-        return self.run(ALEMBIC, "-x", f"cog={cog}", *args, check=check)
 
     def new_revisions(self) -> list[Path]:
         legacy = {self.path / relpath for relpath in LEGACY_REVISIONS}
@@ -303,9 +303,10 @@ class OldBot:
 
 @pytest.fixture(params=BACKENDS)
 def oldbot(make_project: Any, request: pytest.FixtureRequest) -> OldBot:
-    bot = OldBot(make_project(request.param))
-    bot.fresh_database = lambda: make_project(request.param, name="fresh", db_name="fresh").db
-    return bot
+    return OldBot.switched(
+        make_project(request.param),
+        fresh_database=lambda: make_project(request.param, name="fresh", db_name="fresh").db,
+    )
 
 
 def foreign_keys(
@@ -360,7 +361,7 @@ OLD_ROWS = {
 
 
 def assert_zero_drift(bot: OldBot, db: Database | None = None) -> None:
-    result = bot.nx("check", db=db, check=False)
+    result = (bot if db is None else bot.on(db)).nxalembic("check", check=False)
     assert result.returncode == 0 and "all cogs: models match their migrations" in result.stdout, (
         result.output
     )
@@ -374,7 +375,7 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
         assert db.scalar("SELECT count(*) FROM pg_type WHERE typname = 'genre' AND typtype = 'e'") == 1
 
     # Adopt with configuration only: the legacy heads are found, the adopted cogs have no drift.
-    status = oldbot.nx("status", check=False).stdout
+    status = oldbot.nxalembic("status", check=False).stdout
     for app, head in LEGACY_HEADS.items():
         assert re.search(rf"^\s*{app}\b.*{head}", status, re.M), status
     for app in LEGACY:
@@ -382,7 +383,7 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
 
     # Carry on: new models with foreign keys to dotted tables, in the same cog and across cogs.
     oldbot.develop()
-    oldbot.nx("migrate")
+    oldbot.nxalembic("migrate")
     written = oldbot.new_revisions()
     assert {p.parent.relative_to(oldbot.path).as_posix() for p in written} == {
         "oldbot/cogs/music/migrations",
@@ -391,7 +392,7 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
     }
     texts = {p: p.read_text() for p in written}
     assert any("'Music.songs.id'" in text for text in texts.values())  # what Alembic writes, not edited
-    oldbot.nx("upgrade")
+    oldbot.nxalembic("upgrade")
     assert {p: p.read_text() for p in oldbot.new_revisions()} == texts
 
     assert foreign_keys(db) == EXPECTED_FKS
@@ -402,18 +403,19 @@ def test_the_whole_walk_from_a_nextcord_ormar_database(oldbot: OldBot) -> None:
 
     # Down one cog at a time (referencing cogs first), then up again.
     for cog in ("economy", "quotes", "Music"):
-        oldbot.nx("downgrade", cog)
+        oldbot.nxalembic("downgrade", cog)
     assert db.versions("alembic.Music") == [MUSIC_2] and db.versions("alembic.economy") == LEGACY["economy"]
     assert db.versions("alembic.quotes") == []
     assert db.tables() - VERSION_TABLES == OLD_TABLES and foreign_keys(db) == set()
     assert old_rows(db) == OLD_ROWS
-    oldbot.nx("upgrade")
+    oldbot.nxalembic("upgrade")
     assert foreign_keys(db) == EXPECTED_FKS and old_rows(db) == OLD_ROWS
     assert_zero_drift(oldbot)
 
     # A new install: an empty database built from the same revision files.
+    assert oldbot.fresh_database is not None
     fresh = oldbot.fresh_database()
-    oldbot.nx("upgrade", db=fresh)
+    oldbot.on(fresh).nxalembic("upgrade")
     assert fresh.tables() == db.tables()
     assert foreign_keys(fresh) == EXPECTED_FKS
     assert_zero_drift(oldbot, db=fresh)
@@ -427,20 +429,20 @@ def test_revisions_generated_with_foreign_keys_to_dotted_tables_run_unchanged(
     oldbot.upgrade_legacy()  # the legacy revision files build a new database, rename included
     oldbot.develop()
     if generator == "nxalembic migrate --offline":
-        oldbot.nx("migrate", "--offline")
+        oldbot.nxalembic("migrate", "--offline")
     else:
         for cog in ("Music", "economy", "quotes"):
             oldbot.cog(cog, "revision", "--autogenerate", "-m", "more")
     texts = {p: p.read_text() for p in oldbot.new_revisions()}
     assert len(texts) == 3 and any("'Music.songs.id'" in text for text in texts.values())
 
-    oldbot.nx("upgrade")
+    oldbot.nxalembic("upgrade")
 
     assert {p: p.read_text() for p in oldbot.new_revisions()} == texts
     assert foreign_keys(oldbot.db) == EXPECTED_FKS and has_dotted_index(oldbot.db)
     assert_zero_drift(oldbot)
     # create_foreign_key's reverse, drop_constraint, runs too (batch mode on SQLite)
-    oldbot.nx("downgrade", "economy")
+    oldbot.nxalembic("downgrade", "economy")
     assert foreign_keys(oldbot.db, {"economy.wallets"}) == set()
     assert [c["name"] for c in sa.inspect(oldbot.db.engine).get_columns("economy.wallets")] == [
         "_id",
@@ -470,7 +472,7 @@ LEGACY_PLAYLISTS = legacy_revision(
 
 
 def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(make_project: Any) -> None:
-    bot = OldBot(make_project("sqlite+aiosqlite"))
+    bot = OldBot.switched(make_project("sqlite+aiosqlite"))
     bot.write("oldbot/cogs/music/migrations/d4e5f6a1b2c3_playlists.py", LEGACY_PLAYLISTS)
     bot.build_legacy_database()
     bot.db.execute("INSERT INTO \"Music.playlists\" (id, name, top) VALUES (7, 'calm', 1)")
@@ -481,20 +483,20 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     assert check.returncode != 0 and "add_fk" in check.output and "Music.playlists" in check.output, (
         check.output
     )
-    check = bot.nx("check", check=False)
+    check = bot.nxalembic("check", check=False)
     assert check.returncode != 0, check.output
     assert (
         "Music: models differ from migrations: add_fk fk_Music.playlists_Music.songs_id_top on "
         "Music.playlists" in check.stdout
     ), check.output
 
-    bot.nx("migrate", "--cog", "Music")
+    bot.nxalembic("migrate", "--cog", "Music")
     [new] = [p for p in bot.new_revisions() if not p.name.startswith("d4e5f6a1b2c3")]
     text = new.read_text()
     assert (
         "create_foreign_key('fk_Music.playlists_Music.songs_id_top', 'Music.songs', ['top'], ['id'])" in text
     ), text
-    bot.nx("upgrade", "--cog", "Music")
+    bot.nxalembic("upgrade", "--cog", "Music")
 
     assert new.read_text() == text
     assert foreign_keys(bot.db, {"Music.playlists"}) == {
@@ -509,23 +511,21 @@ def test_foreign_keys_sqlite_left_out_are_named_by_check_and_added_by_migrate(ma
     # A new database from the same files: the old revision now makes the constraint, the new one
     # keeps it once.
     fresh = Database(bot.db.url.replace("bot.db", "fresh.db"))
-    bot.nx("upgrade", "--cog", "Music", db=fresh)
+    bot.on(fresh).nxalembic("upgrade", "--cog", "Music")
     [fk] = sa.inspect(fresh.engine).get_foreign_keys("Music.playlists")
     assert (fk["name"], fk["referred_table"]) == ("fk_Music.playlists_Music.songs_id_top", "Music.songs")
-    assert (
-        "No new upgrade operations detected" in bot.run(ALEMBIC, "-x", "cog=Music", "check", db=fresh).output
-    )
+    assert "No new upgrade operations detected" in bot.on(fresh).cog("Music", "check").output
     fresh.dispose()
 
 
 def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
     """``--rename Music.playlists:Music.mixes`` and ``--rename Music.songs.title:name``: the table
     names are matched whole against the cog's tables, never split on their dots."""
-    bot = OldBot(make_project("sqlite+aiosqlite"))
+    bot = OldBot.switched(make_project("sqlite+aiosqlite"))
     bot.upgrade_legacy()
     bot.develop()
-    bot.nx("migrate")
-    bot.nx("upgrade")
+    bot.nxalembic("migrate")
+    bot.nxalembic("upgrade")
     bot.db.execute("INSERT INTO \"Music.songs\" (id, title, genre) VALUES (1, 'Clair de lune', 'jazz')")
     bot.db.execute("INSERT INTO \"Music.playlists\" (id, name, top) VALUES (7, 'calm', 1)")
     models = bot.path / "oldbot/cogs/music/models.py"
@@ -535,7 +535,7 @@ def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
         .replace("title: str = ormar.String(max_length=200)", "name: str = ormar.String(max_length=200)")
     )
 
-    bot.nx(
+    bot.nxalembic(
         "migrate",
         "--cog",
         "Music",
@@ -549,7 +549,7 @@ def test_rename_hints_take_dotted_table_names_whole(make_project: Any) -> None:
     assert "op.rename_table('Music.playlists', 'Music.mixes')" in text and "new_column_name='name'" in text, (
         text
     )
-    bot.nx("upgrade")
+    bot.nxalembic("upgrade")
 
     with bot.db.engine.connect() as conn:
         assert list(conn.execute(sa.text('SELECT id, name, genre FROM "Music.songs"'))) == [

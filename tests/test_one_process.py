@@ -31,7 +31,7 @@ import pytest
 import nxalembic_templates
 import test_startup as startup
 from conftest import BotProject, create_table_op
-from test_startup import PROCESS_TIMEOUT, heads, start_bot, versions, write_revision
+from test_startup import PROCESS_TIMEOUT, heads, start_bot
 
 HOLD = '''\
 """Shared by twice.py and economy's last revision: it holds the first migration inside it."""
@@ -153,7 +153,7 @@ def bot_project(make_project: Callable[..., BotProject], request: pytest.Fixture
     for cog, revisions in startup.HISTORY.items():
         down = None
         for revision, body in revisions:
-            write_revision(project, cog, revision, down, body)
+            project.write_revision(cog, revision, down, body)
             down = revision
     return project
 
@@ -195,7 +195,7 @@ def test_two_migrations_in_one_process_run_one_after_the_other(
     bot_project: BotProject, scenario: str
 ) -> None:
     project = bot_project
-    write_revision(project, "economy", "ec0000000003", "ec0000000002", "import hold\nhold.hold()")
+    project.write_revision("economy", "ec0000000003", "ec0000000002", "import hold\nhold.hold()")
     every_head = {cog: [revision] for cog, revision in heads().items()} | {"economy": ["ec0000000003"]}
 
     outcome, stderr = run_twice(project, scenario)
@@ -216,7 +216,7 @@ def test_two_migrations_in_one_process_run_one_after_the_other(
         calls[-1] if scenario == "retry" else min(calls, key=lambda c: sum(len(r[1]) for r in c["results"]))
     )
     assert sorted(waited["results"]) == sorted([cog, [], now, 0] for cog, now in every_head.items())
-    assert {cog: rows for cog, rows in versions(project).items()} == every_head
+    assert {cog: project.versions(cog) for cog in startup.HISTORY} == every_head
     assert "Traceback" not in stderr and "stamp" not in stderr
 
 

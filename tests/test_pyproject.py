@@ -224,6 +224,7 @@ def test_init_pyproject_refuses_broken_toml_and_creates_nothing(tmp_path: Path) 
     assert (project.path / "pyproject.toml").read_text() == EXISTING + "[tool.ruff\n"
 
 
+@pytest.mark.wheel  # stock Alembic finds nxcog_pyproject in the wheel's copy only
 def test_stock_alembic_init_nxcog_pyproject(tmp_path: Path) -> None:
     """Listed by ``alembic list_templates``; ``alembic init`` writes [tool.alembic] and a small
     alembic.ini."""

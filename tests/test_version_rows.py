@@ -3,8 +3,10 @@
 The start-up fast path, ``nxalembic upgrade`` / ``status`` / verify mode all ask "which revisions
 is this cog's database at?" through :func:`nxalembic_templates.headcheck.version_rows`.  Here each
 state a version table can be in is made with Alembic itself (``MigrationContext.stamp`` on a real
-history with a fork), and the reader's answer is compared with
-``MigrationContext.get_current_heads()`` for the same table, all tables read together.
+history with a fork), beside 600 more cogs' tables in every state, and the reader's answer is
+compared with ``MigrationContext.get_current_heads()`` for the same table, all tables read
+together: as many cogs as a big bot has, more than one statement reads (docs/performance.rst:
+batches of 200 tables).  How fast that one read is: ``benchmarks/bench_startup_check.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,25 @@ STAMPED = {
 MISSING = "v_missing"
 #: a table with the version table's name but not its column: it cannot be read.
 UNREADABLE = "v_unreadable"
+#: More cogs, each version table in one of four states by its number: missing, empty, one row,
+#: two rows.  The unreadable table sits among them, in the middle.
+MANY = 600
+
+
+def many_cogs(connection: sa.Connection) -> dict[str, str]:
+    """Create the MANY cogs' version tables in their states; cog -> table, UNREADABLE's cog in the middle."""
+    tables = {}
+    for number in range(MANY):
+        table = f"v_many_{number:03d}"
+        tables[f"cog_{number:03d}"] = table
+        if number == MANY // 2:
+            tables[f"cog_{UNREADABLE}"] = UNREADABLE
+        if number % 4 == 0:
+            continue  # missing
+        connection.execute(sa.text(f"CREATE TABLE {table} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        for row in range(number % 4 - 1):  # none, one, two
+            connection.execute(sa.text(f"INSERT INTO {table} (version_num) VALUES ('r{number:03d}x{row}')"))
+    return tables
 
 
 def forked_history(folder: Path) -> ScriptDirectory:
@@ -48,18 +69,18 @@ def forked_history(folder: Path) -> ScriptDirectory:
     return ScriptDirectory(str(folder))
 
 
-def alembics_answer(engine: sa.Engine, table: str) -> list[str] | type[SQLAlchemyError]:
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"version_table": table})
-        try:
-            return sorted(context.get_current_heads())
-        except SQLAlchemyError:
-            return SQLAlchemyError
+def alembics_answer(connection: sa.Connection, table: str) -> list[str] | type[SQLAlchemyError]:
+    context = MigrationContext.configure(connection, opts={"version_table": table})
+    try:
+        return sorted(context.get_current_heads())
+    except SQLAlchemyError:
+        connection.rollback()
+        return SQLAlchemyError
 
 
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg"])
 def test_the_reader_answers_what_alembic_answers_for_every_state(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     db = _database_for(backend, tmp_path, request)
     request.addfinalizer(db.dispose)
@@ -71,36 +92,23 @@ def test_the_reader_answers_what_alembic_answers_for_every_state(
             if revision is None:
                 context.stamp(script, "base")
         connection.execute(sa.text(f"CREATE TABLE {UNREADABLE} (other_column INTEGER)"))
+        many = many_cogs(connection)
     assert {*STAMPED, UNREADABLE} <= db.tables() and MISSING not in db.tables()
 
-    tables = {f"cog_{table}": table for table in (*STAMPED, MISSING, UNREADABLE)}
-    monkeypatch.setattr(headcheck, "UNION_BATCH", 2)  # several statements, one of them failing
+    tables = {f"cog_{table}": table for table in (*STAMPED, MISSING)} | many
+    assert len(tables) == len(STAMPED) + 1 + MANY + 1
     with db.engine.connect() as connection:
         found = headcheck.version_rows(connection, tables)
         assert connection.execute(sa.text("SELECT 1")).scalar() == 1  # still usable after the failure
 
-    answers = {cog: alembics_answer(db.engine, table) for cog, table in tables.items()}
+    with db.engine.connect() as connection:
+        answers = {cog: alembics_answer(connection, table) for cog, table in tables.items()}
     assert answers["cog_v_two_heads"] == ["bbbb00000002", "cccc00000003"]  # the states are the ones named
     assert answers["cog_v_base"] == answers["cog_v_missing"] == []
+    assert [len(answers[f"cog_{number:03d}"]) for number in range(4, 8)] == [0, 0, 1, 2]
     for cog, answer in answers.items():
         if answer is SQLAlchemyError:
             assert isinstance(found[cog], SQLAlchemyError), (cog, found[cog])
         else:
             assert found[cog] == answer, cog
     assert answers[f"cog_{UNREADABLE}"] is SQLAlchemyError
-
-
-def test_the_fast_path_reads_every_table_in_one_statement_when_all_exist(tmp_path: Path) -> None:
-    """The common case (every cog upgraded before) costs one statement, not one per cog."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'v.db'}", poolclass=sa.pool.NullPool)
-    with engine.begin() as connection:
-        for index in range(5):
-            connection.execute(sa.text(f"CREATE TABLE v{index} (version_num VARCHAR(32) NOT NULL)"))
-            connection.execute(sa.text(f"INSERT INTO v{index} VALUES ('r{index}')"))
-    statements: list[str] = []
-    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    with engine.connect() as connection:
-        found = headcheck.version_rows(connection, {f"c{index}": f"v{index}" for index in range(5)})
-    assert found == {f"c{index}": [f"r{index}"] for index in range(5)}
-    assert len(statements) == 1 and statements[0].count("UNION ALL") == 4, statements
-    engine.dispose()
