@@ -371,14 +371,19 @@ def prepared_project(
     tmp_path_factory: pytest.TempPathFactory, initialised_template: Path
 ) -> Iterator[Callable[[Callable[[BotProject], object], str, pytest.FixtureRequest], Prepared]]:
     """``prepared_project(build, backend, request)``: what *build* made of a fresh example bot on a
-    fresh *backend* database, built on first use and kept for the session (per xdist worker).
-    ``make_project(..., prepared=build)`` copies it."""
+    fresh database of *backend*'s kind, built on first use and kept for the session (per xdist
+    worker).  ``make_project(..., prepared=build)`` copies it.  One build per database kind, run
+    through that kind's driver in DEFAULT_BACKENDS: the files and the database a build leaves do
+    not depend on the driver that made them, and the test's own commands use the test's driver.
+    """
     built: dict[tuple[str, str], Prepared] = {}
     drops: list[Callable[[], None]] = []
 
     def get(build: Callable[[BotProject], object], backend: str, request: pytest.FixtureRequest) -> Prepared:
-        key = (f"{build.__module__}.{build.__qualname__}", backend)
+        kind = make_url(f"{backend}://").get_backend_name()
+        key = (f"{build.__module__}.{build.__qualname__}", kind)
         if key not in built:
+            [backend] = [b for b in DEFAULT_BACKENDS if b.split("+")[0] == kind]
             folder = tmp_path_factory.mktemp("prepared")
             project = copy_example_bot(folder / "bot", initialised_template)
             if backend.startswith("sqlite"):
