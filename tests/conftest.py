@@ -309,6 +309,15 @@ def create_table_op(name: str) -> str:
     return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
 
 
+def stock_at_head(project: BotProject) -> None:
+    """A prepared project: every cog's first revision written and applied by stock Alembic, cog by
+    cog in dependency order (``alembic -x cog=NAME revision --autogenerate -m "create NAME"``,
+    then ``upgrade head``: core, music, economy)."""
+    for cog in ("core", "music", "economy"):
+        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
+        project.cog(cog, "upgrade", "head")
+
+
 def migrated(project: BotProject) -> None:
     """A prepared project (``make_project(..., prepared=migrated)``): every cog's first revision
     written by ``nxalembic migrate``; the database stays empty."""

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BotProject
+from conftest import BotProject, stock_at_head
 
 SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
 
@@ -171,14 +171,8 @@ def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, back
     assert {"music_playlists", "playlists_songs"} <= project.db.tables()
 
 
-def every_cog_at_head(project: BotProject) -> None:
-    for cog in ("core", "music", "economy"):
-        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
-        project.cog(cog, "upgrade", "head")
-
-
 def test_tables_of_other_cogs_are_never_proposed_for_drops(make_project) -> None:
-    project = make_project("sqlite+aiosqlite", prepared=every_cog_at_head)
+    project = make_project("sqlite+aiosqlite", prepared=stock_at_head)
     project.unload("demobot.cogs.economy")
     for cog in ("core", "music"):
         result = project.cog(cog, "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "again")
