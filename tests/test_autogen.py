@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BotProject, stock_at_head
+from conftest import BotProject, at_head, stock_at_head
 
 SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
 
@@ -307,12 +307,6 @@ def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> Non
 
 
 SONG_ARTIST = "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n"
-
-
-def at_head(project: BotProject) -> None:
-    """A set-up (``make_project(..., prepared=at_head)``: built once per database kind)."""
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
 
 
 def test_a_renamed_column_is_refused_at_no_terminal_naming_the_rename(make_project) -> None:
