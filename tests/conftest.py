@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,12 @@ POSTGRES_BACKENDS = ["postgresql+asyncpg", "postgresql+psycopg"]
 #: budget has room for one): asyncmy and the sync pymysql are covered by targeted tests.
 MYSQL_BACKENDS = ["mysql+aiomysql"]
 ALL_BACKENDS = SQLITE_BACKENDS + POSTGRES_BACKENDS + MYSQL_BACKENDS
+#: The ``backend`` fixture's default: one driver per database, the one the example bot and the
+#: docs use (aiosqlite; asyncpg and aiomysql, the async route through ``run_sync``).  A test whose
+#: behaviour differs by driver (the sync/async bridge, URL and password handling, locking through
+#: the driver's connection) is marked ``every_driver`` and runs on ``ALL_BACKENDS``; the sync
+#: drivers (sqlite, psycopg, pymysql) are covered there and by tests that name them.
+DEFAULT_BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"]
 #: The servers (not files): PostgreSQL and MariaDB, one async driver each.
 SERVER_BACKENDS = ["postgresql+asyncpg", "mysql+aiomysql"]
 
@@ -469,22 +475,153 @@ def create_table_op(name: str) -> str:
     return f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
 
 
+def stock_at_head(project: BotProject) -> None:
+    """A prepared project: every cog's first revision written and applied by stock Alembic, cog by
+    cog in dependency order (``alembic -x cog=NAME revision --autogenerate -m "create NAME"``,
+    then ``upgrade head``: core, music, economy)."""
+    for cog in ("core", "music", "economy"):
+        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
+        project.cog(cog, "upgrade", "head")
+
+
+def migrated(project: BotProject) -> None:
+    """A prepared project (``make_project(..., prepared=migrated)``): every cog's first revision
+    written by ``nxalembic migrate``; the database stays empty."""
+    project.nxalembic("migrate")
+
+
+def at_head(project: BotProject) -> None:
+    """A prepared project (``make_project(..., prepared=at_head)``): every cog's first revision
+    written by ``nxalembic migrate`` and applied by ``nxalembic upgrade``."""
+    project.nxalembic("migrate")
+    project.nxalembic("upgrade")
+
+
+@dataclass
+class Prepared:
+    """A project folder and its database as a build left them, built once per session."""
+
+    path: Path
+    db: Database
+
+
+def _clone_database(
+    source: Database, backend: str, tmp_path: Path, request: pytest.FixtureRequest, db_name: str
+) -> Database:
+    """A new database of the test's, with *source*'s schema, data and version rows (a copy)."""
+    if backend.startswith("sqlite"):
+        target = tmp_path / (db_name + ".db")
+        source_file = Path(make_url(source.url).database or "")
+        if source_file.is_file():  # a build that never connected leaves no file
+            shutil.copy(source_file, target)
+        return Database(f"{backend}:///{target}")
+    server: PostgresServer | MariaDBServer = request.getfixturevalue(
+        "mariadb_server" if backend.startswith("mysql") else "pg_server"
+    )
+    name = "t_" + uuid.uuid4().hex[:12]
+    source_name = str(make_url(source.url).database)
+    if isinstance(server, PostgresServer):
+        server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{source_name}"')
+        request.addfinalizer(lambda: server.drop_database(name))
+        return Database(server.url(name, driver=backend.split("+", 1)[1]))  # type: ignore[arg-type]
+    server.create_database(name)
+    request.addfinalizer(lambda: server.drop_database(name))
+    clone = Database(server.url(name, driver=backend.split("+", 1)[1]))  # type: ignore[arg-type]
+    # MariaDB has no template databases: each table as SHOW CREATE TABLE gives it (columns, keys,
+    # foreign keys, comment), then its rows.
+    with source.engine.connect() as src, clone.engine.begin() as dst:
+        dst.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        for table in sa.inspect(src).get_table_names():
+            quoted = source.quote(table)
+            create = src.exec_driver_sql(f"SHOW CREATE TABLE {quoted}").one()[1]
+            dst.exec_driver_sql(create)
+            dst.exec_driver_sql(f"INSERT INTO {quoted} SELECT * FROM `{source_name}`.{quoted}")
+        dst.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    source.dispose()
+    return clone
+
+
+@pytest.fixture(scope="session")
+def prepared_project(
+    tmp_path_factory: pytest.TempPathFactory, initialised_template: Path
+) -> Iterator[Callable[[Callable[[BotProject], object], str, pytest.FixtureRequest], Prepared]]:
+    """``prepared_project(build, backend, request)``: what *build* made of a fresh example bot on a
+    fresh database of *backend*'s kind, built on first use and kept for the session (per xdist
+    worker).  ``make_project(..., prepared=build)`` copies it.  One build per database kind, run
+    through that kind's driver in DEFAULT_BACKENDS: the files and the database a build leaves do
+    not depend on the driver that made them, and the test's own commands use the test's driver.
+    """
+    built: dict[tuple[str, str], Prepared] = {}
+    drops: list[Callable[[], None]] = []
+
+    def get(build: Callable[[BotProject], object], backend: str, request: pytest.FixtureRequest) -> Prepared:
+        kind = make_url(f"{backend}://").get_backend_name()
+        key = (f"{build.__module__}.{build.__qualname__}", kind)
+        if key not in built:
+            [backend] = [b for b in DEFAULT_BACKENDS if b.split("+")[0] == kind]
+            folder = tmp_path_factory.mktemp("prepared")
+            project = copy_example_bot(folder / "bot", initialised_template)
+            if backend.startswith("sqlite"):
+                project.db = Database(f"{backend}:///{folder / 'bot.db'}")
+            else:
+                server: PostgresServer | MariaDBServer = request.getfixturevalue(
+                    "mariadb_server" if backend.startswith("mysql") else "pg_server"
+                )
+                name = "prepared_" + uuid.uuid4().hex[:12]
+                server.create_database(name)
+                drops.append(lambda: server.drop_database(name))
+                project.db = Database(server.url(name, driver=backend.split("+", 1)[1]))  # type: ignore[arg-type]
+            build(project)
+            project.db.dispose()
+            built[key] = Prepared(project.path, project.db)
+        return built[key]
+
+    yield get
+    for prepared in built.values():
+        prepared.db.dispose()
+    for drop in drops:
+        try:
+            drop()
+        except Exception:  # the server stopped first: its data went with it
+            pass
+
+
 @pytest.fixture
-def make_project(tmp_path: Path, initialised_template: Path, request: pytest.FixtureRequest) -> Any:
+def make_project(
+    tmp_path: Path,
+    initialised_template: Path,
+    prepared_project: Callable[[Callable[[BotProject], object], str, pytest.FixtureRequest], Prepared],
+    request: pytest.FixtureRequest,
+) -> Any:
     """Factory: ``make_project(backend)`` gives a fresh example bot on a fresh database.
 
     SQLite projects share ``bot.db`` unless *db_name* differs; PostgreSQL always gets a new database.
+    ``prepared=build`` (``migrated``, ``at_head``, or any function of a ``BotProject``) starts from
+    what *build* made of a fresh project instead: the build runs once per session and backend,
+    and each test gets a copy of its folder and of its database (a file copy, a PostgreSQL
+    template copy, a MariaDB table-by-table copy).  For a test's set-up, never for the commands
+    the test is about.
     """
     made: list[Database] = []
 
-    def make(backend: str = "sqlite+aiosqlite", name: str = "bot", db_name: str = "bot") -> BotProject:
+    def make(
+        backend: str = "sqlite+aiosqlite",
+        name: str = "bot",
+        db_name: str = "bot",
+        prepared: Callable[[BotProject], object] | None = None,
+    ) -> BotProject:
         path = tmp_path / name
-        shutil.copytree(initialised_template, path)
-        shutil.copytree(
-            EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
-        )
-        shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
-        db = _database_for(backend, tmp_path, request, db_name)
+        if prepared is None:
+            shutil.copytree(initialised_template, path)
+            shutil.copytree(
+                EXAMPLES / "demobot", path / "demobot", ignore=shutil.ignore_patterns("__pycache__", "*.db")
+            )
+            shutil.copy(EXAMPLES / "nxalembic.ini", path / "nxalembic.ini")
+            db = _database_for(backend, tmp_path, request, db_name)
+        else:
+            source = prepared_project(prepared, backend, request)
+            shutil.copytree(source.path, path, ignore=shutil.ignore_patterns("__pycache__"))
+            db = _clone_database(source.db, backend, tmp_path, request, db_name)
         made.append(db)
         return BotProject(path, db)
 
@@ -493,8 +630,36 @@ def make_project(tmp_path: Path, initialised_template: Path, request: pytest.Fix
         db.dispose()
 
 
-@pytest.fixture(params=ALL_BACKENDS)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "every_driver: run on every driver of ALL_BACKENDS (sqlite, sqlite+aiosqlite, postgresql+asyncpg,"
+        " postgresql+psycopg, mysql+aiomysql), not one driver per database (DEFAULT_BACKENDS)",
+    )
+
+
+def _parametrized_by_mark(metafunc: pytest.Metafunc, name: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test using the ``backend`` fixture runs on DEFAULT_BACKENDS, or ALL_BACKENDS when marked
+    ``every_driver``; a test that parametrizes ``backend`` itself keeps its own list."""
+    if "backend" not in metafunc.fixturenames or _parametrized_by_mark(metafunc, "backend"):
+        return
+    every = metafunc.definition.get_closest_marker("every_driver") is not None
+    metafunc.parametrize("backend", ALL_BACKENDS if every else DEFAULT_BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """The backend URL prefix (``dialect+driver``) of the test's database: see pytest_generate_tests."""
     return str(request.param)
 
 

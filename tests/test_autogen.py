@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BotProject
+from conftest import BotProject, at_head, stock_at_head
 
 SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
 
@@ -125,6 +125,7 @@ def upgrade_body_text(text: str) -> str:
 
 
 def music_and_core_at_head(project: BotProject) -> None:
+    """A set-up (``make_project(..., prepared=music_and_core_at_head)``: built once per database kind)."""
     for cog in ("core", "music"):
         project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
         project.cog(cog, "upgrade", "head")
@@ -145,8 +146,7 @@ def remove_playlists(project: BotProject) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql+psycopg", "mysql+pymysql"])
 def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, backend: str) -> None:
-    project = make_project(backend)
-    music_and_core_at_head(project)
+    project = make_project(backend, prepared=music_and_core_at_head)
     project.db.execute("CREATE TABLE hand_made (id INTEGER PRIMARY KEY)")
     remove_playlists(project)
     project.unload("demobot.cogs.economy")
@@ -172,10 +172,7 @@ def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, back
 
 
 def test_tables_of_other_cogs_are_never_proposed_for_drops(make_project) -> None:
-    project = make_project("sqlite+aiosqlite")
-    for cog in ("core", "music", "economy"):
-        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
-        project.cog(cog, "upgrade", "head")
+    project = make_project("sqlite+aiosqlite", prepared=stock_at_head)
     project.unload("demobot.cogs.economy")
     for cog in ("core", "music"):
         result = project.cog(cog, "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "again")
@@ -184,8 +181,7 @@ def test_tables_of_other_cogs_are_never_proposed_for_drops(make_project) -> None
 
 @pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"])
 def test_renamed_column_keeps_its_data(make_project, backend: str) -> None:
-    project = make_project(backend)
-    music_and_core_at_head(project)
+    project = make_project(backend, prepared=music_and_core_at_head)
     project.db.execute("INSERT INTO music_songs (id, title, artist) VALUES (1, 'Blue', 'Joni')")
     project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
     refused = project.cog("music", "revision", "--autogenerate", "-m", "rename", check=False)
@@ -202,8 +198,7 @@ def test_renamed_column_keeps_its_data(make_project, backend: str) -> None:
 
 
 def test_renamed_table_keeps_its_data(make_project) -> None:
-    project = make_project("sqlite")
-    music_and_core_at_head(project)
+    project = make_project("sqlite", prepared=music_and_core_at_head)
     project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
     project.edit(MUSIC, 'tablename="music_songs"', 'tablename="music_tracks"')
     project.cog("music", "-x", "rename=music_songs:music_tracks", "revision", "--autogenerate")
@@ -217,8 +212,7 @@ def test_renamed_table_keeps_its_data(make_project) -> None:
 
 
 def test_not_null_column_without_default_is_refused(make_project) -> None:
-    project = make_project("sqlite+aiosqlite")
-    music_and_core_at_head(project)
+    project = make_project("sqlite+aiosqlite", prepared=music_and_core_at_head)
     project.edit(
         CORE,
         "    name: str = ormar.String(max_length=100)\n",
@@ -260,9 +254,7 @@ def test_nxalembic_migrate_offline_needs_no_database(make_project) -> None:
 
 
 def test_nxalembic_migrate_allow_drops_and_rename(make_project) -> None:
-    project = make_project("sqlite")
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+    project = make_project("sqlite", prepared=at_head)
     project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
     project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
     project.nxalembic("migrate", "--cog", "music", "--rename", "music_songs.title:name")
@@ -285,9 +277,7 @@ def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> Non
 
     from conftest import NXALEMBIC
 
-    project = make_project("sqlite+aiosqlite")
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+    project = make_project("sqlite+aiosqlite", prepared=at_head)
     project.edit(MUSIC, SONG_TITLE, "    name: str = ormar.String(max_length=200)\n")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
@@ -319,16 +309,10 @@ def test_nxalembic_migrate_asks_about_renames_at_a_terminal(make_project) -> Non
 SONG_ARTIST = "    artist: Optional[str] = ormar.String(max_length=200, nullable=True)\n"
 
 
-def at_head(project: BotProject) -> None:
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
-
-
 def test_a_renamed_column_is_refused_at_no_terminal_naming_the_rename(make_project) -> None:
     """Written as add + drop it would lose the column's data: migrate (stdin is no terminal
     here), stock autogenerate and check all name the rename hint and --allow-drops."""
-    project = make_project("sqlite")
-    at_head(project)
+    project = make_project("sqlite", prepared=at_head)
     project.db.execute("INSERT INTO music_songs (id, title, artist) VALUES (1, 'Blue', 'Joni')")
     project.edit(MUSIC, SONG_ARTIST, SONG_ARTIST.replace("artist", "performer"))
     files = project.revisions("music")
@@ -354,8 +338,7 @@ def test_a_renamed_column_is_refused_at_no_terminal_naming_the_rename(make_proje
 
 
 def test_a_removed_column_is_dropped_only_with_allow_drops(make_project) -> None:
-    project = make_project("sqlite")
-    at_head(project)
+    project = make_project("sqlite", prepared=at_head)
     project.edit(MUSIC, SONG_ARTIST, "")
     refused = project.nxalembic("migrate", check=False)
     assert refused.returncode != 0 and "--rename" not in refused.stderr
@@ -375,8 +358,7 @@ def test_a_removed_column_is_dropped_only_with_allow_drops(make_project) -> None
 
 
 def test_check_advice_for_a_removed_model_is_what_migrate_needs(make_project) -> None:
-    project = make_project("sqlite")
-    at_head(project)
+    project = make_project("sqlite", prepared=at_head)
     remove_playlists(project)
     check = project.nxalembic("check", check=False)
     assert check.returncode == 1

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, NXALEMBIC, BotProject, run
+from conftest import EXAMPLES, NXALEMBIC, BotProject, at_head, migrated, run, stock_at_head
 
 CLI_BACKENDS = ["sqlite+aiosqlite", "postgresql+asyncpg", "mysql+aiomysql"]
 #: core has no foreign keys, music references core, economy references music.
@@ -34,6 +34,19 @@ def cli_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def project(make_project: Any, cli_backend: str) -> BotProject:
     return make_project(cli_backend)
+
+
+@pytest.fixture
+def migrated_project(make_project: Any, cli_backend: str) -> BotProject:
+    """A copy of the project after ``nxalembic migrate`` (made once per backend): for the tests of
+    what comes after it; test_migrate_names_revisions_... tests migrate itself."""
+    return make_project(cli_backend, prepared=migrated)
+
+
+@pytest.fixture
+def project_at_head(make_project: Any, cli_backend: str) -> BotProject:
+    """A copy of the project after ``nxalembic migrate`` and ``nxalembic upgrade`` (made once per backend)."""
+    return make_project(cli_backend, prepared=at_head)
 
 
 def revision_id(path: Path) -> str:
@@ -128,12 +141,10 @@ def test_parser_is_importable_for_the_docs() -> None:
 
 def test_migrate_and_upgrade_equal_the_stock_commands_cog_by_cog(make_project: Any, cli_backend: str) -> None:
     ours = make_project(cli_backend, name="a", db_name="a")
-    stock = make_project(cli_backend, name="b", db_name="b")
     ours.nxalembic("migrate")
     ours.nxalembic("upgrade")
-    for cog in DEPENDENCY_ORDER:
-        stock.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
-        stock.cog(cog, "upgrade", "head")
+    # The stock commands cog by cog in DEPENDENCY_ORDER (made once per database kind, copied).
+    stock = make_project(cli_backend, name="b", db_name="b", prepared=stock_at_head)
 
     for cog in DEPENDENCY_ORDER:
         [mine], [theirs] = ours.revisions(cog), stock.revisions(cog)
@@ -181,8 +192,8 @@ def test_migrate_names_revisions_writes_nothing_without_changes_and_blank_with_e
     assert "music" not in named.stdout and "economy" not in named.stdout
 
 
-def test_migrate_derives_the_message_from_the_operations(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_migrate_derives_the_message_from_the_operations(migrated_project: BotProject) -> None:
+    project = migrated_project
     add_music_plays(project)
     project.nxalembic("migrate")
     [added] = [p for p in project.revisions("music") if "create" not in p.name]
@@ -193,8 +204,10 @@ def test_migrate_derives_the_message_from_the_operations(project: BotProject) ->
 # -- upgrade and downgrade -------------------------------------------------------------------------
 
 
-def test_upgrade_reports_each_cog_in_dependency_order_and_quiet_silences(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_upgrade_reports_each_cog_in_dependency_order_and_quiet_silences(
+    migrated_project: BotProject,
+) -> None:
+    project = migrated_project
     out = project.nxalembic("upgrade").stdout.splitlines()
     assert out == [
         *(f"{cog}: 1 revision applied, now at {head(project, cog)}" for cog in DEPENDENCY_ORDER),
@@ -216,8 +229,10 @@ def test_upgrade_reports_each_cog_in_dependency_order_and_quiet_silences(project
     assert "locale" in {c[0] for c in project.db.snapshot({"core_users"})["core_users"]["columns"]}
 
 
-def test_upgrade_one_cog_to_a_revision_and_downgrade_one_step_or_to_base(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_upgrade_one_cog_to_a_revision_and_downgrade_one_step_or_to_base(
+    migrated_project: BotProject,
+) -> None:
+    project = migrated_project
     add_music_plays(project)
     project.nxalembic("migrate", "--app", "music")
     base, top = chain(project, "music")
@@ -243,8 +258,8 @@ def test_upgrade_one_cog_to_a_revision_and_downgrade_one_step_or_to_base(project
     assert project.db.snapshot({"core_users", "alembic_version_core"}) == keep
 
 
-def test_upgrade_sql_prints_every_cog_in_dependency_order(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_upgrade_sql_prints_every_cog_in_dependency_order(migrated_project: BotProject) -> None:
+    project = migrated_project
     sql = project.nxalembic("upgrade", "--sql").stdout
     positions = [
         sql.index(f"CREATE TABLE {table}") for table in ("core_users", "music_songs", "economy_wallets")
@@ -294,8 +309,8 @@ def test_a_foreign_key_cycle_between_cogs_is_an_error_naming_it(project: BotProj
     assert "op.create_table('music_songs'" in project.revision_ops(music)
 
 
-def test_a_failing_revision_is_named_and_later_cogs_are_untouched(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_a_failing_revision_is_named_and_later_cogs_are_untouched(migrated_project: BotProject) -> None:
+    project = migrated_project
     project.nxalembic("migrate", "--app", "music", "--empty", "-m", "boom")
     [boom] = [p for p in project.revisions("music") if p.name.endswith("_boom.py")]
     text = boom.read_text()
@@ -322,8 +337,8 @@ def test_a_failing_revision_is_named_and_later_cogs_are_untouched(project: BotPr
 # -- status and check ------------------------------------------------------------------------------
 
 
-def test_status_json_counts_pending_flags_changes_and_lists_the_rest(project: BotProject) -> None:
-    project.nxalembic("migrate")
+def test_status_json_counts_pending_flags_changes_and_lists_the_rest(migrated_project: BotProject) -> None:
+    project = migrated_project
     add_music_plays(project)
     project.nxalembic("migrate", "--app", "music")
 
@@ -360,9 +375,8 @@ def test_status_json_counts_pending_flags_changes_and_lists_the_rest(project: Bo
     assert "tables owned by no loaded cog: stray_notes" in table
 
 
-def test_check_fails_on_a_model_change_until_migrated_and_upgraded(project: BotProject) -> None:
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+def test_check_fails_on_a_model_change_until_migrated_and_upgraded(project_at_head: BotProject) -> None:
+    project = project_at_head
     assert project.nxalembic("check").returncode == 0
 
     add_core_locale(project)
@@ -425,8 +439,7 @@ def test_init_uses_the_packages_own_template_whatever_the_install(tmp_path: Path
 
 
 def test_errors_are_one_line_without_traceback_and_change_nothing(make_project: Any) -> None:
-    project = make_project("sqlite+aiosqlite")
-    project.nxalembic("migrate")
+    project = make_project("sqlite+aiosqlite", prepared=migrated)
     cases = {
         ("upgrade", "--app", "nope"): "known cogs: core, economy, music",
         ("downgrade", "nope"): "unknown cog 'nope'",

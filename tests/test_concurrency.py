@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 import sqlalchemy as sa
 
 from conftest import ALEMBIC, NXALEMBIC, BotProject, Database, Spawned, create_table_op
@@ -175,6 +176,7 @@ class Race:
             return {revision: count for revision, count in rows}
 
 
+@pytest.mark.every_driver  # the lock is taken on the driver's own connection
 def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, tmp_path: Path) -> None:
     racing_revision(
         project,
@@ -219,6 +221,7 @@ def test_two_alembic_upgrades_at_once_migrate_exactly_once(project: BotProject, 
     assert "Running upgrade" not in idle
 
 
+@pytest.mark.every_driver  # the lock is taken on the driver's own connection
 def test_two_nxalembic_upgrades_at_once_migrate_every_cog_exactly_once(
     project: BotProject, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, run
+from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, at_head, run
 from test_bad_input import assert_one_clear_line
 from test_cli import close_a_cycle
 
@@ -266,9 +266,7 @@ def test_stock_heads_branches_show_edit_merge_and_history(make_project, tmp_path
 def test_downgrade_sql_prints_the_cogs_sql_and_changes_nothing(make_project) -> None:
     """stock-alembic.rst / migrations.rst: ``--sql`` works as usual and prints the cog's SQL,
     version table included; offline mode does not touch the database."""
-    project = make_project("sqlite+aiosqlite")
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+    project = make_project("sqlite+aiosqlite", prepared=at_head)
     music = revision_id(project.revisions("music")[0])
     before = project.db.snapshot()
 
@@ -318,9 +316,7 @@ def answer_prompts(project: BotProject, args: list[str], answers: dict[bytes, by
 def test_table_rename_prompt_at_a_terminal(make_project) -> None:
     """migrations.rst: at a terminal, nxalembic migrate asks about each removed table against
     each new one, and ``y`` writes a rename instead of a drop and a create."""
-    project = make_project("sqlite+aiosqlite")
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+    project = make_project("sqlite+aiosqlite", prepared=at_head)
     project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
     project.edit(MUSIC, 'tablename="music_songs"', 'tablename="music_tracks"')
     output = answer_prompts(
@@ -337,9 +333,7 @@ def test_table_rename_prompt_at_a_terminal(make_project) -> None:
 
 def test_a_table_renamed_twice_keeps_its_data_down_and_up(make_project) -> None:
     """Two renames over two revisions: the second one's history knows the first one's name."""
-    project = make_project("sqlite")
-    project.nxalembic("migrate")
-    project.nxalembic("upgrade")
+    project = make_project("sqlite", prepared=at_head)
     project.db.execute("INSERT INTO music_songs (id, title) VALUES (1, 'Blue')")
     title = "SELECT title FROM {} WHERE id = 1"
     for step, (old, new) in enumerate((("music_songs", "music_tracks"), ("music_tracks", "music_tunes"))):

@@ -19,8 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, BotProject
 
+#: Rolling back goes through the driver's own transaction handling (sqlite3's, aiosqlite's on the
+#: same file, psycopg's, asyncpg's through run_sync): every driver, not one per database.
+pytestmark = pytest.mark.every_driver
 #: The operation that makes a revision fail: it reads a table that no backend has.
 FAILING_OPERATION = 'op.execute("SELECT * FROM does_not_exist")'
 

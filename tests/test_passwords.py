@@ -142,7 +142,8 @@ def test_no_output_shows_the_password_when_commands_succeed(
     assert f"Current revision(s) for {masked}:" in current.stdout.splitlines(), current.output
     alembic("-x", "cog=core", "history", "--verbose")
     alembic("-x", "cog=core", "check")
-    alembic("-x", "cog=core", "upgrade", "base:head", "--sql")
+    if driver == DRIVERS[0]:  # --sql never connects: the same output for each driver, checked once
+        alembic("-x", "cog=core", "upgrade", "base:head", "--sql")
     alembic("-x", "cog=core", "downgrade", "-1")
     # The URL on the command line, with ormar's URL pointing at nothing that exists.
     alembic("-x", f"url={url}", "-x", "cog=core", "upgrade", "head", env_url=nowhere)
@@ -156,7 +157,8 @@ def test_no_output_shows_the_password_when_commands_succeed(
     nxalembic("upgrade", env_url=nowhere)
     nxalembic("status", env_url=nowhere)
     nxalembic("check", env_url=nowhere)
-    nxalembic("upgrade", "--sql", env_url=nowhere)
+    if driver == DRIVERS[0]:  # as above
+        nxalembic("upgrade", "--sql", env_url=nowhere)
     nxalembic("downgrade", "economy", env_url=nowhere)
     nxalembic("--raiseerr", "status", env_url=nowhere)
     current = alembic("-x", "cog=core", "current", "--verbose", env_url=nowhere)
@@ -216,15 +218,22 @@ WRONG = "-Wr0ngPw"
 NEEDS_QUOTING = {"password not URL-quoted", "only its '@' not URL-quoted"}
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+#: "unknown driver" names no driver of DRIVERS (its URL's driver is "nosuchdriver"): the same
+#: test for each, so it runs once.
+WRONG_URL_CASES = [
+    (login, case, driver)
+    for case in WRONG_URLS
+    for login in ("server", "special")
+    for driver in DRIVERS
+    if (login == "special" or case not in NEEDS_QUOTING)
+    and (case != "unknown driver" or driver == DRIVERS[0])
+]
+
+
 @pytest.mark.parametrize(
-    ("credentials", "case"),
-    [
-        (login, case)
-        for case in WRONG_URLS
-        for login in ("server", "special")
-        if login == "special" or case not in NEEDS_QUOTING
-    ],
+    ("credentials", "case", "driver"),
+    WRONG_URL_CASES,
+    ids=[f"{login}-{case}-{driver}" for login, case, driver in WRONG_URL_CASES],
     indirect=["credentials"],
 )
 def test_no_output_shows_the_password_when_the_url_is_wrong(

@@ -362,7 +362,8 @@ def test_a_password_in_the_url_query_is_never_printed(
     call(NXALEMBIC, "-x", f"url={url}", "check")
     verbose = call(ALEMBIC, "-x", "cog=core", "current", "--verbose")  # Alembic prints the URL itself
     assert "Current revision(s) for postgresql" in verbose.output
-    call(ALEMBIC, "-x", "cog=core", "upgrade", "base:head", "--sql")
+    if driver == "asyncpg":  # --sql never connects: the same output for each driver, checked once
+        call(ALEMBIC, "-x", "cog=core", "upgrade", "base:head", "--sql")
     assert "core_users" in project.db.tables()
 
     # And it fails in every way, still masked: each error names the masked URL or the cause.
@@ -377,7 +378,6 @@ def test_a_password_in_the_url_query_is_never_printed(
             query_url(pg_server, driver, database, password=password).replace(f":{pg_server.port}/", ":1/"),
             "password=***",
         ),
-        "unknown driver": (query_url(pg_server, "nosuchdriver", database, password=password), "password=***"),
         "sslpassword and passfile": (
             query_url(
                 pg_server,
@@ -390,6 +390,11 @@ def test_a_password_in_the_url_query_is_never_printed(
             "sslpassword=***",
         ),
     }
+    if driver == "asyncpg":  # the URL names no driver of the two: the same case for each, run once
+        failures["unknown driver"] = (
+            query_url(pg_server, "nosuchdriver", database, password=password),
+            "password=***",
+        )
     for case, (bad_url, expected) in failures.items():
         for args in (
             (ALEMBIC, "-x", "cog=core", "upgrade", "head"),

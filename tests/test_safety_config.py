@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, Result, run
+from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, Result, at_head, run
 from test_bad_input import (  # noqa: F401  (base_project and project are fixtures used below)
     Case,
     assert_one_clear_line,
@@ -54,9 +54,7 @@ def test_model_named_like_another_cogs_version_table_is_refused(
     make_project, backend_pg_or_sqlite: str
 ) -> None:
     """The issue's case: economy's model takes music's version table (upgrade used to drop its column)."""
-    p = make_project(backend_pg_or_sqlite)
-    p.nxalembic("migrate")
-    p.nxalembic("upgrade")
+    p = make_project(backend_pg_or_sqlite, prepared=at_head)
     music_version = p.db.versions("alembic_version_music")
     assert music_version
     rename_table(p, ECONOMY, "economy_wallets", "alembic_version_music")

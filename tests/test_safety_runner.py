@@ -53,6 +53,12 @@ def _create_revisions(project: BotProject) -> None:
         project.cog(cog, "revision", "--autogenerate", "-m", "create")
 
 
+def _revisions_applied(project: BotProject) -> None:
+    """Every cog's first revision written and applied (prepared once per backend, then copied)."""
+    _create_revisions(project)
+    project.nxalembic("upgrade")
+
+
 @pytest.fixture(scope="module")
 def base_project(tmp_path_factory: pytest.TempPathFactory, initialised_template: Path) -> Path:
     """The example bot on SQLite, every cog's first revision written and applied."""
@@ -77,9 +83,7 @@ def at_head(base_project: Path, tmp_path: Path, make_project: Any) -> Any:
             shutil.copytree(base_project, path, ignore=shutil.ignore_patterns("__pycache__"))
             project = BotProject(path, Database(f"{backend}:///{path / 'bot.db'}"))
         else:
-            project = make_project(backend)
-            _create_revisions(project)
-            project.nxalembic("upgrade")
+            project = make_project(backend, prepared=_revisions_applied)
         made.append(project)
         return project
 
