@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate.api import RevisionContext
 from alembic.config import Config
 from alembic.operations import ops
 from alembic.runtime.environment import EnvironmentContext
@@ -69,6 +70,16 @@ def make_schema(root: Path, settings: Settings | None = None, **cogs: list[str])
     )
 
 
+class OnATable(ops.MigrateOperation):
+    """An operation of a custom comparator: a table name, no schema attribute."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def reverse(self) -> OnATable:
+        return self
+
+
 @pytest.fixture
 def bot(tmp_path: Path) -> BotSchema:
     return make_schema(
@@ -111,8 +122,12 @@ def test_layout_groups_cogs_that_would_share_a_folder(tmp_path: Path, scripts: P
     bot.cogs["games"] = Cog("games", "bot.cogs.games", shared, (), bot.cogs["games"].tables)
     found = layout.CogLayout.of(bot, scripts)
     assert list(found.by_folder.values()) == [["music", "games"]]
-    with pytest.raises(NXAlembicError, match=r"cogs 'games' and 'music' would share the revisions folder"):
+    with pytest.raises(NXAlembicError) as error:
         scope.CogScope.for_cog(bot, "games", scripts)
+    assert str(error.value) == (
+        f"cogs 'games' and 'music' would share the revisions folder {found.locations['music']}; "
+        "put {cog} into version_location in nxalembic.ini"
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,7 +168,7 @@ def test_layout_checks_every_cog(tmp_path: Path, scripts: Path) -> None:
     bot.cogs["games"] = Cog("games", games.extension, tmp_path / "games_src", (), games.tables)
     assert list(bot.cogs) == ["music", "games"]
     with pytest.raises(
-        NXAlembicError, match="revisions of cog 'games' in .* the source folder of cog 'games'"
+        NXAlembicError, match=r"revisions of cog 'games' in .* the source folder of cog 'games'"
     ):
         layout.CogLayout.of(bot, scripts)
 
@@ -232,8 +247,9 @@ def test_all_but_is_a_view_without_one_key() -> None:
     assert dict(view) == {"a": Path("/a"), "c": Path("/c")}
     assert len(view) == 2
     assert view["a"] == Path("/a")
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as error:
         view["b"]
+    assert error.value.args == ("b",)
     with pytest.raises(KeyError):
         view["zz"]
     assert "b" not in view
@@ -299,6 +315,14 @@ def test_include_object_compares_own_tables_and_never_drops(bot: BotSchema, scri
     assert music.include_object(songs.c.id, "id", "column", False, None)
     assert not music.include_object(scores.c.id, "id", "column", False, None)
     assert not music.include_object(tables["stats.scores"].c.id, "id", "column", False, None)
+    # the schema is part of the name: games owns stats.scores, not a scores table in the default schema
+    games = cog_scope(bot, scripts, "games")
+    stats_scores = tables["stats.scores"]
+    plain_scores = sa.Table("scores", sa.MetaData(), sa.Column("id", sa.Integer))
+    assert games.include_object(stats_scores, "scores", "table", False, None)
+    assert not games.include_object(plain_scores, "scores", "table", False, None)
+    assert games.include_object(stats_scores.c.id, "id", "column", False, None)
+    assert not games.include_object(plain_scores.c.id, "id", "column", False, None)
     # an object without a table (none today) is left to Alembic
     assert music.include_object(object(), "x", "something", False, None)
 
@@ -320,13 +344,14 @@ def test_env_py_filters_apply_on_top_and_never_see_foreign_tables(bot: BotSchema
     assert music.include_name("music_songs", "table", {"schema_name": None}) is True
     assert music.include_name("music_artists", "table", {"schema_name": None}) is False
     assert music.include_name("games_scores", "table", {"schema_name": None}) is False
-    assert music.include_object(tables["music_songs"], "music_songs", "table", False, None) is True
+    songs = tables["music_songs"]
+    assert music.include_object(songs, "music_songs", "table", True, songs) is True
     assert music.include_object(tables["music_artists"], "music_artists", "table", False, None) is False
     assert not music.include_object(tables["games_scores"], "games_scores", "table", False, None)
     assert seen == [
         ("name", "music_songs", "table", {"schema_name": None}),
         ("name", "music_artists", "table", {"schema_name": None}),
-        ("object", tables["music_songs"], "music_songs", "table", False, None),
+        ("object", songs, "music_songs", "table", True, songs),
         ("object", tables["music_artists"], "music_artists", "table", False, None),
     ]
 
@@ -371,6 +396,7 @@ def test_referenced_tables_are_other_cogs_tables(bot: BotSchema, scripts: Path) 
         bot.metadata[0],
         sa.Column("other", sa.Integer, sa.ForeignKey("nowhere.id")),
         sa.Column("song", sa.Integer, sa.ForeignKey("music_songs.id")),
+        sa.Column("own", sa.Integer, sa.ForeignKey("stats.scores.id")),
     )
     old = bot.cogs["games"]
     bot.cogs["games"] = Cog(old.name, old.extension, old.directory, (), (orphans, *old.tables))
@@ -477,6 +503,30 @@ def test_directives_keep_own_operations_only(
     assert out.getvalue() == ""
 
 
+def test_directives_tell_tables_apart_by_schema(
+    bot: BotSchema, scripts: Path, connection: sa.Connection
+) -> None:
+    games = cog_scope(bot, scripts, "games", autogenerate=True, command="check")
+    context, _out = migration_context(connection, scripts)
+    column = sa.Column("x", sa.String(), nullable=True)
+    script = script_of(
+        create("scores", schema="stats"),
+        create("scores"),
+        ops.ModifyTableOps("scores", [ops.AddColumnOp("scores", column, schema="stats")], schema="stats"),
+        ops.ModifyTableOps("scores", [ops.AddColumnOp("scores", column)]),
+        OnATable("games_scores"),
+        OnATable("music_songs"),
+    )
+    games.process_revision_directives(context, "abc", [script])
+    assert [
+        (type(op).__name__, op.table_name, getattr(op, "schema", "-")) for op in script.upgrade_ops.ops
+    ] == [
+        ("CreateTableOp", "scores", "stats"),
+        ("ModifyTableOps", "scores", "stats"),
+        ("OnATable", "games_scores", "-"),
+    ]
+
+
 def test_directives_slug_length_comes_from_the_script_directory(
     bot: BotSchema, scripts: Path, connection: sa.Connection
 ) -> None:
@@ -522,14 +572,36 @@ def test_a_blank_revision_is_left_as_written(
 ) -> None:
     music = cog_scope(bot, scripts, autogenerate=False, command="revision")
     context, _out = migration_context(connection, scripts)
-    script = script_of(create("games_scores"))
-    directives = [script]
+    script, second = script_of(create("games_scores")), script_of()
+    directives = [script, second]
     music.process_revision_directives(context, "abc", directives)
-    assert directives == [script]
+    assert directives == [script, second]
     assert [op.table_name for op in script.upgrade_ops.ops] == ["games_scores"]
     assert script.message is None
-    assert script.version_path == str(music.version_location)
+    assert script.version_path == second.version_path == str(music.version_location)
     assert music.version_location.is_dir()
+
+
+@pytest.mark.parametrize("autogenerate", [True, False])
+def test_a_library_calling_alembic_command_revision(
+    bot: BotSchema, scripts: Path, connection: sa.Connection, autogenerate: bool
+) -> None:
+    """No command line: only the running revision command knows whether it autogenerates."""
+    music = cog_scope(bot, scripts, command="revision")
+    assert music.request.autogenerate is None
+    config, script_directory = Config(stdout=io.StringIO()), ScriptDirectory(str(scripts))
+    arguments = {"autogenerate": autogenerate, "message": None, "rev_id": "abc", "head": "head"}
+    arguments |= {"splice": False, "branch_label": None, "version_path": None, "depends_on": None}
+    revision_context = RevisionContext(config, script_directory, arguments)
+    context = MigrationContext.configure(
+        connection,
+        environment_context=EnvironmentContext(config, script_directory),
+        opts={"revision_context": revision_context},
+    )
+    script = script_of(create("games_scores"), create("music_songs"))
+    music.process_revision_directives(context, "abc", [script])
+    kept = [op.table_name for op in script.upgrade_ops.ops]
+    assert kept == (["music_songs"] if autogenerate else ["games_scores", "music_songs"])
 
 
 def test_env_py_directives_run_first_and_are_filtered(
@@ -583,7 +655,9 @@ def test_column_drops_refused_in_revision_only(
         drop = ops.DropColumnOp.from_column_and_tablename(None, "music_songs", title)
         return script_of(ops.ModifyTableOps("music_songs", [drop]))
 
-    with pytest.raises(NXAlembicError, match="would drop column music_songs.title"):
+    with pytest.raises(
+        NXAlembicError, match=r"^cog 'music': the revision would drop column music_songs\.title"
+    ):
         cog_scope(bot, scripts, autogenerate=True, command="revision").process_revision_directives(
             context, "abc", [dropping()]
         )
@@ -674,11 +748,5 @@ def test_screen_unchanged_cogs(bot: BotSchema) -> None:
     assert both.unchanged([create("scores")]) == set()
     assert both.unchanged([ops.ExecuteSQLOp("SELECT 1")]) == set()
     assert both.unchanged([create("music_songs"), ops.ExecuteSQLOp("SELECT 1")]) == set()
-
-    class OnATable(ops.MigrateOperation):
-        """An operation of a custom comparator: a table name, no schema attribute."""
-
-        def __init__(self, table_name: str) -> None:
-            self.table_name = table_name
 
     assert both.unchanged([OnATable("games_scores")]) == {"music"}
