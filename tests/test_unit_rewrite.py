@@ -75,6 +75,13 @@ def test_message_counts_what_does_not_fit() -> None:
     )
 
 
+def test_message_keeps_the_first_name_as_written_when_it_fits() -> None:
+    # Alembic makes the file name from the message: the message itself stays as the operations say
+    operations = upgrade(create("Music Songs"), create("b"))
+    assert naming.revision_message([operations], limit=len("create_music_songs")) == "create_Music Songs"
+    assert naming.revision_message([operations], limit=len("create_music_songs") - 1) == "create_music"
+
+
 def test_message_of_a_long_first_name_is_cut_at_a_word() -> None:
     operations = upgrade(create("very_long_table_name"))
     assert naming.revision_message([operations], limit=len("create_very_long_table_name")) == (
@@ -117,6 +124,7 @@ def test_cut_at_word() -> None:
         "line\nbreak\tand tab",
         "a\rb\x00c\u2028d",
         "ünïcödé ✓",
+        "eXtra XX",
         'ends with a quote"',
         "\ud800 lone surrogate",
     ],
@@ -287,6 +295,54 @@ def test_table_rename_from_a_hint(connection: sa.Connection) -> None:
     assert (down.ops[2].table_name, down.ops[2].new_table_name) == ("music_tracks", "music_old")
 
 
+def test_table_rename_compares_the_renamed_table_only(connection: sa.Connection) -> None:
+    # music_songs exists with a column its model lacks: not a change of the renamed table
+    connection.exec_driver_sql("CREATE TABLE music_songs (id INTEGER NOT NULL PRIMARY KEY, extra VARCHAR)")
+    connection.exec_driver_sql(
+        "CREATE TABLE music_old (id INTEGER NOT NULL PRIMARY KEY, song INTEGER, n VARCHAR(20))"
+    )
+    metadata = sa.MetaData()
+    sa.Table("music_songs", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    tracks = sa.Table(
+        "music_tracks",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("song", sa.Integer, sa.ForeignKey("music_songs.id")),
+        sa.Column("parent", sa.Integer, sa.ForeignKey("music_tracks.id")),
+        sa.Column("n", sa.String(40)),
+    )
+    operations = upgrade(ops.CreateTableOp.from_table(tracks))
+    rewriter(history={"music_old"}, renames=("music_old:music_tracks",)).rewrite(connection, operations)
+    rename, changes = operations.ops
+    assert isinstance(rename, ops.RenameTableOp)
+    assert changes.table_name == "music_tracks"
+    found = sorted(
+        (
+            type(op).__name__,
+            op.table_name,
+            getattr(op, "column_name", None) or getattr(op, "column", None).name,
+        )
+        for op in changes.ops
+        if not isinstance(op, ops.CreateForeignKeyOp)
+    )
+    assert found == [("AddColumnOp", "music_tracks", "parent"), ("AlterColumnOp", "music_tracks", "n")]
+    (alter,) = [op for op in changes.ops if isinstance(op, ops.AlterColumnOp)]
+    assert str(alter.modify_type) == "VARCHAR(40)"
+    # the foreign keys are compared too, and made on the new name (a self-reference to it too)
+    assert sorted(
+        (op.source_table, op.referent_table) for op in changes.ops if isinstance(op, ops.CreateForeignKeyOp)
+    ) == [("music_tracks", "music_songs"), ("music_tracks", "music_tracks")]
+    code = render_python_code(operations)
+    assert "music_old" not in code.replace("op.rename_table('music_old', 'music_tracks')", "")
+
+
+def test_table_rename_keeps_the_schema() -> None:
+    operations = upgrade(ops.CreateTableOp("music_tracks", [sa.Column("id", sa.Integer)], schema="s"))
+    rewriter(history={"music_old"}, renames=("music_old:music_tracks",)).rewrite(None, operations)
+    (rename,) = operations.ops
+    assert (rename.table_name, rename.new_table_name, rename.schema) == ("music_old", "music_tracks", "s")
+
+
 def test_table_rename_without_a_connection_is_the_rename_alone() -> None:
     operations = upgrade(create("music_tracks"))
     rewriter(history={"music_old"}, renames=("music_old:music_tracks",)).rewrite(None, operations)
@@ -308,6 +364,10 @@ def test_table_rename_hint_errors() -> None:
         "cog 'music': rename hint music_old:music_songs does not match a new table of this cog "
         "(new tables: music_tracks)"
     )
+    with pytest.raises(NXAlembicError, match=r"\(new tables: music_a, music_tracks\)$"):
+        rewriter(history={"music_old"}, renames=("music_old:music_songs",)).rewrite(
+            None, upgrade(create("music_tracks"), create("music_a"))
+        )
     with pytest.raises(NXAlembicError, match=r"\(new tables: none\)"):
         rewriter(history={"music_old"}, renames=("music_old:music_songs",)).rewrite(None, upgrade())
     with pytest.raises(NXAlembicError) as error:
@@ -373,6 +433,38 @@ def test_column_rename_from_a_hint() -> None:
     (back,) = down.ops[0].ops
     assert (back.column_name, back.modify_name) == ("name", "title")
     assert back.modify_type is None and back.modify_nullable is None
+    assert back.existing_nullable is True
+
+
+def test_column_rename_in_a_schema() -> None:
+    operations = upgrade(
+        ops.ModifyTableOps(
+            "music_songs",
+            [
+                ops.DropColumnOp.from_column_and_tablename("s", "music_songs", column("title")),
+                ops.AddColumnOp("music_songs", column("name"), schema="s"),
+            ],
+            schema="s",
+        )
+    )
+    rewriter(renames=("music_songs.title:name",)).rewrite(None, operations)
+    (alter,) = operations.ops[0].ops
+    assert (alter.schema, alter.column_name, alter.modify_name) == ("s", "title", "name")
+
+
+def test_column_rename_type_change_is_judged_on_the_database(connection: sa.Connection) -> None:
+    """Types that give the same DDL on the database are no type change."""
+    before, after = column("key", sa.Text()), column("uid", sa.String(10).with_variant(sa.Text(), "sqlite"))
+
+    def renamed(conn: sa.Connection | None) -> ops.AlterColumnOp:
+        operations = songs_change(drop("music_songs", before), add("music_songs", after))
+        rewriter(renames=("music_songs.key:uid",)).rewrite(conn, operations)
+        (alter,) = operations.ops[0].ops
+        return alter
+
+    assert renamed(connection).modify_type is None
+    # without a database (offline), SQLAlchemy's default dialect says VARCHAR(10)
+    assert renamed(None).modify_type is after.type
 
 
 def test_column_rename_with_a_new_type_and_nullability(connection: sa.Connection) -> None:
@@ -418,10 +510,14 @@ def test_column_rename_hint_errors() -> None:
         "cog 'music': rename hint music_songs.title:other does not match a removed and an added column of "
         "that table"
     )
-    with pytest.raises(NXAlembicError, match="rename hint music_songs.nope:name does not match"):
+    with pytest.raises(NXAlembicError, match=r"rename hint music_songs\.nope:name does not match"):
         rewriter(renames=("music_songs.nope:name",)).rewrite(
             None, songs_change(add("music_songs", column("name")))
         )
+    with pytest.raises(
+        NXAlembicError, match=r"hint for table\(s\) music_songs, music_tracks matched no change"
+    ):
+        rewriter(renames=("music_tracks.title:name", "music_songs.a:b")).rewrite(None, upgrade())
     with pytest.raises(NXAlembicError) as error:
         rewriter(renames=("music_tracks.title:name",)).rewrite(None, songs_change())
     assert str(error.value) == (
@@ -567,6 +663,9 @@ def test_referencing_first() -> None:
     assert rewrite._referencing_first([z, a]) == [z, a]
     assert rewrite._referencing_first([a, z]) == [z, a]
     assert rewrite._referencing_first([]) == []
+    # a table outside the list is no reason to wait
+    assert rewrite._referencing_first([b]) == [b]
+    assert rewrite._referencing_first([c, b]) == [c, b]
 
 
 def test_column_drops_refused_without_the_opt_in() -> None:
@@ -630,13 +729,17 @@ def test_not_null_guard() -> None:
         rewriter().rewrite(None, songs_change(add("music_songs", bad)))
     assert str(error.value) == (
         "cog 'music': adding NOT NULL column music_songs.n without a server default fails on any non-empty "
-        "table; make it nullable (nullable=True) or give it a server default (server_default=...) in the model"
+        "table; make it nullable (nullable=True) or give it a server default (server_default=...) in the "
+        "model"
     )
     with pytest.raises(NXAlembicError, match=r"model \(a rename\? pass -x rename=music_songs\.old:n\)$"):
         rewriter(allow_drops=True).rewrite(
             None,
             songs_change(drop("music_songs", column("old")), add("music_songs", column("n", nullable=False))),
         )
+    # every table's changes are checked
+    with pytest.raises(NXAlembicError, match=r"adding NOT NULL column music_songs\.n"):
+        rewriter().rewrite(None, upgrade(create("music_tracks"), *songs_change(add("music_songs", bad)).ops))
     # what is fine: nullable, a server default, a primary key, a new table
     rewriter().rewrite(None, songs_change(add("music_songs", column("a"))))
     rewriter().rewrite(
