@@ -38,7 +38,8 @@ test-unit: install
 # mutmut ([tool.mutmut] in pyproject.toml) on MUTATION_MODULES, one module after the other, with
 # the fast tier only, on MUTATION_WORKERS processes (1: the machine is shared; mutants/ is started
 # afresh), then the killed share per module: killed (or timed out) / every mutant but skipped ones
-# ("no tests" and survivors count against it).  `.venv/bin/mutmut results` lists the survivors,
+# ("no tests" and survivors count against it), and the share among the mutants some fast-tier test
+# runs (not "no tests": code only a database server runs).  `.venv/bin/mutmut results` lists the survivors,
 # `.venv/bin/mutmut show NAME` shows one.
 MUTATION_MODULES ?= ordering screen naming layout partial scope rewrite headcheck settings locking
 MUTATION_WORKERS ?= 1
@@ -61,8 +62,13 @@ for module in sys.argv[1:]:
     tested = sum(counts.values()) - counts["skipped"] - counts["not checked"]
     killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
     share = 100 * killed / tested if tested else 0.0
+    reached = tested - counts["no tests"]
     rest = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "killed")
-    print(f"mutation: {module:10} {killed:4}/{tested:<4} killed = {share:5.1f}%  ({rest or 'none left'})")
+    print(
+        f"mutation: {module:10} {killed:4}/{tested:<4} killed = {share:5.1f}%"
+        f"  (of the {reached} the fast tier reaches: {100 * killed / reached if reached else 0:5.1f}%)"
+        f"  {rest or 'none left'}"
+    )
 endef
 export MUTATION_SCORE
 

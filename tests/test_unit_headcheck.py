@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nxalembic_templates import headcheck
 from nxalembic_templates.discovery import BotSchema, Cog
+from nxalembic_templates.errors import LockTimeout
+from nxalembic_templates.locking import LockPolicy
 from nxalembic_templates.settings import Settings
 
 
@@ -171,7 +174,7 @@ def test_files_alembic_skips_or_cannot_read(tmp_path: Path) -> None:
 
 def test_strange_file_names_are_left_to_alembic(tmp_path: Path) -> None:
     revision(tmp_path, "r1")
-    (tmp_path / "x.py\n").write_text("")
+    revision(tmp_path, "r2", "r1", name="x.py\n")
     assert headcheck.folder_head(tmp_path) is None
     (tmp_path / "x.py\n").unlink()
     (tmp_path / "broken.py").symlink_to(tmp_path / "nowhere")
@@ -245,6 +248,11 @@ def test_literal_ids(tmp_path: Path) -> None:
         "revision = 'r1'\ndown_revision = None\nfrom x import y as revision\n",
         "revision = 'r1'\ndown_revision = None\nimport revision\n",
         "revision = 'r1'\ndown_revision = None\nimport revision.sub\n",
+        "revision = 'r1'\ndown_revision = None\nimport revision.sub.deeper\n",
+        # line breaks Python reads and a byte search does not: the whole file is walked
+        "revision = 'r1'\rdown_revision = None\rglobals()['revision'] = 'x'\r",
+        "\ufeffrevision = 'r1'\ndown_revision = None\nglobals()['revision'] = 'x'\n",
+        "# coding: latin-1\nrevision = 'r1'\ndown_revision = None\nglobals()['revision'] = 'x'\n",
         "revision = 'r1'\ndown_revision = None\nfrom x import *\n",
         "revision = 'r1'\ndown_revision = None\ndef revision():\n    pass\n",
         "revision = 'r1'\ndown_revision = None\nclass revision:\n    pass\n",
@@ -305,6 +313,8 @@ def test_ids_set_in_other_ways_are_unknown(tmp_path: Path, text: str) -> None:
         ),
         ("x: int\nrevision: str = 'r1'\ndown_revision = None\n", {"revision": "r1", "down_revision": None}),
         ("a = revision = 'r1'\ndown_revision = None\n", {"revision": "r1", "down_revision": None}),
+        # an unpacking assignment (of other names) above the ids
+        ("x, y = 1, 2\nrevision = 'r1'\ndown_revision = None\n", {"revision": "r1", "down_revision": None}),
     ],
 )
 def test_plain_ids(tmp_path: Path, text: str, expected: dict[str, object]) -> None:
@@ -328,6 +338,7 @@ def test_suspects_are_whole_words(tmp_path: Path) -> None:
         text.index(b"import"),
     ]
     assert list(headcheck._suspects(b"")) == []
+    assert list(headcheck._suspects(b"revision revision revision")) == [0, 9, 18]
     assert list(headcheck._suspects(b"revision")) == [0]
     assert list(headcheck._suspects(b"import\\\n*")) == [0]
 
@@ -528,11 +539,9 @@ def test_what_the_full_route_must_word(project: Path) -> None:
     )
     at(project, music=["m2"])
     assert headcheck.heads_if_all_at_head(schema, project / "alembic.ini") is None
-    # two cogs in one folder
+    # two cogs in one folder (both at its head): Alembic's route refuses that
     schema = BotSchema(
-        settings=Settings(
-            path=project / "nxalembic.ini", module="m", version_location="{here}/shared/{cog_dir}"
-        ),
+        settings=Settings(path=project / "nxalembic.ini", module="m", version_location="{cog_dir}/../revs"),
         bot=None,
         cogs={
             "music": Cog(
@@ -553,9 +562,47 @@ def test_what_the_full_route_must_word(project: Path) -> None:
         extensions_without_models=(),
         metadata=(),
     )
-    revision(project / "shared" / "bot", "s1")
-    at(project, games=["s1"])
+    revision(project / "revs", "s1")
+    (project / "bot.db").unlink()
+    at(project, games=["s1"], music=["s1"])
     assert headcheck.heads_if_all_at_head(schema, project / "alembic.ini") is None
+
+
+def hold(database: Path, how: str) -> tuple[sa.Engine, Any]:
+    """Another connection holding one of SQLite's locks (``IMMEDIATE``: a migration running elsewhere)."""
+    holder = sa.create_engine(f"sqlite:///{database}", poolclass=sa.pool.NullPool)
+    raw = holder.raw_connection()
+    raw.driver_connection.isolation_level = None
+    raw.driver_connection.execute(f"BEGIN {how}")
+    return holder, raw
+
+
+def let_go(holder: sa.Engine, raw: Any) -> None:
+    raw.driver_connection.execute("ROLLBACK")
+    raw.close()
+    holder.dispose()
+
+
+def test_the_read_takes_no_lock(project: Path) -> None:
+    schema = bot_schema(project, "music", "games")
+    at(project, music=["m2"], games=["g1"])
+    holder, raw = hold(project / "bot.db", "IMMEDIATE")
+    try:
+        found = headcheck.heads_if_all_at_head(schema, project / "alembic.ini", lock=LockPolicy(timeout=0.5))
+    finally:
+        let_go(holder, raw)
+    assert found == {"games": ["g1"], "music": ["m2"]}
+
+
+def test_the_read_waits_no_longer_than_the_lock_timeout(project: Path) -> None:
+    schema = bot_schema(project, "music", "games")
+    at(project, music=["m2"], games=["g1"])
+    holder, raw = hold(project / "bot.db", "EXCLUSIVE")
+    try:
+        with pytest.raises(LockTimeout, match=r"^gave up after 0\.2 s waiting to read "):
+            headcheck.heads_if_all_at_head(schema, project / "alembic.ini", lock=LockPolicy(timeout=0.2))
+    finally:
+        let_go(holder, raw)
 
 
 def test_a_foreign_key_cycle_is_for_the_full_route(project: Path) -> None:

@@ -87,6 +87,11 @@ def test_every_key(folder: Path) -> None:
     assert found.extensions == ("mybot.cogs.music", "mybot.cogs")
 
 
+def test_percent_signs_are_text(folder: Path) -> None:
+    # a URL-quoted password: nxalembic.ini does no interpolation
+    assert load(folder, "module = m", "url = postgresql://u:p%40ss@h/db").url == "postgresql://u:p%40ss@h/db"
+
+
 def test_blank_values_are_defaults(folder: Path) -> None:
     found = load(folder, "module = m", "bot =", "url =   ")
     assert (found.bot, found.url) == ("bot", None)
@@ -148,6 +153,9 @@ def test_module_is_required_and_dotted(folder: Path) -> None:
         f"{path}: module = 'my-bot/main.py' is not a dotted Python module path"
     )
     assert refused(folder, "module = a..b").endswith("is not a dotted Python module path")
+    assert refused(folder, "module = /mybot/main.py").endswith(
+        "write module = mybot.main (the import path, not the file)"
+    )
     assert load(folder, "module = _a.b2.C").module == "_a.b2.C"
 
 
@@ -250,6 +258,12 @@ def test_extensions_one_a_line_or_with_commas(folder: Path) -> None:
     )
 
 
+def test_a_bad_extension_names_the_file(folder: Path) -> None:
+    assert refused(folder, "module = m", "extensions = a-b").startswith(
+        f"{folder / 'nxalembic.ini'}: extensions: 'a-b' is not a dotted module name"
+    )
+
+
 def test_line_breaks_and_control_characters_refused(folder: Path) -> None:
     path = folder / "nxalembic.ini"
     assert refused(folder, "module = m", "url = sqlite:///a", "  .db") == (
@@ -339,6 +353,7 @@ def test_pyproject_errors(folder: Path) -> None:
     with pytest.raises(NXAlembicError) as error:
         settings.load_settings(path)
     assert str(error.value).startswith(f"{path} is not valid TOML: ")
+    assert "(at line 1, column 16)" in str(error.value)  # tomllib's own words
     assert "\n" not in str(error.value)
     path = toml(folder, '[tool.nxalembic]\nmodule = "m"\nurl = "a\\nb"\n')
     with pytest.raises(NXAlembicError) as error:
@@ -353,7 +368,7 @@ def test_pyproject_errors(folder: Path) -> None:
     path = toml(folder, "[tool.nxalembic]\n")
     with pytest.raises(NXAlembicError, match=r"\[tool.nxalembic\] needs 'module = yourbot.main'"):
         settings.load_settings(path)
-    with pytest.raises(NXAlembicError, match=r"^cannot read .*missing.toml"):
+    with pytest.raises(NXAlembicError, match=r"^cannot read .*missing\.toml: \[Errno 2\] No such file"):
         settings.read_pyproject(folder / "missing.toml")
 
 
@@ -382,6 +397,11 @@ def test_config_in(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
     ini(other, "[nxalembic]", "module = m")
     assert settings.config_in(other) == other / "nxalembic.ini"
     assert caplog.records == []
+    # a pyproject.toml whose tool.nxalembic is no table: said, naming the file
+    toml(other, '[tool]\nnxalembic = "m"\n')
+    (other / "nxalembic.ini").unlink()
+    with pytest.raises(NXAlembicError, match=r"pyproject\.toml: tool\.nxalembic must be a table"):
+        settings.config_in(other)
     # a folder named nxalembic.ini is no settings file
     (folder / "dir").mkdir()
     (folder / "dir" / "nxalembic.ini").mkdir()
@@ -494,6 +514,24 @@ def test_read_alembic_ini_with_tool_alembic(folder: Path) -> None:
     assert settings.read_alembic_ini(path) is None
     toml(folder, '[tool.other]\nx = "y"\n')
     assert settings.read_alembic_ini(path) == settings.AlembicIni(folder / "own", None)
+
+
+def test_a_complete_alembic_ini_needs_no_pyproject(folder: Path) -> None:
+    path = ini(folder, "[alembic]", "script_location = m", "sourceless = false", name="alembic.ini")
+    toml(folder, "[tool.alembic\n")  # broken, and not read
+    assert settings.read_alembic_ini(path) == settings.AlembicIni(folder / "m", None)
+
+
+def test_sourceless_of_alembic_ini_wins(folder: Path) -> None:
+    path = ini(folder, "[alembic]", "sourceless = true", name="alembic.ini")
+    toml(folder, '[tool.alembic]\nscript_location = "m"\nsourceless = false\n')
+    assert settings.read_alembic_ini(path) is None
+
+
+def test_a_pyproject_without_tool_tables(folder: Path) -> None:
+    path = ini(folder, "[alembic]", "script_location = m", name="alembic.ini")
+    toml(folder, '[project]\nname = "bot"\n')
+    assert settings.read_alembic_ini(path) == settings.AlembicIni(folder / "m", None)
 
 
 @pytest.mark.parametrize(
