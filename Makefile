@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install install-wheel demo test test-long test-py312 test-py313 test-oldest matrix-leg bench docs lint dist clean
+.PHONY: install install-wheel demo test test-unit mutation test-long test-py312 test-py313 test-oldest matrix-leg bench docs lint dist clean
 .PHONY: test-discordpy test-disnake test-pycord library-leg
 
 $(BIN)/python:
@@ -42,6 +42,53 @@ test: install-wheel
 	bash .ci/install-postgres.sh
 	bash .ci/install-mariadb.sh
 	$(BIN)/python -P -m pytest -n $(TEST_WORKERS) $(TEST_DIST) $(PYTEST_ARGS)
+
+# -- The fast tier and mutation testing (docs/contributing.rst) ------------------------------
+# tests/test_unit_*.py: the pure logic in-process (no subprocess, no server), in seconds.
+test-unit: install
+	$(BIN)/python -P -m pytest -n 0 -q tests/test_unit_*.py $(PYTEST_ARGS)
+
+# mutmut ([tool.mutmut] in pyproject.toml) on MUTATION_MODULES, one module after the other, with
+# the fast tier only, on MUTATION_WORKERS processes (1: the machine is shared; mutants/ is started
+# afresh), then the killed share per module: killed (or timed out) / every mutant but skipped ones
+# ("no tests" and survivors count against it), and the share among the mutants some fast-tier test
+# runs (not "no tests": code only a database server runs).  `.venv/bin/mutmut results` lists the survivors,
+# `.venv/bin/mutmut show NAME` shows one.  An entry is a module, or module.x_function* for the
+# functions of a bigger module (the dependency ordering in discovery; the rest of it imports bots).
+MUTATION_MODULES ?= discovery.x_dependency_order* layout scope rewrite headcheck settings locking
+MUTATION_WORKERS ?= 1
+
+mutation: install
+	rm -rf mutants
+	set -e; for module in $(MUTATION_MODULES); do \
+	    case "$$module" in *'*') target="$$module";; *) target="$$module.*";; esac; \
+	    $(BIN)/mutmut run --max-children $(MUTATION_WORKERS) "nxalembic_templates.$$target" > /dev/null; \
+	done
+	@$(BIN)/python -c "$$MUTATION_SCORE" $(MUTATION_MODULES)
+
+define MUTATION_SCORE
+import fnmatch, json, sys
+from collections import Counter
+from mutmut.stats import status_by_exit_code
+for module in sys.argv[1:]:
+    name, _, functions = module.partition(".")
+    with open(f"mutants/nxalembic_templates/{name}.py.meta") as fh:
+        by_key = json.load(fh)["exit_code_by_key"]
+    pattern = f"nxalembic_templates.{name}.{functions or '*'}"
+    codes = [code for key, code in by_key.items() if fnmatch.fnmatch(key, pattern)]
+    counts = Counter(status_by_exit_code[code] for code in codes)
+    tested = sum(counts.values()) - counts["skipped"] - counts["not checked"]
+    killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+    share = 100 * killed / tested if tested else 0.0
+    reached = tested - counts["no tests"]
+    rest = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "killed")
+    print(
+        f"mutation: {module:10} {killed:4}/{tested:<4} killed = {share:5.1f}%"
+        f"  (of the {reached} the fast tier reaches: {100 * killed / reached if reached else 0:5.1f}%)"
+        f"  {rest or 'none left'}"
+    )
+endef
+export MUTATION_SCORE
 
 # -- The ownership property at scale (hours: .ci/run does not run it) ------------------------
 # tests/test_property_ownership.py with LONG_EXAMPLES cases on each backend (sync SQLite,

@@ -361,6 +361,10 @@ def _table_changes(connection: Connection, model_table: sa.Table, old: str, new:
             for op in table_ops.ops:
                 if hasattr(op, "table_name"):
                     op.table_name = new
+                if isinstance(op, ops.CreateForeignKeyOp):  # named source_table, and maybe itself
+                    op.source_table = new
+                    if op.referent_table == old:
+                        op.referent_table = new
             result.append(ops.ModifyTableOps(new, table_ops.ops, schema=table_ops.schema))
     return result
 

@@ -267,7 +267,14 @@ def _nxalembic_table(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
 
 def _toml_type(value: Any) -> str:
     """How TOML names the type of *value*, for messages."""
-    names = {bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
     return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
 
 
