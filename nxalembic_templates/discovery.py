@@ -436,14 +436,11 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         name: str, origin: str, extension: str | None, directory: Path, models: list[type[ormar.Model]]
     ) -> None:
         if name in claimed:
+            core = extension is None or "outside" in claimed[name]
             raise NXAlembicError(
                 f"cog name {name!r} is claimed by both {claimed[name]} and {origin}; give one of "
                 f"them another name with {COG_NAME_ATTRIBUTE} = '...' in its module"
-                + (
-                    " or set core_cog in nxalembic.ini"
-                    if extension is None or "outside" in claimed[name]
-                    else ""
-                )
+                + (" or set core_cog in nxalembic.ini" if core else "")
             )
         folded = next((other for other in claimed if other.casefold() == name.casefold()), None)
         if folded is not None:
@@ -463,11 +460,8 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             tables=tuple(m.ormar_config.table for m in models),
         )
 
-    without_models: list[str] = []
-    for ext in sorted(extensions):
-        if not by_extension[ext]:
-            without_models.append(ext)
-            continue
+    without_models = [ext for ext in sorted(extensions) if not by_extension[ext]]
+    for ext in sorted(set(extensions) - set(without_models)):
         module = extensions[ext]
         add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
     if core_models:
@@ -488,10 +482,9 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         raise NXAlembicError(no_extensions(settings, given))
     _refuse_version_table_names(settings, cogs)
 
-    metadata: dict[int, sa.MetaData] = {}
-    for cog in cogs.values():
-        for model in cog.models:
-            metadata.setdefault(id(model.ormar_config.metadata), model.ormar_config.metadata)
+    metadata = {
+        id(m.ormar_config.metadata): m.ormar_config.metadata for cog in cogs.values() for m in cog.models
+    }
 
     return BotSchema(
         settings=settings,

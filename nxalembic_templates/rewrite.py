@@ -376,13 +376,8 @@ def _reverse(op: Any) -> Any:
     return op.reverse()
 
 
-# ------------------------------------------------------------------------------------------------
-# Names and text of revision files.
-#
-# A revision made without ``-m`` gets a message derived from its operations, made to fit the
-# file name Alembic cuts at ``truncate_slug_length``; every message is escaped for the
-# docstring it is written into; a revision id is checked before it becomes part of a file name.
-# ------------------------------------------------------------------------------------------------
+# -- Names and text of revision files: the message of a revision made without -m, its docstring
+# escaping, the check of a revision id. ---------------------------------------------------------
 
 #: Alembic's default ``truncate_slug_length`` and its rule for the words of a file name.
 DEFAULT_SLUG_LENGTH = 40
