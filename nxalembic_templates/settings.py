@@ -95,18 +95,15 @@ class Settings:
         """
         if table == STOCK_VERSION_TABLE:
             return ""
-        for pattern in (self.version_table, DEFAULT_VERSION_TABLE):
-            match = _version_table_regex(pattern).fullmatch(table)
-            if match:
-                return match.group("cog")
-        return None
+        found = (
+            _version_table_regex(p).fullmatch(table) for p in (self.version_table, DEFAULT_VERSION_TABLE)
+        )
+        return next((match.group("cog") for match in found if match), None)
 
     def version_location_for(self, cog: str, cog_dir: Path, script_location: Path) -> Path:
         """Resolve the revisions folder of *cog*; relative patterns are relative to the ini file."""
-        raw = self.version_location.format(
-            cog=cog, cog_dir=cog_dir, script_location=script_location, here=self.root
-        )
-        path = Path(raw)
+        values = {"cog": cog, "cog_dir": cog_dir, "script_location": script_location, "here": self.root}
+        path = Path(self.version_location.format(**values))
         return (path if path.is_absolute() else self.root / path).resolve()
 
 
