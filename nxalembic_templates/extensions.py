@@ -1,4 +1,4 @@
-"""Loading the extensions a bot does not load when its module is imported.
+"""Internal: loading the extensions a bot does not load when its module is imported.
 
 Many bots load their extensions only when they start: under ``if __name__ == "__main__":``,
 in ``async def main()``, or (discord.py 2.x, where ``load_extension`` is a coroutine) in
@@ -41,13 +41,10 @@ from .errors import NXAlembicError, file_line
 from .settings import Settings
 
 __all__ = [
-    "IF_MAIN",
     "BotStartedOnImport",
     "bot_attribute",
     "check_is_bot",
     "ensure_event_loop",
-    "extension_names",
-    "has_setup",
     "import_error",
     "importing",
     "load_missing",
@@ -190,6 +187,7 @@ class BotStartedOnImport(BaseException):
 
 
 def importing(settings: Settings) -> str:
+    """What importing the bot module is called in a failure's line (*doing* of :func:`import_error`)."""
     return f"importing bot module {settings.module!r} (module = in {settings.path.name})"
 
 
@@ -215,6 +213,7 @@ def bot_attribute(settings: Settings, module: ModuleType) -> Any:
 
 
 def check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
+    """Refuse what is not a discord bot (no ``extensions`` mapping); *what* says where it came from."""
     if not isinstance(getattr(bot, "extensions", None), Mapping):
         what = what or f"{settings.module}.{settings.bot} is of type"
         raise NXAlembicError(
