@@ -31,7 +31,7 @@ from alembic.operations import ops
 from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
-from .layout import CogLayout
+from .headcheck import CogLayout
 from .locking import MYSQL_DIALECTS
 from .request import CogRequest, is_autogenerate
 from .rewrite import DEFAULT_SLUG_LENGTH, Rewriter, note_statement_by_statement, revision_message
