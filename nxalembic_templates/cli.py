@@ -25,14 +25,7 @@ from alembic.util import CommandError
 from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
 from .compare import count, short
 from .environment import INTERRUPTED
-from .errors import (
-    NXAlembicError,
-    described,
-    file_line,
-    first_line,
-    hide_password,
-    mask,
-)
+from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
 from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
