@@ -255,11 +255,8 @@ def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
     pyproject = pyproject_for(args.config)
     if args.pyproject and pyproject.exists():
         read_pyproject(pyproject)
-    config = Config(
-        args.config,
-        cmd_opts=argparse.Namespace(quiet=args.quiet),
-        **({"toml_file": str(pyproject)} if args.pyproject else {}),
-    )
+    toml_file = str(pyproject) if args.pyproject else None
+    config = Config(args.config, toml_file=toml_file, cmd_opts=argparse.Namespace(quiet=args.quiet))
     command.init(
         config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR if args.pyproject else TEMPLATE_DIR)
     )

@@ -29,9 +29,8 @@ from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nxalembic_templates.headcheck import ID_NAMES, folder_head
+from nxalembic_templates.headcheck import ID_NAMES, REVISION_FILE, SOURCELESS_REVISION_FILE, folder_head
 from nxalembic_templates.history import cog_script
-from nxalembic_templates.headcheck import REVISION_FILE, SOURCELESS_REVISION_FILE
 
 #: Cases per run; ``make test-long`` raises it.
 EXAMPLES = int(os.environ.get("NXALEMBIC_PROPERTY_EXAMPLES", "100"))
