@@ -1,29 +1,25 @@
 """Where each cog's revisions and version table live, and is every cog at its head?  No Alembic import.
 
-:class:`CogLayout` is every cog's revisions folder and version table, worked out once and
-asked by every route: the stock ``alembic -x cog=`` route and the ``nxalembic`` command
-(through :mod:`.scope`) and the start-up fast path here, so they can never disagree about
-which folder holds a cog's history or which table records it.
+:class:`CogLayout`: every cog's revisions folder and version table, worked out once and asked
+by every route (stock ``alembic -x cog=``, ``nxalembic`` through :mod:`.scope`, the start-up
+fast path), so they never disagree.  :func:`version_rows`: the one reader of version tables.
 
-:func:`heads_if_all_at_head` is the start-up API's fast path.
-A bot that migrates itself (:mod:`.startup`) asks this on every start, and nearly always the
-answer is yes.  Importing Alembic alone costs about a fifth of a 50-cog bot's own import, so
-the question is answered from the files and one query instead:
+:func:`heads_if_all_at_head` is the start-up API's fast path.  A bot that migrates itself
+(:mod:`.startup`) asks it on every start, and nearly always the answer is yes.  Importing
+Alembic alone costs about a fifth of a 50-cog bot's own import, so the question is answered
+from the files and one query instead: each cog's revision files are *parsed*, not run
+(:mod:`ast`), for their literal ``revision``, ``down_revision`` and ``depends_on`` (the head
+is the revision no other one builds on), and one ``UNION ALL`` statement reads every version
+table, on a read-only connection.
 
-* each cog's revisions folder is the one Alembic's route uses (:class:`CogLayout`);
-  its revision files are *parsed*, not run (:mod:`ast`), for their literal ``revision``,
-  ``down_revision`` and ``depends_on``; the head is the revision no other one builds on;
-* one ``UNION ALL`` statement reads every cog's version table, on a read-only connection
-  (:func:`version_rows`, the one reader of version tables every route uses).
-
-Whatever this cannot decide for certain answers "don't know" (``None``): a file whose ids are
+Whatever it cannot decide for certain answers "don't know" (``None``): a file whose ids are
 not plain literals, a fork, an id the folder does not have, a cog with no revisions (it has
 models, so it is never ready), a version table that cannot be read, a cog behind or ahead, a
 configuration it cannot read the way Alembic reads it.  The caller then takes the full route
-(Alembic, under the migration lock), which also words every error.  So this module changes
+(Alembic, under the migration lock), which also words every error.  So the fast path changes
 nothing, takes no lock, and raises nothing of its own; only a database that cannot be reached
-at all, or not read within the lock timeout, is reported here (the full route would wait
-for it once more).
+at all, or not read within the lock timeout, is reported (the full route would wait for it
+once more).
 """
 
 from __future__ import annotations
