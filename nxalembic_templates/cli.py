@@ -1,8 +1,12 @@
 """The ``nxalembic`` command: every cog at once, status and check, on top of Alembic.
 
 ``parser`` is importable (``nxalembic_templates.cli.parser``) so the documentation renders
-it with sphinx-argparse.  Every subcommand goes through :class:`~.runner.Project`, which runs
+it with sphinx-argparse.  Every subcommand goes through ``runner.Project``, which runs
 the project's own env.py per cog, exactly as ``alembic -x cog=NAME`` does.
+
+Public: the command itself, :func:`main` (the command in the caller's process) and
+:func:`script`, the ``nxalembic`` console script (``__all__``); ``parser`` is there for the
+documentation, the rest is internal.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
+
+__all__ = ["main", "script"]
 
 #: The optional settings of the skeleton ``nxalembic init`` writes, with their defaults.
 SKELETON_DEFAULTS = {
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    """A ``--lock-timeout`` value: seconds that every database can wait (:func:`.locking.check_timeout`)."""
+    """A ``--lock-timeout`` value: seconds that every database can wait (``locking.check_timeout``)."""
     try:
         return LockPolicy(float(text)).timeout  # type: ignore[return-value]
     except ValueError:
@@ -449,9 +455,11 @@ def script() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``nxalembic ARGV...`` in this process and return its exit code (nothing frozen).
+    """Run the ``nxalembic`` command with *argv* (default: ``sys.argv[1:]``); return its exit code.
 
-    argparse exits on ``--help``, ``--version`` and usage errors.
+    Failures are one ``FAILED:`` line on stderr (credentials masked) and exit code 1, Ctrl-C
+    exit code 130; ``--raiseerr`` raises instead.  Nothing is frozen: this process goes on
+    with its heap as it was (the console script is :func:`script`).
     """
     return _main(argv, freeze=False)
 

@@ -1,4 +1,4 @@
-"""What differs between the models and the database, for all cogs at once: ``status`` and ``check``.
+"""Internal: what differs between the models and the database, for all cogs at once: ``status`` and ``check``.
 
 The functions here take the opened project (:class:`Opened`: :class:`.runner.Project`) and its
 read-only connection.  :func:`status` reads every version table once
@@ -38,6 +38,18 @@ from .history import unknown_revisions
 from .request import CogRequest
 from .rewrite import drop_advice, likely_renames
 from .scope import SCREEN_COMMAND, CogScope, Screen
+
+__all__ = [
+    "CogBehind",
+    "Status",
+    "behind",
+    "count",
+    "current",
+    "screened",
+    "short",
+    "status",
+    "unowned_tables",
+]
 
 log = logging.getLogger("nxalembic_templates")
 

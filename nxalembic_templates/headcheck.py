@@ -1,4 +1,4 @@
-"""Where each cog's revisions and version table live, and is every cog at its head?  No Alembic import.
+"""Internal: where each cog's revisions and version table live; is every cog at its head?  No Alembic.
 
 :class:`CogLayout`: every cog's revisions folder and version table, worked out once and asked
 by every route (stock ``alembic -x cog=``, ``nxalembic`` through :mod:`.scope`, the start-up
@@ -41,6 +41,14 @@ from .engines import database_url, missing_sqlite_file, models_url, with_connect
 from .errors import NXAlembicError
 from .locking import LockPolicy
 from .settings import read_alembic_ini
+
+__all__ = [
+    "CogLayout",
+    "VersionRows",
+    "heads_if_all_at_head",
+    "nested_revisions",
+    "version_rows",
+]
 
 #: SQLite allows 500 terms in one compound SELECT.
 UNION_BATCH = 200

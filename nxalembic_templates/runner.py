@@ -1,4 +1,4 @@
-"""Alembic commands for many cogs in one process: what the ``nxalembic`` command runs.
+"""Internal: Alembic commands for many cogs in one process: what the ``nxalembic`` command runs.
 
 The bot is imported once; all cogs share one connection; each cog's step runs the very same
 env.py (and so the same discovery and per-cog scope) as ``alembic -x cog=NAME ...`` does.  What
@@ -53,6 +53,8 @@ from .locking import LockPolicy, one_in_process
 from .request import CogRequest, attach, database_url, parse_renames
 from .scope import CogScope
 from .settings import pyproject_for
+
+__all__ = ["MigrationResult", "Project"]
 
 T = TypeVar("T")
 
