@@ -55,7 +55,7 @@ test-unit: install
 # runs (not "no tests": code only a database server runs).  `.venv/bin/mutmut results` lists the survivors,
 # `.venv/bin/mutmut show NAME` shows one.  An entry is a module, or module.x_function* for the
 # functions of a bigger module (the dependency ordering in discovery; the rest of it imports bots).
-MUTATION_MODULES ?= discovery.x_dependency_order* layout scope rewrite headcheck settings locking
+MUTATION_MODULES ?= discovery.x_dependency_order* scope rewrite headcheck settings locking
 MUTATION_WORKERS ?= 1
 
 mutation: install

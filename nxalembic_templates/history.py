@@ -36,7 +36,7 @@ from .errors import (
     hide_password,
     reported_to_alembic,
 )
-from .layout import nested_revisions
+from .headcheck import nested_revisions
 from .request import DEFAULT_SCRATCH_URL
 from .rewrite import REVISION_ID, docstring_text
 
