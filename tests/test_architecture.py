@@ -1,6 +1,6 @@
 """The package keeps the structure docs/architecture.rst describes.
 
-* modules import only modules of lower layers (so there is no import cycle);
+* modules import only modules of their own or lower layers, and no import cycle;
 * ``config.attributes`` and ``config.cmd_opts`` are read in ``request.py`` only;
 * private (underscore) API of Alembic and SQLAlchemy is used in ``_compat.py`` only;
 * every module is on the architecture page, and the page lists no module that is gone.
@@ -11,6 +11,7 @@ Read from the source (``ast``), so a violation names the file and line.
 from __future__ import annotations
 
 import ast
+import graphlib
 import re
 from pathlib import Path
 
@@ -19,25 +20,26 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "nxalembic_templates"
 
-#: Bottom first; a module may import modules of earlier layers only.
-LAYERS: list[set[str]] = [
-    {"__init__", "errors", "_compat"},
-    {"settings"},
-    {"extensions"},
-    {"discovery"},
-    {"locking"},
-    {"engines"},
-    {"headcheck"},
-    {"request"},
-    {"rewrite"},
-    {"history"},
-    {"scope"},
-    {"environment"},
-    {"compare", "testing"},
-    {"runner"},
-    {"startup", "cli"},
-]
-LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}
+#: The design, bottom first: each layer has one job, and a module imports only from its own
+#: layer or the layers below it (plus the one lazy re-export below).  Within a layer the imports
+#: must not form a cycle (``test_no_import_cycle``).  docs/architecture.rst draws the same layers.
+LAYERS: dict[str, set[str]] = {
+    # what every module may use: the errors users see, the one home of private upstream API
+    "foundation": {"__init__", "errors", "_compat"},
+    # which project and which settings: nxalembic.ini / [tool.nxalembic], read without Alembic
+    "settings": {"settings"},
+    # the bot: import it, load its extensions the library's way, find each cog's models
+    "bot": {"extensions", "discovery"},
+    # the database: engines and URLs, the migration lock, version rows and the start-up fast path
+    "database": {"locking", "engines", "headcheck"},
+    # one cog's Alembic run: the request (-x cog=), its scope, history, rewrites and env.py's body
+    "per-cog run": {"request", "rewrite", "history", "scope", "environment"},
+    # the commands over all cogs: status and the shared comparison, migrations, the test helpers
+    "commands": {"compare", "runner", "testing"},
+    # where users come in: the start-up API and the nxalembic command
+    "entry points": {"startup", "cli"},
+}
+LAYER_OF = {name: index for index, names in enumerate(LAYERS.values()) for name in names}
 
 #: The package root re-exports the start-up API, imported lazily inside its ``__getattr__``
 #: (PEP 562): the one import allowed to go up, since nothing runs it on ``import nxalembic_templates``.
@@ -76,10 +78,23 @@ def test_imports_go_down_the_layers_only(name: str) -> None:
     wrong = [
         f"{name}.py:{line} imports {target}"
         for target, line in internal_imports(modules()[name])
-        if (target not in LAYER_OF or LAYER_OF[target] >= LAYER_OF[name])
+        if (target not in LAYER_OF or LAYER_OF[target] > LAYER_OF[name])
         and target not in LAZY_REEXPORTS.get(name, set())
     ]
     assert not wrong, wrong
+
+
+def test_no_import_cycle() -> None:
+    """Imports within a layer are allowed; together with the layers' order they must stay acyclic."""
+    graph = {
+        name: {target for target, _line in internal_imports(tree) if target in LAYER_OF and target != name}
+        - LAZY_REEXPORTS.get(name, set())
+        for name, tree in modules().items()
+    }
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"import cycle: {' -> '.join(cycle.args[1])}")
 
 
 def test_lazy_reexports_happen_inside_module_getattr_only() -> None:
