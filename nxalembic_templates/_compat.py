@@ -11,17 +11,22 @@ No other module of the package may touch an underscore attribute of Alembic or S
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.operations import Operations
-from alembic.operations.batch import ApplyBatchImpl
-from alembic.operations.schemaobj import SchemaObjects
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionMap
 from sqlalchemy.engine import Connection
+
+# Alembic is imported where it is used: the start-up fast path imports this module without it.
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+    from alembic.operations.batch import ApplyBatchImpl
+    from alembic.operations.schemaobj import SchemaObjects
+    from alembic.script import Script, ScriptDirectory
+    from alembic.script.revision import RevisionMap
 
 
 def load_revisions(script: ScriptDirectory) -> Iterator[Script]:
@@ -50,6 +55,8 @@ def retarget(
     computed from the old locations must be dropped.  (Where we build the object ourselves,
     the public ``version_locations`` constructor argument is used instead.)
     """
+    from alembic.script.revision import RevisionMap
+
     script.version_locations = [str(location)]
     script.recursive_version_locations = False
     for memoized in ("_version_locations", "_singular_version_location"):
@@ -157,37 +164,71 @@ def dotted_table_targets(is_table: IsTable) -> Iterator[None]:
     *is_table* knows change; everything else goes to Alembic unchanged.
 
     Private: ``SchemaObjects._ensure_table_for_fk`` and ``ApplyBatchImpl._setup_referent``,
-    the two places that make the placeholder.  No public route: the revision file (which must
-    run unchanged) only has the string, and SQLAlchemy's unambiguous target form (a token
-    tuple) is new in SQLAlchemy 2.1 and rendered by no Alembic release.
+    the two places that make the placeholder (checked against alembic 1.20).  No public route:
+    the revision file (which must run unchanged) only has the string, and SQLAlchemy's
+    unambiguous target form (a token tuple) is new in SQLAlchemy 2.1 and rendered by no Alembic
+    release.  Safe with several threads migrating at once: the two methods are replaced once,
+    while any block is open (a count under a lock), and *is_table* is this block's own
+    (a context variable), so every other caller, and every thread outside a block, gets
+    Alembic's own reading.
     """
-    ensure, setup = SchemaObjects._ensure_table_for_fk, ApplyBatchImpl._setup_referent
-
-    def ensure_table_for_fk(self: SchemaObjects, metadata: sa.MetaData, fk: sa.ForeignKey) -> None:
-        context = self.migration_context
-        target = _dotted_target(fk, context.connection if context is not None else None, is_table)
-        if target is None:
-            return ensure(self, metadata, fk)
-        _placeholder(metadata, target[0], [target[1]])
-
-    def setup_referent(
-        self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint
-    ) -> None:
-        connection = self.impl.connection
-        targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements]
-        if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
-            return setup(self, metadata, constraint)
-        table = targets[0][0]  # type: ignore[index]
-        if table != self.temp_table_name:
-            _placeholder(metadata, table, [t[1] for t in targets])  # type: ignore[index]
-
-    SchemaObjects._ensure_table_for_fk = ensure_table_for_fk  # type: ignore[method-assign]
-    ApplyBatchImpl._setup_referent = setup_referent  # type: ignore[method-assign]
+    token = _IS_TABLE.set(is_table)
+    _hook_dotted_targets(+1)
     try:
         yield
     finally:
-        SchemaObjects._ensure_table_for_fk = ensure  # type: ignore[method-assign]
-        ApplyBatchImpl._setup_referent = setup  # type: ignore[method-assign]
+        _hook_dotted_targets(-1)
+        _IS_TABLE.reset(token)
+
+
+#: The *is_table* of the innermost open :func:`dotted_table_targets` block of this context.
+_IS_TABLE: contextvars.ContextVar[IsTable | None] = contextvars.ContextVar("nxalembic_is_table", default=None)
+_HOOK_LOCK = threading.Lock()
+#: Open blocks in the process, and Alembic's two methods as they were before the first one.
+_hook_users = 0
+_hook_originals: dict[str, Any] = {}
+
+
+def _hook_dotted_targets(change: int) -> None:
+    """Replace Alembic's two placeholder methods when the first block opens, restore them after the last."""
+    global _hook_users
+    from alembic.operations.batch import ApplyBatchImpl
+    from alembic.operations.schemaobj import SchemaObjects
+
+    with _HOOK_LOCK:
+        _hook_users += change
+        if change > 0 and _hook_users == 1:
+            _hook_originals["ensure"] = SchemaObjects._ensure_table_for_fk
+            _hook_originals["setup"] = ApplyBatchImpl._setup_referent
+            SchemaObjects._ensure_table_for_fk = _ensure_table_for_fk  # type: ignore[method-assign]
+            ApplyBatchImpl._setup_referent = _setup_referent  # type: ignore[method-assign]
+        elif change < 0 and _hook_users == 0:
+            SchemaObjects._ensure_table_for_fk = _hook_originals["ensure"]  # type: ignore[method-assign]
+            ApplyBatchImpl._setup_referent = _hook_originals["setup"]  # type: ignore[method-assign]
+
+
+def _ensure_table_for_fk(self: SchemaObjects, metadata: sa.MetaData, fk: sa.ForeignKey) -> None:
+    is_table = _IS_TABLE.get()
+    context = self.migration_context
+    target = None
+    if is_table is not None:
+        target = _dotted_target(fk, context.connection if context is not None else None, is_table)
+    if target is None:
+        return _hook_originals["ensure"](self, metadata, fk)  # type: ignore[no-any-return]
+    _placeholder(metadata, target[0], [target[1]])
+    return None
+
+
+def _setup_referent(self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint) -> None:
+    is_table = _IS_TABLE.get()
+    connection = self.impl.connection
+    targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements] if is_table else []
+    if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
+        return _hook_originals["setup"](self, metadata, constraint)  # type: ignore[no-any-return]
+    table = targets[0][0]  # type: ignore[index]
+    if table != self.temp_table_name:
+        _placeholder(metadata, table, [t[1] for t in targets])  # type: ignore[index]
+    return None
 
 
 def _dotted_target(

@@ -8,6 +8,8 @@ No bot, no nxcog template: plain Alembic script folders written here, real SQLit
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,70 @@ def test_dotted_table_targets_make_music_songs_id_the_table_music_songs() -> Non
             sa.ForeignKeyConstraint(["top"], ["music.songs.id"]),
         )
         assert asked == [] and fks(connection, "after") == []  # Alembic's own reading again
+
+
+def test_dotted_table_targets_hold_in_two_threads_migrating_at_once() -> None:
+    """Two threads each inside their own block: each reads dotted targets with its own *is_table*,
+    one leaving its block does not undo the other's, and after both Alembic's own reading is back.
+
+    The steps are ordered with events (A enters, B enters, A migrates and leaves, B migrates and
+    leaves): a block that swaps the class's methods and puts back what it found fails all three."""
+    asked: dict[str, list[str]] = {"a": [], "b": []}
+    found: dict[str, object] = {}
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def is_table_of(thread: str) -> Callable[[str, object], bool]:
+        def is_table(name: str, connection: object) -> bool:
+            asked[thread].append(name)
+            return connection is not None and sa.inspect(connection).has_table(name)
+
+        return is_table
+
+    def migrate(thread: str) -> list[tuple[str | None, str]]:
+        with sa.create_engine("sqlite://").begin() as connection:
+            op = Operations(MigrationContext.configure(connection))
+            op.create_table("music.songs", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table(
+                "music.playlists",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("top", sa.Integer),
+                sa.ForeignKeyConstraint(["top"], ["music.songs.id"]),
+            )
+            return [
+                (fk["referred_schema"], fk["referred_table"])
+                for fk in sa.inspect(connection).get_foreign_keys("music.playlists")
+            ]
+
+    def run(thread: str, body: Callable[[], None]) -> None:
+        try:
+            body()
+        except BaseException as exc:  # reported by the main thread
+            found[f"{thread} error"] = exc
+            for event in (a_in, b_in, a_out):
+                event.set()
+
+    def thread_a() -> None:
+        with _compat.dotted_table_targets(is_table_of("a")):
+            a_in.set()
+            assert b_in.wait(30)
+            found["a"] = migrate("a")
+        a_out.set()
+
+    def thread_b() -> None:
+        assert a_in.wait(30)
+        with _compat.dotted_table_targets(is_table_of("b")):
+            b_in.set()
+            assert a_out.wait(30)
+            found["b"] = migrate("b")
+
+    threads = [threading.Thread(target=run, args=(n, f)) for n, f in (("a", thread_a), ("b", thread_b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not [key for key in found if key.endswith("error")], found
+    assert found["a"] == [(None, "music.songs")] and asked["a"] and set(asked["a"]) == {"music.songs"}
+    assert found["b"] == [(None, "music.songs")] and asked["b"] and set(asked["b"]) == {"music.songs"}
+    asked["a"].clear()
+    asked["b"].clear()
+    assert migrate("main") == [] and asked == {"a": [], "b": []}  # Alembic's own reading again
