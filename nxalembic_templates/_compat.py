@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -62,6 +63,98 @@ def retarget(
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
     script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
+
+
+def wrap_generate_revision(
+    script: ScriptDirectory, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> None:
+    """Make *script*'s ``generate_revision`` call ``wrap(original)`` instead, once per instance.
+
+    ``generate_revision`` is the one call through which ``revision`` (with or without
+    ``--autogenerate``) and ``merge`` write a file.  No public route reaches every one of them:
+    ``process_revision_directives`` is not called by ``merge``, and ``template_args`` cannot
+    change the message.  The command function keeps the :class:`ScriptDirectory` it built
+    before env.py ran, so the method is replaced on that instance (an attribute of the
+    instance, the class is untouched; checked against alembic 1.20).  A second call on one
+    instance wraps Alembic's method again, never the wrapper.
+    """
+    original = getattr(script.generate_revision, "__wrapped__", script.generate_revision)
+    wrapper = wrap(original)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    script.generate_revision = wrapper  # type: ignore[method-assign]
+
+
+def command_name(cmd_opts: Any) -> str | None:
+    """The name of the Alembic command the stock command line runs (``upgrade``...), or ``None``.
+
+    Alembic's ``CommandLine`` keeps the command function as the first item of
+    ``cmd_opts.cmd`` (its argparse default); it is not documented, and no public attribute
+    names the command (checked against alembic 1.20).  ``None``: no command line (a library
+    calling ``alembic.command`` directly).
+    """
+    cmd = getattr(cmd_opts, "cmd", None)
+    return getattr(cmd[0], "__name__", None) if cmd else None
+
+
+#: The renderers :func:`register_renderer` registered, by operation class.
+_RENDERERS: dict[type, Callable[..., Any]] = {}
+
+
+def register_renderer(op_class: type, render: Callable[..., Any]) -> None:
+    """Make autogenerate render *op_class* with *render*, in the whole process, once.
+
+    Alembic's route is public (``alembic.autogenerate.renderers.dispatch_for``) but global:
+    one registry per process, and a second registration of one class raises.  Every
+    registration of the package happens here, when first needed; a second call for the same
+    class does nothing (checked against alembic 1.20).  A renderer someone else registered
+    for the class first still makes this raise, as before.
+    """
+    from alembic.autogenerate import renderers
+
+    with _HOOK_LOCK:
+        if _RENDERERS.get(op_class) is render:
+            return
+        renderers.dispatch_for(op_class)(render)
+        _RENDERERS[op_class] = render
+
+
+def set_read_only(dialect: sa.engine.Dialect, dbapi_connection: Any) -> None:
+    """Make every transaction of a PostgreSQL driver connection READ ONLY.
+
+    ``set_readonly()`` is a method of SQLAlchemy's PostgreSQL dialects (psycopg, psycopg2,
+    asyncpg...) only, undocumented and untyped there (checked against SQLAlchemy 2.1).  The
+    public route, the ``postgresql_readonly`` execution option, sets it per connection
+    checkout; here it is set once when the driver connection is made (a ``connect`` event).
+    Raises ``NotImplementedError`` for a driver SQLAlchemy cannot switch.
+    """
+    dialect.set_readonly(dbapi_connection, True)  # type: ignore[attr-defined]
+
+
+def add_import_hook(finder: Any) -> None:
+    """Ask *finder* first about every import from now on (``sys.meta_path``, process-wide).
+
+    Python's public import hook, but process-wide: every thread's imports see the finder
+    until :func:`remove_import_hook`.  Used while the bot module is imported, to guard the
+    Discord client library it imports (see ``discovery._StartGuard``).
+    """
+    sys.meta_path.insert(0, finder)
+
+
+def remove_import_hook(finder: Any) -> None:
+    """Undo :func:`add_import_hook` (nothing when the finder is gone already)."""
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(finder)
+
+
+def replace_class_attribute(cls: type, name: str, value: Any) -> None:
+    """Set *name* of *cls* (a Discord client class) to *value*, for every instance in the process.
+
+    Makes ``Client.run`` / ``start`` / ``login`` / ``connect`` of nextcord (checked against
+    2.6), discord.py, py-cord and disnake refuse while the bot module is imported for
+    migrations, and puts them back after: none of these libraries has a public way to
+    forbid starting a client.  The caller keeps the original and restores it with this too.
+    """
+    setattr(cls, name, value)
 
 
 class _MetadataView(sa.MetaData):

@@ -211,22 +211,22 @@ def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
     copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
     template too (its first revision's docstring says so).
     """
-    generate = getattr(
-        script.generate_revision, "__wrapped__", script.generate_revision
-    )  # never escape twice
 
-    @functools.wraps(generate)
-    def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
-        if not REVISION_ID.fullmatch(revid):
-            with reported_to_alembic():  # Alembic calls this after env.py has returned
-                raise NXAlembicError(
-                    f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the "
-                    "file name and the file); pass another --rev-id, or none to get a generated one"
-                )
-        kw.setdefault("cog", cog)
-        return generate(revid, None if message is None else docstring_text(message), *args, **kw)
+    def wrap(generate: Callable[..., Script | None]) -> Callable[..., Script | None]:
+        @functools.wraps(generate)
+        def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
+            if not REVISION_ID.fullmatch(revid):
+                with reported_to_alembic():  # Alembic calls this after env.py has returned
+                    raise NXAlembicError(
+                        f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of "
+                        "the file name and the file); pass another --rev-id, or none to get a generated one"
+                    )
+            kw.setdefault("cog", cog)
+            return generate(revid, None if message is None else docstring_text(message), *args, **kw)
 
-    script.generate_revision = generate_revision  # type: ignore[method-assign]
+        return generate_revision
+
+    _compat.wrap_generate_revision(script, wrap)  # never escapes twice
 
 
 def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
@@ -274,20 +274,22 @@ def has_revision(script: ScriptDirectory, revision: str) -> bool:
 log = logging.getLogger("nxalembic_templates")
 
 
-def _sqlite_replay_operations(context: MigrationContext) -> Operations:
+class _SQLiteReplayOperations(Operations):
     """Operations that replay revisions written for any database on SQLite.
 
     SQLite cannot ALTER columns or constraints in place, and revisions written for
     PostgreSQL do so with plain ``op.alter_column`` and friends.  Here those go through
     batch mode (copy and move), which is what Alembic itself does for SQLite.
     """
-    operations = Operations(context)
 
-    def alter_column(table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
-        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+    def alter_column(  # type: ignore[override]
+        self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any
+    ) -> None:
+        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.alter_column(column_name, **kw)
 
-    def create_foreign_key(
+    def create_foreign_key(  # type: ignore[override]
+        self,
         constraint_name: str | None,
         source_table: str,
         referent_table: str,
@@ -297,10 +299,11 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         source_schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with operations.batch_alter_table(source_table, schema=source_schema, recreate="always") as batch:
+        with self.batch_alter_table(source_table, schema=source_schema, recreate="always") as batch:
             batch.create_foreign_key(constraint_name, referent_table, local_cols, remote_cols, **kw)
 
-    def create_unique_constraint(
+    def create_unique_constraint(  # type: ignore[override]
+        self,
         constraint_name: str | None,
         table_name: str,
         columns: list[str],
@@ -308,12 +311,13 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             # Autogenerate writes None for an unnamed constraint; Alembic's batch form is annotated
             # with str but hands the name to CreateUniqueConstraintOp, which takes None.
             batch.create_unique_constraint(constraint_name, columns, **kw)  # type: ignore[arg-type]
 
-    def drop_constraint(
+    def drop_constraint(  # type: ignore[override]
+        self,
         constraint_name: str,
         table_name: str,
         type_: str | None = None,
@@ -321,13 +325,8 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.drop_constraint(constraint_name, type_=type_)
-
-    # Instance attributes win over the class's methods when the ``op`` proxy is installed.
-    for function in (alter_column, create_foreign_key, create_unique_constraint, drop_constraint):
-        setattr(operations, function.__name__, function)
-    return operations
 
 
 def _scratch_error(url: str, exc: BaseException) -> NXAlembicError:
@@ -390,7 +389,7 @@ def scratch_database(
                 },
             )
             sqlite = connection.dialect.name == "sqlite"
-            operations = _sqlite_replay_operations(context) if sqlite else Operations(context)
+            operations = (_SQLiteReplayOperations if sqlite else Operations)(context)
             alembic_log = logging.getLogger("alembic")
             level = alembic_log.level
             alembic_log.setLevel(logging.WARNING)  # the replay is an implementation detail

@@ -166,8 +166,7 @@ def request_for(config: Config) -> CogRequest:
     if isinstance(request, CogRequest):
         return request
     options = config.cmd_opts
-    cmd = getattr(options, "cmd", None)
-    command = getattr(cmd[0], "__name__", None) if cmd else None
+    command = _compat.command_name(options)
     autogenerate = None
     if command is not None:
         autogenerate = command == "check" or (
