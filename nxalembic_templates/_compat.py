@@ -213,6 +213,19 @@ def operations_as_op(operations: Operations) -> Iterator[Operations]:
         operations._remove_proxy()
 
 
+def replace_operations(operations: Operations, *functions: Callable[..., Any]) -> None:
+    """Make ``op.NAME`` (and *operations*.NAME) call each of *functions* for this instance only.
+
+    Private by necessity: the ``op`` proxy is installed per class (Alembic's
+    ``ModuleClsProxy._setups`` is keyed by the class, so an :class:`Operations` subclass is
+    not reachable through ``op``), and it looks methods up on the instance, so an instance
+    attribute of the function's name wins over the class's method (checked against
+    alembic 1.20).  The class itself is untouched.
+    """
+    for function in functions:
+        setattr(operations, function.__name__, function)
+
+
 def type_affinity(type_: Any) -> Any:
     """The generic class a column type behaves as (``VARCHAR`` and ``Text``: ``String``).
 

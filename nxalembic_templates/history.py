@@ -274,22 +274,20 @@ def has_revision(script: ScriptDirectory, revision: str) -> bool:
 log = logging.getLogger("nxalembic_templates")
 
 
-class _SQLiteReplayOperations(Operations):
+def _sqlite_replay_operations(context: MigrationContext) -> Operations:
     """Operations that replay revisions written for any database on SQLite.
 
     SQLite cannot ALTER columns or constraints in place, and revisions written for
     PostgreSQL do so with plain ``op.alter_column`` and friends.  Here those go through
     batch mode (copy and move), which is what Alembic itself does for SQLite.
     """
+    operations = Operations(context)
 
-    def alter_column(  # type: ignore[override]
-        self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any
-    ) -> None:
-        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+    def alter_column(table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
+        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.alter_column(column_name, **kw)
 
-    def create_foreign_key(  # type: ignore[override]
-        self,
+    def create_foreign_key(
         constraint_name: str | None,
         source_table: str,
         referent_table: str,
@@ -299,11 +297,10 @@ class _SQLiteReplayOperations(Operations):
         source_schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with self.batch_alter_table(source_table, schema=source_schema, recreate="always") as batch:
+        with operations.batch_alter_table(source_table, schema=source_schema, recreate="always") as batch:
             batch.create_foreign_key(constraint_name, referent_table, local_cols, remote_cols, **kw)
 
-    def create_unique_constraint(  # type: ignore[override]
-        self,
+    def create_unique_constraint(
         constraint_name: str | None,
         table_name: str,
         columns: list[str],
@@ -311,13 +308,12 @@ class _SQLiteReplayOperations(Operations):
         schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             # Autogenerate writes None for an unnamed constraint; Alembic's batch form is annotated
             # with str but hands the name to CreateUniqueConstraintOp, which takes None.
             batch.create_unique_constraint(constraint_name, columns, **kw)  # type: ignore[arg-type]
 
-    def drop_constraint(  # type: ignore[override]
-        self,
+    def drop_constraint(
         constraint_name: str,
         table_name: str,
         type_: str | None = None,
@@ -325,8 +321,13 @@ class _SQLiteReplayOperations(Operations):
         schema: str | None = None,
         **kw: Any,
     ) -> None:
-        with self.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
+        with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.drop_constraint(constraint_name, type_=type_)
+
+    _compat.replace_operations(
+        operations, alter_column, create_foreign_key, create_unique_constraint, drop_constraint
+    )
+    return operations
 
 
 def _scratch_error(url: str, exc: BaseException) -> NXAlembicError:
@@ -389,7 +390,7 @@ def scratch_database(
                 },
             )
             sqlite = connection.dialect.name == "sqlite"
-            operations = (_SQLiteReplayOperations if sqlite else Operations)(context)
+            operations = _sqlite_replay_operations(context) if sqlite else Operations(context)
             alembic_log = logging.getLogger("alembic")
             level = alembic_log.level
             alembic_log.setLevel(logging.WARNING)  # the replay is an implementation detail
