@@ -1,4 +1,4 @@
-"""Every use of Alembic's and SQLAlchemy's private API, in one place.
+"""Internal: every use of Alembic's and SQLAlchemy's private API, in one place.
 
 Each function below wraps one thing upstream does not offer publicly, says why no public
 route does the job, and has a test of its own in ``tests/test_compat.py`` that runs in every
@@ -28,6 +28,25 @@ if TYPE_CHECKING:
     from alembic.operations.schemaobj import SchemaObjects
     from alembic.script import Script, ScriptDirectory
     from alembic.script.revision import RevisionMap
+
+__all__ = [
+    "add_import_hook",
+    "command_name",
+    "dotted_table_targets",
+    "load_revisions",
+    "metadata_view",
+    "operations_as_op",
+    "register_renderer",
+    "remove_import_hook",
+    "replace_class_attribute",
+    "replace_operations",
+    "retarget",
+    "revision_command_autogenerate",
+    "set_read_only",
+    "type_affinity",
+    "upgrade_steps",
+    "wrap_generate_revision",
+]
 
 
 def load_revisions(script: ScriptDirectory) -> Iterator[Script]:

@@ -2,12 +2,15 @@
 
 env.py stays a few lines long and calls :func:`run_migrations`; the logic lives here, in the
 installed package, so a bug fix reaches users without re-running ``alembic init``.  The run
-is described by a :class:`~.request.CogRequest` (from ``-x`` on the stock command line, or
+is described by a ``request.CogRequest`` (from ``-x`` on the stock command line, or
 handed over by the ``nxalembic`` command); see ``docs/architecture.rst`` for the whole path.
+
+Public: :func:`run_migrations` and :func:`setup_logging` (``__all__``), what env.py calls.  The
+module's other names are internal, even those other modules of the package import.
 
 The Alembic hooks are not always only ours: env.py may pass its own ``include_name``,
 ``include_object`` and ``process_revision_directives`` to :func:`run_migrations`.  They are
-combined with the cog's (:class:`.scope.UserHooks`: both filters must let a table through,
+combined with the cog's (``scope.UserHooks``: both filters must let a table through,
 env.py's directives run before the cog's), never spread over them; the shared comparison of
 ``status`` / ``check`` cannot run env.py's directives and leaves each cog to its own run.
 """
@@ -64,6 +67,8 @@ from .request import (
 )
 from .scope import SCREEN_COMMAND, CogScope, Screen, UserHooks
 from .settings import load_settings, settings_for
+
+__all__ = ["run_migrations", "setup_logging"]
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -194,11 +199,11 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
 def _run_screen(
     context: AlembicEnvironment, configure_options: dict[str, Any], user_hooks: UserHooks
 ) -> None:
-    """Compare several cogs at their head in one pass (:class:`.scope.Screen`), on the caller's connection.
+    """Compare several cogs at their head in one pass (``scope.Screen``), on the caller's connection.
 
     The options are those of a cog's own ``check`` (env.py's *configure_options* included),
     with the cogs' tables together in place of one cog's; env.py's own filters are combined
-    with the pass's hooks exactly as with a cog's own (:class:`.scope.UserHooks`).
+    with the pass's hooks exactly as with a cog's own (``scope.UserHooks``).
     """
     request = request_for(context.config)
     if user_hooks.process_revision_directives is not None:

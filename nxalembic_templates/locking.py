@@ -1,4 +1,4 @@
-"""Engines that migrate atomically and one process at a time.
+"""Internal: engines that migrate atomically and one process at a time.
 
 Several shards or processes of a bot often start, and migrate, at the same moment.  Every
 online run therefore takes one database-wide lock before Alembic reads the version table:
@@ -74,6 +74,26 @@ from sqlalchemy.engine import Connection
 
 from . import _compat
 from .errors import LockTimeout, hide_password
+
+__all__ = [
+    "MAX_LOCK_TIMEOUT",
+    "MYSQL_DIALECTS",
+    "SQLITE_LOCK_TIMEOUT",
+    "LockPolicy",
+    "StatementLog",
+    "acquire",
+    "check_timeout",
+    "clear_partial",
+    "configure_options",
+    "explain_partial",
+    "is_read_only",
+    "non_transactional",
+    "one_in_process",
+    "prepare",
+    "read_partial",
+    "record_partial",
+    "release",
+]
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
