@@ -8,11 +8,8 @@ handed over by the ``nxalembic`` command); see ``docs/architecture.rst`` for the
 Public: :func:`run_migrations` and :func:`setup_logging` (``__all__``), what env.py calls.  The
 module's other names are internal, even those other modules of the package import.
 
-The Alembic hooks are not always only ours: env.py may pass its own ``include_name``,
-``include_object`` and ``process_revision_directives`` to :func:`run_migrations`.  They are
-combined with the cog's (``scope.UserHooks``: both filters must let a table through,
-env.py's directives run before the cog's), never spread over them; the shared comparison of
-``status`` / ``check`` cannot run env.py's directives and leaves each cog to its own run.
+The hooks are not only ours: env.py's own ``include_name`` / ``include_object`` /
+``process_revision_directives`` are combined with the cog's (``scope.UserHooks``), never replace them.
 """
 
 from __future__ import annotations
@@ -82,18 +79,12 @@ class AlembicEnvironment(Protocol):
 
     @property
     def config(self) -> Config: ...
-
     @property
     def script(self) -> ScriptDirectory: ...
-
     def configure(self, *args: Any, **kwargs: Any) -> None: ...
-
     def is_offline_mode(self) -> bool: ...
-
     def begin_transaction(self) -> AbstractContextManager[Any]: ...
-
     def run_migrations(self, **kw: Any) -> None: ...
-
     def get_context(self) -> MigrationContext: ...
 
 
@@ -185,7 +176,12 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
             scratch = _replay_history(stack, context.script, scope)
             if scope.request.offline:
                 # No live database: autogenerate against the replayed history instead.
-                url = _target_url(config, scope)
+                try:
+                    url: str | None = database_url(config, scope.request, scope.schema)
+                except NXAlembicError:
+                    if scope.request.url is not None:
+                        raise  # an empty -x url= is a mistake, offline too
+                    url = None
                 target = make_url(url).get_backend_name() if url else scratch.dialect.name
                 scope.target_dialect = target
                 options["compare_type"] = portable_compare_type(scratch.dialect.name)
@@ -279,15 +275,6 @@ def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope:
         return None  # type: ignore[return-value]
     scope.history = history_tables(scratch, scope.version_table)
     return scratch
-
-
-def _target_url(config: Config, scope: CogScope) -> str | None:
-    try:
-        return database_url(config, scope.request, scope.schema)
-    except NXAlembicError:
-        if scope.request.url is not None:
-            raise  # an empty -x url= is a mistake, offline too
-        return None
 
 
 def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: dict[str, Any]) -> None:
