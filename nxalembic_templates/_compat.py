@@ -11,28 +11,42 @@ No other module of the package may touch an underscore attribute of Alembic or S
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.operations import Operations
-from alembic.operations.batch import ApplyBatchImpl
-from alembic.operations.schemaobj import SchemaObjects
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionMap
 from sqlalchemy.engine import Connection
 
+# Alembic is imported where it is used: the start-up fast path imports this module without it.
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+    from alembic.operations.batch import ApplyBatchImpl
+    from alembic.operations.schemaobj import SchemaObjects
+    from alembic.script import Script, ScriptDirectory
+    from alembic.script.revision import RevisionMap
+
 __all__ = [
+    "add_import_hook",
+    "command_name",
     "configured_options",
     "dotted_table_targets",
     "load_revisions",
     "metadata_view",
     "operations_as_op",
+    "register_renderer",
+    "remove_import_hook",
+    "replace_class_attribute",
+    "replace_operations",
     "retarget",
     "revision_command_autogenerate",
+    "set_read_only",
     "type_affinity",
     "upgrade_steps",
+    "wrap_generate_revision",
 ]
 
 
@@ -62,11 +76,105 @@ def retarget(
     computed from the old locations must be dropped.  (Where we build the object ourselves,
     the public ``version_locations`` constructor argument is used instead.)
     """
+    from alembic.script.revision import RevisionMap
+
     script.version_locations = [str(location)]
     script.recursive_version_locations = False
     for memoized in ("_version_locations", "_singular_version_location"):
         script.__dict__.pop(memoized, None)
     script.revision_map = revisions if isinstance(revisions, RevisionMap) else RevisionMap(revisions)
+
+
+def wrap_generate_revision(
+    script: ScriptDirectory, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> None:
+    """Make *script*'s ``generate_revision`` call ``wrap(original)`` instead, once per instance.
+
+    ``generate_revision`` is the one call through which ``revision`` (with or without
+    ``--autogenerate``) and ``merge`` write a file.  No public route reaches every one of them:
+    ``process_revision_directives`` is not called by ``merge``, and ``template_args`` cannot
+    change the message.  The command function keeps the :class:`ScriptDirectory` it built
+    before env.py ran, so the method is replaced on that instance (an attribute of the
+    instance, the class is untouched; checked against alembic 1.20).  A second call on one
+    instance wraps Alembic's method again, never the wrapper.
+    """
+    original = getattr(script.generate_revision, "__wrapped__", script.generate_revision)
+    wrapper = wrap(original)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    script.generate_revision = wrapper  # type: ignore[method-assign]
+
+
+def command_name(cmd_opts: Any) -> str | None:
+    """The name of the Alembic command the stock command line runs (``upgrade``...), or ``None``.
+
+    Alembic's ``CommandLine`` keeps the command function as the first item of
+    ``cmd_opts.cmd`` (its argparse default); it is not documented, and no public attribute
+    names the command (checked against alembic 1.20).  ``None``: no command line (a library
+    calling ``alembic.command`` directly).
+    """
+    cmd = getattr(cmd_opts, "cmd", None)
+    return getattr(cmd[0], "__name__", None) if cmd else None
+
+
+#: The renderers :func:`register_renderer` registered, by operation class.
+_RENDERERS: dict[type, Callable[..., Any]] = {}
+
+
+def register_renderer(op_class: type, render: Callable[..., Any]) -> None:
+    """Make autogenerate render *op_class* with *render*, in the whole process, once.
+
+    Alembic's route is public (``alembic.autogenerate.renderers.dispatch_for``) but global:
+    one registry per process, and a second registration of one class raises.  Every
+    registration of the package happens here, when first needed; a second call for the same
+    class does nothing (checked against alembic 1.20).  A renderer someone else registered
+    for the class first still makes this raise, as before.
+    """
+    from alembic.autogenerate import renderers
+
+    with _HOOK_LOCK:
+        if _RENDERERS.get(op_class) is render:
+            return
+        renderers.dispatch_for(op_class)(render)
+        _RENDERERS[op_class] = render
+
+
+def set_read_only(dialect: sa.engine.Dialect, dbapi_connection: Any) -> None:
+    """Make every transaction of a PostgreSQL driver connection READ ONLY.
+
+    ``set_readonly()`` is a method of SQLAlchemy's PostgreSQL dialects (psycopg, psycopg2,
+    asyncpg...) only, undocumented and untyped there (checked against SQLAlchemy 2.1).  The
+    public route, the ``postgresql_readonly`` execution option, sets it per connection
+    checkout; here it is set once when the driver connection is made (a ``connect`` event).
+    Raises ``NotImplementedError`` for a driver SQLAlchemy cannot switch.
+    """
+    dialect.set_readonly(dbapi_connection, True)  # type: ignore[attr-defined]
+
+
+def add_import_hook(finder: Any) -> None:
+    """Ask *finder* first about every import from now on (``sys.meta_path``, process-wide).
+
+    Python's public import hook, but process-wide: every thread's imports see the finder
+    until :func:`remove_import_hook`.  Used while the bot module is imported, to guard the
+    Discord client library it imports (see ``discovery._StartGuard``).
+    """
+    sys.meta_path.insert(0, finder)
+
+
+def remove_import_hook(finder: Any) -> None:
+    """Undo :func:`add_import_hook` (nothing when the finder is gone already)."""
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(finder)
+
+
+def replace_class_attribute(cls: type, name: str, value: Any) -> None:
+    """Set *name* of *cls* (a Discord client class) to *value*, for every instance in the process.
+
+    Makes ``Client.run`` / ``start`` / ``login`` / ``connect`` of nextcord (checked against
+    2.6), discord.py, py-cord and disnake refuse while the bot module is imported for
+    migrations, and puts them back after: none of these libraries has a public way to
+    forbid starting a client.  The caller keeps the original and restores it with this too.
+    """
+    setattr(cls, name, value)
 
 
 class _MetadataView(sa.MetaData):
@@ -125,6 +233,19 @@ def operations_as_op(operations: Operations) -> Iterator[Operations]:
         operations._remove_proxy()
 
 
+def replace_operations(operations: Operations, *functions: Callable[..., Any]) -> None:
+    """Make ``op.NAME`` (and *operations*.NAME) call each of *functions* for this instance only.
+
+    Private by necessity: the ``op`` proxy is installed per class (Alembic's
+    ``ModuleClsProxy._setups`` is keyed by the class, so an :class:`Operations` subclass is
+    not reachable through ``op``), and it looks methods up on the instance, so an instance
+    attribute of the function's name wins over the class's method (checked against
+    alembic 1.20).  The class itself is untouched.
+    """
+    for function in functions:
+        setattr(operations, function.__name__, function)
+
+
 def type_affinity(type_: Any) -> Any:
     """The generic class a column type behaves as (``VARCHAR`` and ``Text``: ``String``).
 
@@ -169,37 +290,71 @@ def dotted_table_targets(is_table: IsTable) -> Iterator[None]:
     *is_table* knows change; everything else goes to Alembic unchanged.
 
     Private: ``SchemaObjects._ensure_table_for_fk`` and ``ApplyBatchImpl._setup_referent``,
-    the two places that make the placeholder.  No public route: the revision file (which must
-    run unchanged) only has the string, and SQLAlchemy's unambiguous target form (a token
-    tuple) is new in SQLAlchemy 2.1 and rendered by no Alembic release.
+    the two places that make the placeholder (checked against alembic 1.20).  No public route:
+    the revision file (which must run unchanged) only has the string, and SQLAlchemy's
+    unambiguous target form (a token tuple) is new in SQLAlchemy 2.1 and rendered by no Alembic
+    release.  Safe with several threads migrating at once: the two methods are replaced once,
+    while any block is open (a count under a lock), and *is_table* is this block's own
+    (a context variable), so every other caller, and every thread outside a block, gets
+    Alembic's own reading.
     """
-    ensure, setup = SchemaObjects._ensure_table_for_fk, ApplyBatchImpl._setup_referent
-
-    def ensure_table_for_fk(self: SchemaObjects, metadata: sa.MetaData, fk: sa.ForeignKey) -> None:
-        context = self.migration_context
-        target = _dotted_target(fk, context.connection if context is not None else None, is_table)
-        if target is None:
-            return ensure(self, metadata, fk)
-        _placeholder(metadata, target[0], [target[1]])
-
-    def setup_referent(
-        self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint
-    ) -> None:
-        connection = self.impl.connection
-        targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements]
-        if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
-            return setup(self, metadata, constraint)
-        table = targets[0][0]  # type: ignore[index]
-        if table != self.temp_table_name:
-            _placeholder(metadata, table, [t[1] for t in targets])  # type: ignore[index]
-
-    SchemaObjects._ensure_table_for_fk = ensure_table_for_fk  # type: ignore[method-assign]
-    ApplyBatchImpl._setup_referent = setup_referent  # type: ignore[method-assign]
+    token = _IS_TABLE.set(is_table)
+    _hook_dotted_targets(+1)
     try:
         yield
     finally:
-        SchemaObjects._ensure_table_for_fk = ensure  # type: ignore[method-assign]
-        ApplyBatchImpl._setup_referent = setup  # type: ignore[method-assign]
+        _hook_dotted_targets(-1)
+        _IS_TABLE.reset(token)
+
+
+#: The *is_table* of the innermost open :func:`dotted_table_targets` block of this context.
+_IS_TABLE: contextvars.ContextVar[IsTable | None] = contextvars.ContextVar("nxalembic_is_table", default=None)
+_HOOK_LOCK = threading.Lock()
+#: Open blocks in the process, and Alembic's two methods as they were before the first one.
+_hook_users = 0
+_hook_originals: dict[str, Any] = {}
+
+
+def _hook_dotted_targets(change: int) -> None:
+    """Replace Alembic's two placeholder methods when the first block opens, restore them after the last."""
+    global _hook_users
+    from alembic.operations.batch import ApplyBatchImpl
+    from alembic.operations.schemaobj import SchemaObjects
+
+    with _HOOK_LOCK:
+        _hook_users += change
+        if change > 0 and _hook_users == 1:
+            _hook_originals["ensure"] = SchemaObjects._ensure_table_for_fk
+            _hook_originals["setup"] = ApplyBatchImpl._setup_referent
+            SchemaObjects._ensure_table_for_fk = _ensure_table_for_fk  # type: ignore[method-assign]
+            ApplyBatchImpl._setup_referent = _setup_referent  # type: ignore[method-assign]
+        elif change < 0 and _hook_users == 0:
+            SchemaObjects._ensure_table_for_fk = _hook_originals["ensure"]  # type: ignore[method-assign]
+            ApplyBatchImpl._setup_referent = _hook_originals["setup"]  # type: ignore[method-assign]
+
+
+def _ensure_table_for_fk(self: SchemaObjects, metadata: sa.MetaData, fk: sa.ForeignKey) -> None:
+    is_table = _IS_TABLE.get()
+    context = self.migration_context
+    target = None
+    if is_table is not None:
+        target = _dotted_target(fk, context.connection if context is not None else None, is_table)
+    if target is None:
+        return _hook_originals["ensure"](self, metadata, fk)  # type: ignore[no-any-return]
+    _placeholder(metadata, target[0], [target[1]])
+    return None
+
+
+def _setup_referent(self: ApplyBatchImpl, metadata: sa.MetaData, constraint: sa.ForeignKeyConstraint) -> None:
+    is_table = _IS_TABLE.get()
+    connection = self.impl.connection
+    targets = [_dotted_target(fk, connection, is_table) for fk in constraint.elements] if is_table else []
+    if not targets or None in targets or len({t[0] for t in targets}) != 1:  # type: ignore[index]
+        return _hook_originals["setup"](self, metadata, constraint)  # type: ignore[no-any-return]
+    table = targets[0][0]  # type: ignore[index]
+    if table != self.temp_table_name:
+        _placeholder(metadata, table, [t[1] for t in targets])  # type: ignore[index]
+    return None
 
 
 def _dotted_target(

@@ -30,6 +30,7 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
+from . import _compat
 from .errors import NXAlembicError, mask, remember_url
 from .extensions import (
     BotStartedOnImport,
@@ -262,14 +263,13 @@ class _StartGuard(importlib.abc.MetaPathFinder):
     def __enter__(self) -> _StartGuard:
         for name in CLIENT_LIBRARIES & set(sys.modules):
             self._patch(sys.modules[name])
-        sys.meta_path.insert(0, self)
+        _compat.add_import_hook(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
+        _compat.remove_import_hook(self)
         for (cls, name), original in self._originals.items():
-            setattr(cls, name, original)
+            _compat.replace_class_attribute(cls, name, original)
         self._originals.clear()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
@@ -292,7 +292,7 @@ class _StartGuard(importlib.abc.MetaPathFinder):
             for method in START_METHODS:
                 if method in cls.__dict__ and (cls, method) not in self._originals:
                     self._originals[(cls, method)] = cls.__dict__[method]
-                    setattr(cls, method, self._refusal(f"{cls.__name__}.{method}"))
+                    _compat.replace_class_attribute(cls, method, self._refusal(f"{cls.__name__}.{method}"))
 
     def _refusal(self, method: str) -> Callable[..., Any]:
         def refuse(*_args: Any, **_kwargs: Any) -> Any:

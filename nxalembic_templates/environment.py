@@ -7,6 +7,9 @@ handed over by the ``nxalembic`` command); see ``docs/architecture.rst`` for the
 
 Public: :func:`run_migrations` and :func:`setup_logging` (``__all__``), what env.py calls.  The
 module's other names are internal, even those other modules of the package import.
+
+The hooks are not only ours: env.py's own ``include_name`` / ``include_object`` /
+``process_revision_directives`` are combined with the cog's (``scope.UserHooks``), never replace them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
+from alembic.util import CommandError, to_tuple
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,12 +37,11 @@ from .engines import parse_url, with_connection
 from .errors import (
     NXAlembicError,
     failing_revision,
-    file_line,
     first_line,
     hide_password,
     remember_url,
     reported_to_alembic,
-    revision_frame,
+    revisions_must_not_exit,
 )
 from .headcheck import version_rows
 from .history import (
@@ -51,9 +53,17 @@ from .history import (
     use_cog_history,
     write_revisions_safely,
 )
-from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
+from .request import (
+    alembic_ini_url,
+    borrowed_connection,
+    database_url,
+    is_autogenerate,
+    refuse_another_projects_pyproject,
+    refuse_per_cog_overrides,
+    request_for,
+)
 from .scope import SCREEN_COMMAND, CogScope, Screen, UserHooks
-from .settings import load_settings, pyproject_for, settings_for
+from .settings import load_settings, settings_for
 
 __all__ = ["run_migrations", "setup_logging"]
 
@@ -64,28 +74,17 @@ INTERRUPTED = "FAILED: interrupted (Ctrl-C); the migration in progress, if any, 
 
 
 class AlembicEnvironment(Protocol):
-    """What env.py hands over: the members of Alembic's environment this module uses.
-
-    env.py passes ``alembic.context``, a module whose functions Alembic forwards to the
-    :class:`~alembic.runtime.environment.EnvironmentContext` of the running command; callers
-    in Python may pass that ``EnvironmentContext`` itself.  Both have these members, so both
-    are accepted, and a type checker tells them apart from anything else.
-    """
+    """What env.py hands over: ``alembic.context`` (the module forwarding to the running
+    :class:`~alembic.runtime.environment.EnvironmentContext`) or that ``EnvironmentContext``."""
 
     @property
     def config(self) -> Config: ...
-
     @property
     def script(self) -> ScriptDirectory: ...
-
     def configure(self, *args: Any, **kwargs: Any) -> None: ...
-
     def is_offline_mode(self) -> bool: ...
-
     def begin_transaction(self) -> AbstractContextManager[Any]: ...
-
     def run_migrations(self, **kw: Any) -> None: ...
-
     def get_context(self) -> MigrationContext: ...
 
 
@@ -106,68 +105,9 @@ def load_schema(config: Config) -> BotSchema:
         remember_url(request.url)  # masked in whatever the bot module prints
         with contextlib.suppress(NXAlembicError):
             remember_url(alembic_ini_url(config))
-        _refuse_another_projects_pyproject(config)
+        refuse_another_projects_pyproject(config)
         request.schema = discover(load_settings(settings_for(config.config_file_name)))
     return request.schema
-
-
-def _refuse_another_projects_pyproject(config: Config) -> None:
-    """Stock ``alembic -c other/alembic.ini`` run elsewhere: no ``[tool.alembic]`` of this folder's project.
-
-    Stock Alembic completes alembic.ini with ``[tool.alembic]`` of the *current directory's*
-    pyproject.toml; the settings (``settings.settings_for``), ``nxalembic`` and the
-    start-up API take the one beside alembic.ini.  An option Alembic took from another
-    project's table (its ``script_location``: its revisions) would mix two projects.
-    """
-    ini, toml = config.config_file_name, config.toml_file_name
-    if not ini or not toml or Path(toml).resolve() == pyproject_for(ini):
-        return
-    ini_options = config.file_config
-    section = config.config_ini_section
-    taken = sorted(key for key in config.toml_alembic_config if not ini_options.has_option(section, key))
-    if taken:
-        raise NXAlembicError(
-            f"Alembic took {', '.join(taken)} from [tool.alembic] of {Path(toml).resolve()}, but the config "
-            f"file is {Path(ini).resolve()} of another project; run alembic in {Path(ini).resolve().parent} "
-            f"(or use nxalembic -c {ini}, which reads the pyproject.toml beside it)"
-        )
-
-
-def _refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) -> None:
-    refused = request_for(config).refused_x
-    if refused:
-        key = refused[0]
-        raise NXAlembicError(
-            f"-x {key}= is not accepted: each cog's version table and revisions folder come from "
-            "version_table / version_location in nxalembic.ini (both contain {cog}); change them there"
-        )
-    if "version_table" in configure_options:
-        raise NXAlembicError(
-            f"env.py passes version_table={configure_options['version_table']!r} to run_migrations(), "
-            "which would give every cog one version table; remove it and set "
-            "version_table = ..._{cog} in nxalembic.ini instead"
-        )
-    if configure_options.get("target_metadata") is not None:
-        raise NXAlembicError(
-            "env.py passes target_metadata to run_migrations(), which would compare every cog with "
-            "those tables instead of its own models (found from the bot); remove it"
-        )
-    if "version_table_schema" in configure_options:
-        # Honouring it would need every reader of version tables to know the schema, the
-        # start-up check too, which never runs env.py: refused rather than read in two places.
-        raise NXAlembicError(
-            f"env.py passes version_table_schema={configure_options['version_table_schema']!r} to "
-            "run_migrations(), which nxalembic's own reads of the version tables (status, upgrade, the "
-            "start-up check) would not see; remove it: each cog's version table lives in the "
-            "connection's default schema"
-        )
-
-
-def cog_scope(config: Config, script: ScriptDirectory) -> CogScope:
-    """The scope of the cog the request names (an error lists the known cogs)."""
-    schema = load_schema(config)
-    request = request_for(config)
-    return CogScope.for_cog(schema, request.cog, Path(script.dir).resolve(), request)
 
 
 def run_migrations(context: AlembicEnvironment | None = None, **configure_options: Any) -> None:
@@ -177,8 +117,9 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
     ``compare_server_default=True``).  ``include_name``, ``include_object`` and
     ``process_revision_directives`` among them are combined with the cog's own hooks (both
     filters must let a table through; env.py's directives run first, then the cog's), never
-    put in their place: a cog's run never sees another cog's tables.  ``version_table`` and
-    ``target_metadata`` are refused: each cog's come from nxalembic.ini and its models.
+    put in their place: a cog's run never sees another cog's tables.  ``version_table``,
+    ``version_table_schema`` and ``target_metadata`` are refused: each cog's come from
+    nxalembic.ini and its models.
     """
     if context is None:
         from alembic import context as alembic_context
@@ -197,13 +138,14 @@ def run_migrations(context: AlembicEnvironment | None = None, **configure_option
 
 def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, Any]) -> None:
     config = context.config
-    _refuse_per_cog_overrides(config, configure_options)
+    refuse_per_cog_overrides(config, configure_options)
     configure_options = dict(configure_options)
     user_hooks = UserHooks.taken_from(configure_options)
     if request_for(config).command == SCREEN_COMMAND:
         _run_screen(context, configure_options, user_hooks)
         return
-    scope = cog_scope(config, context.script)
+    request = request_for(config)  # its cog; an unknown one is refused naming the known cogs
+    scope = CogScope.for_cog(load_schema(config), request.cog, Path(context.script.dir).resolve(), request)
     scope.user_hooks = user_hooks
     use_cog_history(
         context.script, scope.version_location, scope.cog.name, scope.other_locations, scope.request.revisions
@@ -227,14 +169,19 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
     if autogenerate:
         options.setdefault("dont_mutate", True)  # comparing must not create a version table
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_revisions_must_not_exit(scope.cog.name))
+        stack.enter_context(revisions_must_not_exit(scope.cog.name))
         # 'music.songs.id' in a revision means the table music.songs (replay and live run alike)
         stack.enter_context(_compat.dotted_table_targets(_is_table(scope.schema)))
         if autogenerate:
             scratch = _replay_history(stack, context.script, scope)
             if scope.request.offline:
                 # No live database: autogenerate against the replayed history instead.
-                url = _target_url(config, scope)
+                try:
+                    url: str | None = database_url(config, scope.request, scope.schema)
+                except NXAlembicError:
+                    if scope.request.url is not None:
+                        raise  # an empty -x url= is a mistake, offline too
+                    url = None
                 target = make_url(url).get_backend_name() if url else scratch.dialect.name
                 scope.target_dialect = target
                 options["compare_type"] = portable_compare_type(scratch.dialect.name)
@@ -306,25 +253,21 @@ def created_tables(scope: CogScope, script: ScriptDirectory, scratch_url: str) -
     as a cog's own autogenerate does it.  A replay that fails raises :class:`.NXAlembicError`."""
     with (
         _compat.dotted_table_targets(_is_table(scope.schema)),
-        scratch_database(
-            script, scope.version_table, scope.cog.name, scratch_url, referenced=scope.referenced_tables()
-        ) as scratch,
+        _scratch(scope, script, scratch_url) as scratch,
     ):
         return history_tables(scratch, scope.version_table)
+
+
+def _scratch(scope: CogScope, script: ScriptDirectory, url: str) -> AbstractContextManager[Connection]:
+    return scratch_database(
+        script, scope.version_table, scope.cog.name, url, referenced=scope.referenced_tables()
+    )
 
 
 def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope: CogScope) -> Connection:
     """Replay the cog's revisions into a scratch database; learn which tables they own."""
     try:
-        scratch = stack.enter_context(
-            scratch_database(
-                script,
-                scope.version_table,
-                scope.cog.name,
-                scope.request.scratch_url,
-                referenced=scope.referenced_tables(),
-            )
-        )
+        scratch = stack.enter_context(_scratch(scope, script, scope.request.scratch_url))
     except NXAlembicError:
         if scope.request.offline:
             raise
@@ -332,15 +275,6 @@ def _replay_history(stack: contextlib.ExitStack, script: ScriptDirectory, scope:
         return None  # type: ignore[return-value]
     scope.history = history_tables(scratch, scope.version_table)
     return scratch
-
-
-def _target_url(config: Config, scope: CogScope) -> str | None:
-    try:
-        return database_url(config, scope.request, scope.schema)
-    except NXAlembicError:
-        if scope.request.url is not None:
-            raise  # an empty -x url= is a mistake, offline too
-        return None
 
 
 def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: dict[str, Any]) -> None:
@@ -444,12 +378,9 @@ def _run_on_connection(
 def _down_revisions(script: ScriptDirectory, revision: str) -> list[str]:
     """The revisions *revision* follows: what the version table says when it did not finish."""
     try:
-        down = script.get_revision(revision).down_revision
+        return list(to_tuple(script.get_revision(revision).down_revision, default=()))
     except Exception:
         return []
-    if down is None:
-        return []
-    return [down] if isinstance(down, str) else list(down)
 
 
 def _already_exists_hint(
@@ -518,31 +449,3 @@ def _explain_command_error(
         return exc
     unknown = unknown_revisions(cog, script, current, scope.version_table, scope.version_location)
     return exc if unknown is None else unknown
-
-
-@contextlib.contextmanager
-def _revisions_must_not_exit(cog: str) -> Iterator[None]:
-    """Turn ``SystemExit`` (any ``BaseException`` but Ctrl-C) from a revision's code into an error.
-
-    ``sys.exit(0)`` in ``upgrade()`` would otherwise end ``upgrade``, ``check`` or ``status``
-    with exit status 0 and no output, as if all went well.  The transaction it interrupted
-    is rolled back on the way out, as for any other failure.
-    """
-    try:
-        yield
-    except (Exception, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        frame = revision_frame(exc)
-        if frame is None:
-            raise
-        revision, filename, lineno = frame
-        what = (
-            f"sys.exit({exc.code!r}) was called"
-            if isinstance(exc, SystemExit)
-            else f"{type(exc).__name__} raised"
-        )
-        raise NXAlembicError(
-            f"cog {cog!r}: revision {revision} failed: {what} at {file_line(filename, lineno)}; a revision "
-            "must not end the process: remove that call, or raise an exception to make the migration fail"
-        ) from exc

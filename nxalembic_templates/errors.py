@@ -245,3 +245,31 @@ class CogsWithoutRevisions(NXAlembicError):
                 "run 'nxalembic migrate --cog NAME' for each, then 'nxalembic upgrade'"
             )
         super().__init__(text)
+
+
+@contextlib.contextmanager
+def revisions_must_not_exit(cog: str) -> Iterator[None]:
+    """Turn ``SystemExit`` (any ``BaseException`` but Ctrl-C) from a revision's code into an error.
+
+    ``sys.exit(0)`` in ``upgrade()`` would otherwise end ``upgrade``, ``check`` or ``status``
+    with exit status 0 and no output, as if all went well.  The transaction it interrupted
+    is rolled back on the way out, as for any other failure.
+    """
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        frame = revision_frame(exc)
+        if frame is None:
+            raise
+        revision, filename, lineno = frame
+        what = (
+            f"sys.exit({exc.code!r}) was called"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__} raised"
+        )
+        raise NXAlembicError(
+            f"cog {cog!r}: revision {revision} failed: {what} at {file_line(filename, lineno)}; a revision "
+            "must not end the process: remove that call, or raise an exception to make the migration fail"
+        ) from exc

@@ -222,22 +222,22 @@ def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
     copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
     template too (its first revision's docstring says so).
     """
-    generate = getattr(
-        script.generate_revision, "__wrapped__", script.generate_revision
-    )  # never escape twice
 
-    @functools.wraps(generate)
-    def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
-        if not REVISION_ID.fullmatch(revid):
-            with reported_to_alembic():  # Alembic calls this after env.py has returned
-                raise NXAlembicError(
-                    f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of the "
-                    "file name and the file); pass another --rev-id, or none to get a generated one"
-                )
-        kw.setdefault("cog", cog)
-        return generate(revid, None if message is None else docstring_text(message), *args, **kw)
+    def wrap(generate: Callable[..., Script | None]) -> Callable[..., Script | None]:
+        @functools.wraps(generate)
+        def generate_revision(revid: str, message: str | None, *args: Any, **kw: Any) -> Script | None:
+            if not REVISION_ID.fullmatch(revid):
+                with reported_to_alembic():  # Alembic calls this after env.py has returned
+                    raise NXAlembicError(
+                        f"revision id {revid!r} may only hold letters, digits and '_' (it becomes part of "
+                        "the file name and the file); pass another --rev-id, or none to get a generated one"
+                    )
+            kw.setdefault("cog", cog)
+            return generate(revid, None if message is None else docstring_text(message), *args, **kw)
 
-    script.generate_revision = generate_revision  # type: ignore[method-assign]
+        return generate_revision
+
+    _compat.wrap_generate_revision(script, wrap)  # never escapes twice
 
 
 def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
@@ -336,9 +336,9 @@ def _sqlite_replay_operations(context: MigrationContext) -> Operations:
         with operations.batch_alter_table(table_name, schema=schema, recreate="always") as batch:
             batch.drop_constraint(constraint_name, type_=type_)
 
-    # Instance attributes win over the class's methods when the ``op`` proxy is installed.
-    for function in (alter_column, create_foreign_key, create_unique_constraint, drop_constraint):
-        setattr(operations, function.__name__, function)
+    _compat.replace_operations(
+        operations, alter_column, create_foreign_key, create_unique_constraint, drop_constraint
+    )
     return operations
 
 

@@ -72,6 +72,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
+from . import _compat
 from .errors import LockTimeout, hide_password
 
 __all__ = [
@@ -309,8 +310,7 @@ def _make_read_only(engine: sa.Engine) -> None:
             _driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
             return
         try:
-            # set_readonly() is a method of SQLAlchemy's PostgreSQL dialects only, and untyped there
-            engine.dialect.set_readonly(dbapi_connection, True)  # type: ignore[attr-defined]
+            _compat.set_read_only(engine.dialect, dbapi_connection)  # PostgreSQL's dialects only
         except NotImplementedError:  # a driver SQLAlchemy cannot switch: the code still only reads
             pass
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import configparser
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic.config import Config
 
 from . import _compat, engines
 from .errors import NXAlembicError
+from .settings import pyproject_for
 
 if TYPE_CHECKING:
     from alembic.script.revision import RevisionMap
@@ -41,6 +43,8 @@ __all__ = [
     "database_url",
     "is_autogenerate",
     "parse_renames",
+    "refuse_another_projects_pyproject",
+    "refuse_per_cog_overrides",
     "request_for",
 ]
 
@@ -184,8 +188,7 @@ def request_for(config: Config) -> CogRequest:
     if isinstance(request, CogRequest):
         return request
     options = config.cmd_opts
-    cmd = getattr(options, "cmd", None)
-    command = getattr(cmd[0], "__name__", None) if cmd else None
+    command = _compat.command_name(options)
     autogenerate = None
     if command is not None:
         autogenerate = command == "check" or (
@@ -246,3 +249,56 @@ def alembic_ini_url(config: Config) -> str | None:
             "sqlalchemy.url in alembic.ini contains a '%' that is not doubled: alembic.ini is read with "
             "interpolation, so write each '%' of the URL (e.g. %40 in a password) as '%%'"
         ) from None
+
+
+def refuse_another_projects_pyproject(config: Config) -> None:
+    """Stock ``alembic -c other/alembic.ini`` run elsewhere: no ``[tool.alembic]`` of this folder's project.
+
+    Stock Alembic completes alembic.ini with ``[tool.alembic]`` of the *current directory's*
+    pyproject.toml; the settings (``settings.settings_for``), ``nxalembic`` and the
+    start-up API take the one beside alembic.ini.  An option Alembic took from another
+    project's table (its ``script_location``: its revisions) would mix two projects.
+    """
+    ini, toml = config.config_file_name, config.toml_file_name
+    if not ini or not toml or Path(toml).resolve() == pyproject_for(ini):
+        return
+    ini_options = config.file_config
+    section = config.config_ini_section
+    taken = sorted(key for key in config.toml_alembic_config if not ini_options.has_option(section, key))
+    if taken:
+        raise NXAlembicError(
+            f"Alembic took {', '.join(taken)} from [tool.alembic] of {Path(toml).resolve()}, but the config "
+            f"file is {Path(ini).resolve()} of another project; run alembic in {Path(ini).resolve().parent} "
+            f"(or use nxalembic -c {ini}, which reads the pyproject.toml beside it)"
+        )
+
+
+def refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) -> None:
+    """What env.py or ``-x`` may not choose for one cog: its version table, its models, a schema."""
+    refused = request_for(config).refused_x
+    if refused:
+        key = refused[0]
+        raise NXAlembicError(
+            f"-x {key}= is not accepted: each cog's version table and revisions folder come from "
+            "version_table / version_location in nxalembic.ini (both contain {cog}); change them there"
+        )
+    if "version_table" in configure_options:
+        raise NXAlembicError(
+            f"env.py passes version_table={configure_options['version_table']!r} to run_migrations(), "
+            "which would give every cog one version table; remove it and set "
+            "version_table = ..._{cog} in nxalembic.ini instead"
+        )
+    if configure_options.get("target_metadata") is not None:
+        raise NXAlembicError(
+            "env.py passes target_metadata to run_migrations(), which would compare every cog with "
+            "those tables instead of its own models (found from the bot); remove it"
+        )
+    if "version_table_schema" in configure_options:
+        # Honouring it would need every reader of version tables to know the schema, the
+        # start-up check too, which never runs env.py: refused rather than read in two places.
+        raise NXAlembicError(
+            f"env.py passes version_table_schema={configure_options['version_table_schema']!r} to "
+            "run_migrations(), which nxalembic's own reads of the version tables (status, upgrade, the "
+            "start-up check) would not see; remove it: each cog's version table lives in the "
+            "connection's default schema"
+        )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import produce_migrations, renderers
+from alembic.autogenerate import produce_migrations
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -46,7 +46,13 @@ __all__ = [
 ]
 
 
-@renderers.dispatch_for(ops.RenameTableOp)
+def register_renderers() -> None:
+    """Alembic's renderers of the operations rewriting adds (process-wide; idempotent, see
+    :func:`._compat.register_renderer`); called by every step that adds one."""
+    _compat.register_renderer(ops.RenameTableOp, _render_rename_table)
+    _compat.register_renderer(StatementByStatementNote, _render_note)
+
+
 def _render_rename_table(autogen_context: Any, op: ops.RenameTableOp) -> str:
     prefix = autogen_context.opts.get("alembic_module_prefix", "op.")
     schema = f", schema={op.schema!r}" if op.schema else ""
@@ -73,7 +79,6 @@ class StatementByStatementNote(ops.MigrateOperation):
         return self
 
 
-@renderers.dispatch_for(StatementByStatementNote)
 def _render_note(_autogen_context: Any, _op: StatementByStatementNote) -> list[str]:
     return [f"# {line}" for line in STATEMENT_BY_STATEMENT_NOTE]
 
@@ -93,6 +98,7 @@ def note_statement_by_statement(upgrade_ops: ops.UpgradeOps) -> None:
     MariaDB / MySQL only.
     """
     if statement_count(upgrade_ops) > 1:
+        register_renderers()
         upgrade_ops.ops.insert(0, StatementByStatementNote())
 
 
@@ -120,6 +126,7 @@ class Rewriter:
         return set() if self.history is None else self.history - self.modelled
 
     def rewrite(self, connection: Connection | None, upgrade_ops: ops.UpgradeOps) -> ops.DowngradeOps:
+        register_renderers()  # a rename may be written
         self.dialect = connection.dialect if connection is not None else None
         used_tables = self._rename_tables(connection, upgrade_ops)
         self._rename_columns(upgrade_ops)

@@ -168,3 +168,147 @@ def test_the_architecture_page_names_every_module() -> None:
     assert listed <= set(LAYER_OF), (
         f"docs/architecture.rst names modules that do not exist: {listed - set(LAYER_OF)}"
     )
+
+
+#: Libraries whose objects the package must not change outside ``_compat.py``.
+UPSTREAM = ("alembic", "sqlalchemy", "ormar", "nextcord", "discord", "disnake")
+#: Upstream calls that register something for the whole process (Alembic's renderers and
+#: operations, SQLAlchemy's compiler extension).
+GLOBAL_REGISTRATIONS = {"dispatch_for", "register_operation", "implementation_for", "compiles"}
+
+
+def _upstream_imports(tree: ast.Module) -> set[str]:
+    """The names a module binds to upstream modules or their members (``sa``, ``Operations``...)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {
+                (alias.asname or alias.name).split(".")[0]
+                for alias in node.names
+                if alias.name.split(".")[0] in UPSTREAM
+            }
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in UPSTREAM:
+                names |= {alias.asname or alias.name for alias in node.names}
+    return names
+
+
+def _root(node: ast.expr) -> str | None:
+    """``a`` of ``a.b.c`` / ``a[0].b``; ``None`` for anything else."""
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _handed_over(function: ast.FunctionDef | ast.AsyncFunctionDef, upstream: set[str]) -> set[str]:
+    """Parameters of *function* annotated with an upstream type (``script: ScriptDirectory``):
+    objects that are not ours, so any attribute set on them patches someone else's object."""
+    arguments = function.args
+    return {
+        arg.arg
+        for arg in arguments.posonlyargs + arguments.args + arguments.kwonlyargs
+        if arg.annotation is not None
+        and {n.id for n in ast.walk(arg.annotation) if isinstance(n, ast.Name)} & upstream
+    }
+
+
+def _made_here(function: ast.FunctionDef | ast.AsyncFunctionDef, upstream: set[str]) -> set[str]:
+    """Locals of *function* made by an upstream class (``operations = Operations(...)``): ours to
+    fill in (``alter.modify_type = ...``), but a function stored on one replaces its method."""
+    return {
+        target.id
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _root(node.value.func) in upstream
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def upstream_patches(name: str, tree: ast.Module) -> list[str]:
+    """Where module *name* changes an upstream object or the import system, as ``file:line what``."""
+    upstream = _upstream_imports(tree)
+    functions = {
+        node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    found = []
+    scopes: list[tuple[ast.AST, set[str], set[str]]] = [(tree, upstream, set())]
+    scopes += [
+        (node, upstream | _handed_over(node, upstream), _made_here(node, upstream))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    for scope, theirs, made in scopes:
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
+                targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+                value = getattr(node, "value", None)
+                a_function = isinstance(value, ast.Lambda) or (
+                    isinstance(value, ast.Name) and value.id in functions
+                )
+                for target in targets:
+                    if not isinstance(target, ast.Attribute):
+                        continue
+                    root = _root(target.value)
+                    if root in theirs or (root in made and a_function):
+                        found.append(f"{name}.py:{target.lineno} sets .{target.attr} on {root}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in ("setattr", "delattr") and node.args and _root(node.args[0]) != "self":
+                    found.append(f"{name}.py:{node.lineno} calls {node.func.id}()")
+            if isinstance(node, ast.Attribute) and node.attr == "meta_path":
+                found.append(f"{name}.py:{node.lineno} edits sys.meta_path")
+            if isinstance(node, ast.Attribute) and node.attr in GLOBAL_REGISTRATIONS:
+                found.append(f"{name}.py:{node.lineno} registers with .{node.attr}() for the whole process")
+    return sorted(set(found), key=lambda where: int(where.split(":")[1].split()[0]))
+
+
+def test_upstream_objects_are_patched_in_compat_py_only() -> None:
+    """No attribute of an Alembic / SQLAlchemy / ormar / Discord library object set, no
+    ``setattr``, no ``sys.meta_path`` edit, no process-wide registration outside ``_compat.py``:
+    each of those changes code that is not ours, for the whole process, and lives there with
+    its reason and the upstream version it was checked against."""
+    patches = [
+        where
+        for name, tree in modules().items()
+        if name != "_compat"
+        for where in upstream_patches(name, tree)
+    ]
+    assert not patches, patches
+
+
+def test_the_patch_check_finds_each_kind_of_patch() -> None:
+    """The check above would see each kind of patch this package once had (file and line)."""
+    source = """
+import sys
+import sqlalchemy as sa
+from alembic.autogenerate import renderers
+from alembic.operations import Operations
+from alembic.script import ScriptDirectory
+
+sa.Table.extra = 1
+
+@renderers.dispatch_for(Operations)
+def render(context, op):
+    pass
+
+def retarget(script: ScriptDirectory, cls):
+    script.generate_revision = len
+    operations = Operations(None)
+    operations.alter_column = ours
+    operations.impl = Operations(None)
+    setattr(cls, "run", len)
+    sys.meta_path.insert(0, None)
+
+def ours(thing):
+    thing.value = 1
+"""
+    found = upstream_patches("example", ast.parse(source))
+    assert found == [
+        "example.py:8 sets .extra on sa",
+        "example.py:10 registers with .dispatch_for() for the whole process",
+        "example.py:15 sets .generate_revision on script",
+        "example.py:17 sets .alter_column on operations",
+        "example.py:19 calls setattr()",
+        "example.py:20 edits sys.meta_path",
+    ]

@@ -8,6 +8,9 @@ No bot, no nxcog template: plain Alembic script folders written here, real SQLit
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -276,3 +279,156 @@ def test_configured_options_are_what_configure_was_given() -> None:
     engine.dispose()
     assert options["include_name"] is include_name and options["target_metadata"] is metadata
     assert options.get("include_object") is None
+
+
+def test_dotted_table_targets_hold_in_two_threads_migrating_at_once() -> None:
+    """Two threads each inside their own block: each reads dotted targets with its own *is_table*,
+    one leaving its block does not undo the other's, and after both Alembic's own reading is back.
+
+    The steps are ordered with events (A enters, B enters, A migrates and leaves, B migrates and
+    leaves): a block that swaps the class's methods and puts back what it found fails all three."""
+    asked: dict[str, list[str]] = {"a": [], "b": []}
+    found: dict[str, object] = {}
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def is_table_of(thread: str) -> Callable[[str, object], bool]:
+        def is_table(name: str, connection: object) -> bool:
+            asked[thread].append(name)
+            return connection is not None and sa.inspect(connection).has_table(name)
+
+        return is_table
+
+    def migrate(thread: str) -> list[tuple[str | None, str]]:
+        with sa.create_engine("sqlite://").begin() as connection:
+            op = Operations(MigrationContext.configure(connection))
+            op.create_table("music.songs", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table(
+                "music.playlists",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("top", sa.Integer),
+                sa.ForeignKeyConstraint(["top"], ["music.songs.id"]),
+            )
+            return [
+                (fk["referred_schema"], fk["referred_table"])
+                for fk in sa.inspect(connection).get_foreign_keys("music.playlists")
+            ]
+
+    def run(thread: str, body: Callable[[], None]) -> None:
+        try:
+            body()
+        except BaseException as exc:  # reported by the main thread
+            found[f"{thread} error"] = exc
+            for event in (a_in, b_in, a_out):
+                event.set()
+
+    def thread_a() -> None:
+        with _compat.dotted_table_targets(is_table_of("a")):
+            a_in.set()
+            assert b_in.wait(30)
+            found["a"] = migrate("a")
+        a_out.set()
+
+    def thread_b() -> None:
+        assert a_in.wait(30)
+        with _compat.dotted_table_targets(is_table_of("b")):
+            b_in.set()
+            assert a_out.wait(30)
+            found["b"] = migrate("b")
+
+    threads = [threading.Thread(target=run, args=(n, f)) for n, f in (("a", thread_a), ("b", thread_b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not [key for key in found if key.endswith("error")], found
+    assert found["a"] == [(None, "music.songs")] and asked["a"] and set(asked["a"]) == {"music.songs"}
+    assert found["b"] == [(None, "music.songs")] and asked["b"] and set(asked["b"]) == {"music.songs"}
+    asked["a"].clear()
+    asked["b"].clear()
+    assert migrate("main") == [] and asked == {"a": [], "b": []}  # Alembic's own reading again
+
+
+def test_wrap_generate_revision_wraps_alembics_method_once_per_instance(tmp_path: Path) -> None:
+    folder = scripts_folder(tmp_path)
+    script = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
+    calls: list[str] = []
+
+    def wrap(generate: Callable[..., object]) -> Callable[..., object]:
+        def generate_revision(revid: str, message: str | None, *args: object, **kw: object) -> object:
+            calls.append(revid)
+            return generate(revid, f"wrapped {message}", *args, **kw)
+
+        return generate_revision
+
+    _compat.wrap_generate_revision(script, wrap)
+    _compat.wrap_generate_revision(script, wrap)  # a second env.py run on one instance: not twice
+    written = script.generate_revision("aaa", "first", head="base")
+    assert calls == ["aaa"] and written is not None and written.doc == "wrapped first"
+    other = ScriptDirectory(str(folder), version_locations=[str(folder / "versions")])
+    assert other.generate_revision("bbb", "second", head="aaa").doc == "second"  # the class is untouched
+
+
+def test_command_name_is_the_command_the_stock_command_line_parsed() -> None:
+    from alembic.config import CommandLine
+
+    assert _compat.command_name(CommandLine().parser.parse_args(["upgrade", "head"])) == "upgrade"
+    assert _compat.command_name(CommandLine().parser.parse_args(["revision", "--autogenerate"])) == "revision"
+    assert _compat.command_name(None) is None
+
+
+def test_register_renderer_registers_once_and_is_idempotent() -> None:
+    from alembic.autogenerate import render_python_code, renderers
+    from alembic.operations import ops
+
+    class Note(ops.MigrateOperation):
+        pass
+
+    def render(_context: object, _op: Note) -> str:
+        return "# a note"
+
+    _compat.register_renderer(Note, render)
+    _compat.register_renderer(Note, render)  # no "key already exists"
+    assert "# a note" in render_python_code(ops.UpgradeOps(ops=[Note()]))
+    with pytest.raises(ValueError, match="already exists"):  # Alembic still refuses a second one
+        renderers.dispatch_for(Note)(render)
+
+
+def test_replace_operations_reaches_op_for_this_instance_only() -> None:
+    from alembic import op
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        seen: list[str] = []
+
+        def create_table(name: str, *columns: object, **kw: object) -> None:
+            seen.append(name)
+
+        _compat.replace_operations(operations, create_table)
+        with _compat.operations_as_op(operations):
+            op.create_table("songs")
+        assert seen == ["songs"]
+        assert "create_table" not in vars(Operations(MigrationContext.configure(connection)))
+
+
+def test_import_hook_and_class_attributes_are_put_back() -> None:
+    class Finder:
+        def find_spec(self, *_args: object) -> None:
+            return None
+
+    finder = Finder()
+    _compat.add_import_hook(finder)
+    assert sys.meta_path[0] is finder
+    _compat.remove_import_hook(finder)
+    _compat.remove_import_hook(finder)  # twice: nothing
+    assert finder not in sys.meta_path
+
+    class Client:
+        def run(self) -> str:
+            return "ran"
+
+    original = Client.__dict__["run"]
+    _compat.replace_class_attribute(Client, "run", lambda self: "refused")
+    assert Client().run() == "refused"
+    _compat.replace_class_attribute(Client, "run", original)
+    assert Client().run() == "ran"

@@ -209,6 +209,8 @@ def test_note_only_for_more_than_one_statement() -> None:
 
 
 def test_table_rename_renders() -> None:
+    rewrite.register_renderers()  # what every rewrite does first: once per process, a second call is a no-op
+    rewrite.register_renderers()
     code = render_python_code(upgrade(ops.RenameTableOp("old", "new")))
     assert "op.rename_table('old', 'new')" in code
     code = render_python_code(
