@@ -3,7 +3,9 @@
 * URLs: which database a project migrates (:func:`database_url`, the one precedence every
   route asks), parsing with one masked line for every way a URL can be wrong, and relative
   SQLite paths anchored at the project folder;
-* engines: pool-less, sync or async by the URL's driver, prepared by :mod:`.locking`;
+* engines: pool-less, sync or async by the URL's driver, prepared for migrating
+  (:func:`prepare`: transactional SQLite, read-only sessions, reads bounded by the lock
+  timeout) so that :mod:`.locking` can take the lock on their connections;
 * the sync/async bridge: Alembic always gets a plain sync :class:`Connection`, also on
   ``sqlite+aiosqlite``, ``postgresql+asyncpg`` and ``mysql+asyncmy`` (through ``run_sync``;
   ``aiosqlite`` and ``aiomysql`` URLs open the same database through their sync driver);
@@ -333,7 +335,7 @@ def connect_error(url: str, exc: BaseException) -> NXAlembicError:
 # -- Preparing an engine for migrating (the lock itself is locking.py's) ----------------------
 
 
-def prepare(engine: sa.Engine, read_only: bool = False, policy: locking.LockPolicy | None = None) -> None:
+def prepare(engine: sa.Engine, read_only: bool, policy: locking.LockPolicy | None) -> None:
     """Make *engine* (of :func:`create_engine`) migrate atomically, or only read (see :mod:`.locking`).
 
     SQLite: the driver's own transaction handling off, every transaction ``BEGIN IMMEDIATE``

@@ -76,16 +76,13 @@ _HOLDS_LOCK = "nxalembic.holds_migration_lock"
 
 
 def _to_stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(text, file=sys.stderr, flush=True)  # sys.stderr when called: pytest's capture sees it
 
 
 @dataclass(frozen=True)
 class LockPolicy:
-    """How long a migration waits for the lock, and who is told that it waits.
-
-    The command line keeps the defaults (wait, say so on stderr); the start-up API sets a
-    timeout when asked and reports through :mod:`logging`, since a bot prints nothing.
-    """
+    """How long a migration waits for the lock, and who is told (the command line: stderr; the
+    start-up API: :mod:`logging`, with the timeout it is given)."""
 
     #: Seconds to wait at most; ``None``: :data:`SQLITE_LOCK_TIMEOUT` on SQLite, no limit on PostgreSQL.
     timeout: float | None = None
@@ -106,7 +103,6 @@ class LockPolicy:
         return self.timeout if self.timeout is not None else default
 
     def describe(self, default: float | None) -> str:
-        """The wait in words, for the line that announces it."""
         limit = self.limit(default)
         return "no time limit" if limit is None else f"up to {limit:g} s"
 
@@ -116,11 +112,7 @@ class LockPolicy:
 
 
 def check_timeout(timeout: object, name: str = "lock timeout") -> None:
-    """Refuse a lock timeout no database can wait for, in one line, when it is parsed.
-
-    Seconds from 0 to :data:`MAX_LOCK_TIMEOUT`, or ``None`` (the default wait).  NaN,
-    infinities and integers too large for a float fail the range test; a bool is no number.
-    """
+    """Refuse, in one line, a lock timeout that is not ``None`` or 0 to :data:`MAX_LOCK_TIMEOUT` s."""
     if timeout is None:
         return
     if (
@@ -143,13 +135,9 @@ _IN_PROCESS = threading.RLock()
 def one_in_process(policy: LockPolicy | None = None) -> Iterator[None]:
     """Let one migration (anything that runs Alembic's ``env.py``) run in this process at a time.
 
-    Alembic's ``context`` and ``op`` are module-level proxies, one per process: two
-    migrations in two threads (two ``upgrade(bot)`` gathered, a retry after a timed-out call
-    whose worker thread goes on) would swap each other's configuration and connection
-    mid-run, and the database lock is taken only once Alembic runs.  So the second caller
-    waits here, is told so (*policy*'s report; its timeout bounds the wait), and then finds
-    the first one's work done.  Held from before the connection opens until it closes, so a
-    waiter never holds a database lock that the holder needs.
+    Alembic's ``context`` and ``op`` are one per process: two migrations in two threads would
+    swap each other's configuration mid-run.  The second waits here (told by *policy*, bounded
+    by its timeout), from before its connection opens, so it never holds a database lock.
     """
     if not _IN_PROCESS.acquire(blocking=False):
         policy = policy or LockPolicy()
@@ -169,7 +157,7 @@ def one_in_process(policy: LockPolicy | None = None) -> Iterator[None]:
 # -- what engines.prepare registers, and the read-only sessions of the servers ---------------
 
 
-def own(engine: sa.Engine, read_only: bool = False, policy: LockPolicy | None = None) -> None:
+def own(engine: sa.Engine, read_only: bool, policy: LockPolicy | None) -> None:
     """Remember *engine* as prepared by :func:`.engines.prepare`: its connections get the lock handling."""
     _OWN_ENGINES[engine] = (read_only, policy)
 
@@ -245,11 +233,8 @@ def acquire(connection: Connection) -> None:
 def begin_immediate(connection: Connection) -> None:
     """``BEGIN IMMEDIATE``; when another process holds the write lock, say so at once, then wait.
 
-    The first attempt does not wait; then the wait goes on in slices of
-    :data:`SQLITE_WAIT_SLICE` ms up to the policy's timeout: the driver's busy handler blocks
-    in C (in a worker thread for aiosqlite), and a short slice lets Ctrl-C end the command
-    promptly.  The statements go to the driver connection directly, so a failed attempt
-    leaves SQLAlchemy's transaction bookkeeping alone.
+    In slices (module doc), on the driver's connection: a failed attempt leaves SQLAlchemy's
+    transaction bookkeeping alone.
     """
     dbapi_connection = connection.connection.dbapi_connection
     policy = _policy(connection)
@@ -335,11 +320,7 @@ def is_lock_timeout(orig: BaseException | None) -> bool:
 
 
 def mysql_lock_name(database: str | None) -> str:
-    """The ``GET_LOCK`` name of *database*: :data:`MYSQL_LOCK_PREFIX` and its name.
-
-    User locks are server-wide, so two databases on one server get two names; a database
-    name too long for :data:`MYSQL_LOCK_NAME_MAX` is replaced by its SHA-1.
-    """
+    """The ``GET_LOCK`` name of *database* (user locks are server-wide); a long name by its SHA-1."""
     name = MYSQL_LOCK_PREFIX + (database or "")
     if len(name) > MYSQL_LOCK_NAME_MAX:
         name = MYSQL_LOCK_PREFIX + hashlib.sha1((database or "").encode()).hexdigest()
@@ -347,12 +328,8 @@ def mysql_lock_name(database: str | None) -> str:
 
 
 def _acquire_user_lock(connection: Connection) -> None:
-    """MariaDB / MySQL's ``GET_LOCK``: at once if free, else announce the wait and queue for it.
-
-    On our own connections it is taken once and held until the end of the command
-    (:func:`release`, or the server when the session dies); on a caller's connection it is
-    released when the migration transaction ends.
-    """
+    """``GET_LOCK``: at once if free, else announce the wait and queue for it; held until
+    :func:`release` on our own connections, until the transaction ends on a caller's."""
     if _is_own(connection) and connection.info.get(_HOLDS_LOCK):
         return
     name = mysql_lock_name(connection.exec_driver_sql("SELECT DATABASE()").scalar())
@@ -377,10 +354,8 @@ _RELEASE_AT_END: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakK
 def _release_when_transaction_ends(connection: Connection, name: str) -> None:
     """A caller's connection may go back to its pool: free the lock as its transaction ends.
 
-    Sent on the driver's connection: a statement through *connection* while it commits or
-    rolls back would begin a new transaction.  The listeners are added once per connection and
-    stay (SQLAlchemy does not allow removing a listener while it runs, as a caller migrating
-    several times on one connection, like pytest-alembic, would).
+    On the driver's connection (through *connection* it would begin a new transaction); the
+    listeners stay (SQLAlchemy cannot remove a listener while it runs, as pytest-alembic would).
     """
     pending = _RELEASE_AT_END.get(connection)
     if pending is None:
@@ -398,10 +373,7 @@ def _release_when_transaction_ends(connection: Connection, name: str) -> None:
 
 
 def release(connection: Connection) -> None:
-    """Give the migration lock back at the end of a command on our own connection (MariaDB / MySQL).
-
-    Closing the connection frees it too; releasing first lets the next waiter go on at once.
-    """
+    """MariaDB / MySQL: give the lock back at the end of a command, before the connection closes."""
     name = connection.info.pop(_HOLDS_LOCK, None)
     if isinstance(name, str) and connection.dialect.name in MYSQL_DIALECTS and not connection.closed:
         connection.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": name})
@@ -415,10 +387,8 @@ def release(connection: Connection) -> None:
 
 #: How a note of ours starts in the version table's comment (other comments are left alone).
 MARKER = "nxalembic: "
-
 #: MariaDB allows 2048 characters in a table comment; the note is kept well below.
 MAX_NOTE = 1000
-
 #: Statements that change the schema and, on MariaDB / MySQL, commit by themselves.
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.I)
 
@@ -469,11 +439,8 @@ def _failed(exc: BaseException) -> str | None:
 
 
 def explain_partial(log: StatementLog, exc: BaseException, revision: str, before: list[str]) -> str:
-    """The tail of the error message: where the database is left, and what to do.
-
-    *before*: the version table's rows when the run started (the revision before *revision*).
-    Empty when none of the revision's schema statements had been committed.
-    """
+    """The error message's tail: where the database is left (*before*: the version table's rows
+    when the run started), and what to do; empty when none of the statements was committed."""
     if not log.done:
         return ""
     failed = _failed(exc)
@@ -508,11 +475,8 @@ def read_partial(connection: Connection, version_table: str) -> str | None:
 
 
 def clear_partial(connection: Connection, version_table: str) -> None:
-    """The cog's version moved on: the note of an earlier failure no longer holds.
-
-    The read's implicit transaction is ended again: the next cog's Alembic context must find
-    the connection outside a transaction, or it would take it for the caller's and never commit.
-    """
+    """The cog's version moved on: the note no longer holds.  The read's implicit transaction
+    ends again (the next cog's Alembic context would take it for the caller's, and never commit)."""
     began = not connection.in_transaction()
     try:
         if read_partial(connection, version_table) is not None:

@@ -72,15 +72,19 @@ def server_url(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    """A new database on the server of *admin_url*, dropped afterwards; its URL (same driver)."""
-    name = "u_" + uuid.uuid4().hex[:12]
+def database(admin_url: str, suffix: str = "") -> Iterator[str]:
+    """A new database on the server of *admin_url*, dropped afterwards; its URL (same driver).
+
+    Its name is unique, and ends with *suffix* (any characters the server allows).
+    """
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    raw_name = "u_" + uuid.uuid4().hex[:12] + suffix
+    name = admin.dialect.identifier_preparer.quote_identifier(raw_name)
     postgresql = admin.dialect.name == "postgresql"
     with admin.connect() as connection:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
     try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url).set(database=raw_name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(

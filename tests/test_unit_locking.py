@@ -397,6 +397,11 @@ def test_lock_timeout_errors_of_the_postgresql_drivers() -> None:
     assert not locking.is_lock_timeout(RuntimeError("x"))
     assert not locking.is_lock_timeout(None)
 
+    class Psycopg2Error(Exception):  # psycopg2 names the SQLSTATE pgcode
+        pgcode = "55P03"
+
+    assert locking.is_lock_timeout(Psycopg2Error("canceling statement"))
+
 
 # -- partial: what a revision that failed part-way left applied ---------------------------------------
 

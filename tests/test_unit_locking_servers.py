@@ -125,6 +125,27 @@ def test_pg_a_callers_connection_holds_the_lock_for_its_transaction(pg: str, pla
         assert locking._HOLDS_LOCK not in connection.info
 
 
+def test_pg_a_callers_connection_waits_and_says_so_on_stderr(
+    pg: str, plain: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder, held = hold_pg_lock(pg)
+    timer = None
+    try:
+        with plain(pg).connect() as connection, connection.begin():
+            timer, started = later(0.3, held.close), time.monotonic()
+            locking.acquire(connection)
+            assert 0.2 <= time.monotonic() - started < 5
+    finally:
+        if timer is not None:
+            timer.join()
+        held.close()
+        holder.dispose()
+    assert capsys.readouterr().err == (
+        f"waiting for the migration lock on {shown(pg)}, held by another process (no time limit; Ctrl-C to "
+        "stop)...\n"
+    )
+
+
 def hold_pg_lock(url: str) -> tuple[sa.Engine, sa.Connection]:
     holder = sa.create_engine(url, poolclass=sa.pool.NullPool)
     connection = holder.connect()
@@ -186,6 +207,26 @@ def test_pg_a_second_migration_gets_the_lock_when_it_is_freed(pg: str, timeout: 
     ]
     assert pg_free(pg)
     own.dispose()
+
+
+def test_pg_the_sessions_own_lock_timeout_is_put_back(pg: str) -> None:
+    own = engine(pg, timeout=5, report=lambda _line: None)
+    holder, held = hold_pg_lock(pg)
+    timer = None
+    try:
+        with own.connect() as connection:
+            connection.exec_driver_sql("SET lock_timeout = '7s'")
+            connection.commit()
+            with connection.begin():
+                timer = later(0.3, held.close)
+                locking.acquire(connection)
+                assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
+    finally:
+        if timer is not None:
+            timer.join()
+        held.close()
+        holder.dispose()
+        own.dispose()
 
 
 def test_pg_an_error_while_waiting_is_not_a_timeout(pg: str) -> None:
@@ -296,6 +337,16 @@ def test_maria_a_callers_connection_releases_at_the_end_of_each_transaction(mari
             assert locking._HOLDS_LOCK not in connection.info
             getattr(connection, end)()
             assert maria_free(maria)
+
+
+def test_maria_lock_names_are_quoted_when_released(mariadb_server_url: str, plain: Any) -> None:
+    with servers.database(mariadb_server_url, suffix="'q\\b") as url, plain(url).connect() as connection:
+        assert lock_name(url).endswith("'q\\b")
+        connection.begin()
+        locking.acquire(connection)
+        assert not maria_free(url)
+        connection.commit()
+        assert maria_free(url)
 
 
 def hold_maria_lock(url: str) -> tuple[sa.Engine, sa.Connection]:
@@ -417,7 +468,15 @@ def test_maria_partial_note_is_recorded_read_and_cleared(maria: str) -> None:
         locking.clear_partial(connection, table)
         assert connection.in_transaction()
         connection.rollback()
+        locking.clear_partial(connection, table)  # nothing to clear: the read's transaction ends too
+        assert not connection.in_transaction()
         log = locking.StatementLog(table)
+        log.done = ["CREATE TABLE a", "CREATE TABLE b"]
+        locking.record_partial(connection, log, "r4", RuntimeError("no statement"))
+        assert locking.read_partial(connection, table) == (
+            "revision r4 failed part-way: 2 schema statements of it applied (CREATE TABLE a; CREATE TABLE b)"
+        )
+        connection.rollback()
         log.done = ["ALTER TABLE t ADD COLUMN c INTEGER"] * 100
         locking.record_partial(connection, log, "r3", RuntimeError("no statement"))
         long_note = locking.read_partial(connection, table)
