@@ -91,13 +91,15 @@ import pstats
 import benchbot.main
 from nxalembic_templates import startup
 from nxalembic_templates.locking import LockPolicy
+from nxalembic_templates.settings import load_settings, settings_for
 
 # upgrade_sync's work runs in a worker thread, which cProfile does not see: profile that work
 # (startup._run) in this thread instead, as the first check of the process
 profile = cProfile.Profile()
 profile.enable()
-startup.find_alembic_ini(benchbot.main.bot)
-startup._run(benchbot.main.bot, startup.find_alembic_ini(benchbot.main.bot), "apply", None, LockPolicy())
+ini = startup.find_alembic_ini(benchbot.main.bot)
+settings = load_settings(settings_for(ini))
+startup._run(benchbot.main.bot, ini, settings, "apply", None, LockPolicy())
 profile.disable()
 pstats.Stats(profile).sort_stats("cumulative").print_stats({top})
 """

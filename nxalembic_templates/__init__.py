@@ -25,6 +25,7 @@ TEMPLATE_NAME = "nxcog"
 
 #: The variant that keeps Alembic's settings in ``[tool.alembic]`` of pyproject.toml (same env.py).
 PYPROJECT_TEMPLATE_DIR = TEMPLATE_DIR.parent / "percog_pyproject"
+#: The name under which installed wheels register that variant with stock Alembic.
 PYPROJECT_TEMPLATE_NAME = "nxcog_pyproject"
 
 #: The start-up API, importable from the top level (``from nxalembic_templates import upgrade``).

@@ -1,4 +1,4 @@
-"""Every use of Alembic's and SQLAlchemy's private API, in one place.
+"""Internal: every use of Alembic's and SQLAlchemy's private API, in one place.
 
 Each function below wraps one thing upstream does not offer publicly, says why no public
 route does the job, and has a test of its own in ``tests/test_compat.py`` that runs in every
@@ -22,6 +22,17 @@ from alembic.operations.schemaobj import SchemaObjects
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionMap
 from sqlalchemy.engine import Connection
+
+__all__ = [
+    "dotted_table_targets",
+    "load_revisions",
+    "metadata_view",
+    "operations_as_op",
+    "retarget",
+    "revision_command_autogenerate",
+    "type_affinity",
+    "upgrade_steps",
+]
 
 
 def load_revisions(script: ScriptDirectory) -> Iterator[Script]:

@@ -1,8 +1,11 @@
 """The ``nxalembic`` command: every cog at once, status and check, on top of Alembic.
 
 ``parser`` is importable (``nxalembic_templates.cli.parser``) so the documentation renders
-it with sphinx-argparse.  Every subcommand goes through :class:`~.runner.Project`, which runs
+it with sphinx-argparse.  Every subcommand goes through ``runner.Project``, which runs
 the project's own env.py per cog, exactly as ``alembic -x cog=NAME`` does.
+
+Public: the command itself and :func:`main`, which the ``nxalembic`` console script calls
+(``__all__``); ``parser`` is there for the documentation, the rest is internal.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
+
+__all__ = ["main"]
 
 NXALEMBIC_INI_SKELETON = """\
 [nxalembic]
@@ -205,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    """A ``--lock-timeout`` value: seconds that every database can wait (:func:`.locking.check_timeout`)."""
+    """A ``--lock-timeout`` value: seconds that every database can wait (``locking.check_timeout``)."""
     try:
         return LockPolicy(float(text)).timeout  # type: ignore[return-value]
     except ValueError:
@@ -566,6 +571,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nxalembic`` command with *argv* (default: ``sys.argv[1:]``); return its exit code.
+
+    Failures are one ``FAILED:`` line on stderr (credentials masked) and exit code 1, Ctrl-C
+    exit code 130; ``--raiseerr`` raises instead.  The console script ``nxalembic`` calls it.
+    """
     args = parser.parse_args(argv)
     args.x = [*args.x, *getattr(args, "x_after", [])]
     try:

@@ -1,4 +1,4 @@
-"""Finding the bot, its cogs and each cog's ormar models.
+"""Internal: finding the bot, its cogs and each cog's ormar models.
 
 A *cog*, for migration purposes, is a loaded extension (``bot.extensions``) that defines at
 least one ormar model: in the extension module itself (single-file cog) or anywhere inside its
@@ -36,6 +36,18 @@ import sqlalchemy as sa
 from .errors import NXAlembicError, file_line, mask, remember_url
 from .extensions import ExtensionFailed, build, extension_names, load_missing, load_missing_async
 from .settings import NAME_RE, Settings
+
+__all__ = [
+    "CLIENT_LIBRARIES",
+    "COG_NAME_ATTRIBUTE",
+    "BotSchema",
+    "Cog",
+    "TableKey",
+    "dependency_order",
+    "discover",
+    "load_configured_extensions",
+    "load_configured_extensions_async",
+]
 
 #: Module-level attribute an extension sets to choose its cog name explicitly.
 COG_NAME_ATTRIBUTE = "__nxalembic_cog__"

@@ -1,4 +1,4 @@
-"""Database URLs and the engines and connections migrations run on.
+"""Internal: database URLs and the engines and connections migrations run on.
 
 * URLs: which database a project migrates (:func:`database_url`, the one precedence every
   route asks), parsing with one masked line for every way a URL can be wrong, and relative
@@ -29,6 +29,16 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .discovery import BotSchema
+
+__all__ = [
+    "database_url",
+    "missing_sqlite_file",
+    "models_url",
+    "parse_url",
+    "refuse_another_sqlite_file",
+    "require_database",
+    "with_connection",
+]
 
 T = TypeVar("T")
 

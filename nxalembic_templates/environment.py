@@ -2,8 +2,11 @@
 
 env.py stays a few lines long and calls :func:`run_migrations`; the logic lives here, in the
 installed package, so a bug fix reaches users without re-running ``alembic init``.  The run
-is described by a :class:`~.request.CogRequest` (from ``-x`` on the stock command line, or
+is described by a ``request.CogRequest`` (from ``-x`` on the stock command line, or
 handed over by the ``nxalembic`` command); see ``docs/architecture.rst`` for the whole path.
+
+Public: :func:`run_migrations` and :func:`setup_logging` (``__all__``), what env.py calls.  The
+module's other names are internal, even those other modules of the package import.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from .history import (
 from .request import alembic_ini_url, borrowed_connection, database_url, is_autogenerate, request_for
 from .scope import SCREEN_COMMAND, CogScope, Screen, UserHooks
 from .settings import load_settings, pyproject_for, settings_for
+
+__all__ = ["run_migrations", "setup_logging"]
 
 log = logging.getLogger("nxalembic_templates")
 
@@ -110,7 +115,7 @@ def _refuse_another_projects_pyproject(config: Config) -> None:
     """Stock ``alembic -c other/alembic.ini`` run elsewhere: no ``[tool.alembic]`` of this folder's project.
 
     Stock Alembic completes alembic.ini with ``[tool.alembic]`` of the *current directory's*
-    pyproject.toml; the settings (:func:`.settings.settings_for`), ``nxalembic`` and the
+    pyproject.toml; the settings (``settings.settings_for``), ``nxalembic`` and the
     start-up API take the one beside alembic.ini.  An option Alembic took from another
     project's table (its ``script_location``: its revisions) would mix two projects.
     """
@@ -243,11 +248,11 @@ def _run_migrations(context: AlembicEnvironment, configure_options: dict[str, An
 def _run_screen(
     context: AlembicEnvironment, configure_options: dict[str, Any], user_hooks: UserHooks
 ) -> None:
-    """Compare several cogs at their head in one pass (:class:`.scope.Screen`), on the caller's connection.
+    """Compare several cogs at their head in one pass (``scope.Screen``), on the caller's connection.
 
     The options are those of a cog's own ``check`` (env.py's *configure_options* included),
     with the cogs' tables together in place of one cog's; env.py's own filters are combined
-    with the pass's hooks exactly as with a cog's own (:class:`.scope.UserHooks`).
+    with the pass's hooks exactly as with a cog's own (``scope.UserHooks``).
     """
     request = request_for(context.config)
     if user_hooks.process_revision_directives is not None:

@@ -15,6 +15,9 @@ drivers accept them).  Every URL the package handles is remembered (:func:`remem
 and :func:`mask` removes the secrets of all of them, in every quoted form, plus anything in
 the text that merely *looks* like URL credentials; :class:`NXAlembicError` masks its own
 message, so an error path that forgets to mask still prints no password.
+
+Public: the exceptions (``__all__``: :class:`NXAlembicError` and the three the start-up API
+raises).  The helpers (masking, one-line messages) are internal.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url
+
+__all__ = ["CogsBehind", "CogsWithoutRevisions", "LockTimeout", "NXAlembicError"]
 
 MASK = "***"
 

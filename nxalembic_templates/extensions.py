@@ -1,4 +1,4 @@
-"""Loading the extensions a bot does not load when its module is imported.
+"""Internal: loading the extensions a bot does not load when its module is imported.
 
 Many bots load their extensions only when they start: under ``if __name__ == "__main__":``,
 in ``async def main()``, or (discord.py 2.x, where ``load_extension`` is a coroutine) in
@@ -31,15 +31,7 @@ from typing import Any
 from .errors import NXAlembicError
 from .settings import Settings
 
-__all__ = [
-    "ExtensionFailed",
-    "build",
-    "extension_names",
-    "has_setup",
-    "load_missing",
-    "load_missing_async",
-    "resolve",
-]
+__all__ = ["ExtensionFailed", "build", "extension_names", "load_missing", "load_missing_async"]
 
 
 class ExtensionFailed(Exception):

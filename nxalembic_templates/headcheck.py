@@ -1,4 +1,4 @@
-"""Is every cog at its head?  Answered without Alembic: the start-up API's fast path.
+"""Internal: is every cog at its head?  Answered without Alembic: the start-up API's fast path.
 
 A bot that migrates itself (:mod:`.startup`) asks this on every start, and nearly always the
 answer is yes.  Importing Alembic alone costs about a fifth of a 50-cog bot's own import, so
@@ -38,6 +38,8 @@ from .errors import NXAlembicError
 from .layout import REVISION_FILE, CogLayout, nested_revisions
 from .locking import LockPolicy
 from .settings import read_alembic_ini
+
+__all__ = ["VersionRows", "heads_if_all_at_head", "version_rows"]
 
 #: SQLite allows 500 terms in one compound SELECT.
 UNION_BATCH = 200

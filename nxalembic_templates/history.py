@@ -1,4 +1,4 @@
-"""One cog's revision history: its own folder, checked when loaded, written safely.
+"""Internal: one cog's revision history: its own folder, checked when loaded, written safely.
 
 Every cog has a revisions folder of its own.  Alembic is pointed at it (the script directory
 it already built is retargeted for the stock route; a new one is built for the
@@ -39,6 +39,17 @@ from .errors import (
 from .layout import nested_revisions
 from .request import DEFAULT_SCRATCH_URL
 from .rewrite import REVISION_ID, docstring_text
+
+__all__ = [
+    "cog_script",
+    "forked_history",
+    "history_tables",
+    "portable_compare_type",
+    "scratch_database",
+    "unknown_revisions",
+    "use_cog_history",
+    "write_revisions_safely",
+]
 
 
 def use_cog_history(
@@ -230,6 +241,7 @@ def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
 
 
 def forked_history(cog: str, heads: Sequence[str]) -> NXAlembicError:
+    """The one error for a cog whose history has several *heads*, with the command that merges them."""
     heads = sorted(heads)
     return NXAlembicError(
         f"cog {cog!r} has {len(heads)} heads ({', '.join(heads)}): its history forked; merge them with "

@@ -1,4 +1,4 @@
-"""Where each cog's revisions and version table live: worked out once, shared by every route.
+"""Internal: where each cog's revisions and version table live: worked out once, shared by every route.
 
 The stock ``alembic -x cog=`` route and the ``nxalembic`` command (through :mod:`.scope`) and
 the start-up fast path (:mod:`.headcheck`, which must not import Alembic) all ask here, so they
@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .discovery import BotSchema
 from .errors import NXAlembicError
+
+__all__ = ["REVISION_FILE", "CogLayout", "nested_revisions"]
 
 #: The file names Alembic's ``ScriptDirectory`` loads as revisions, matched (``re.match``) as it
 #: matches them (``alembic.script.base``: ``_only_source_rev_file``, ``_sourceless_rev_file``):

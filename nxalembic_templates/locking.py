@@ -1,4 +1,4 @@
-"""One migration at a time, atomic where the database allows, and what a half-failed revision leaves.
+"""Internal: one migration at a time, atomic where the database allows, and what a failed one leaves.
 
 Shards or processes of a bot often migrate at the same moment, so every online run takes one
 database-wide lock before Alembic reads the version table (:func:`acquire`):
@@ -48,6 +48,31 @@ from sqlalchemy.engine import Connection
 
 from .errors import LockTimeout, hide_password
 
+__all__ = [
+    "MAX_LOCK_TIMEOUT",
+    "MYSQL_DIALECTS",
+    "SQLITE_LOCK_TIMEOUT",
+    "LockPolicy",
+    "StatementLog",
+    "acquire",
+    "begin_immediate",
+    "check_timeout",
+    "clear_partial",
+    "configure_options",
+    "driver_execute",
+    "explain_partial",
+    "is_lock_timeout",
+    "is_read_only",
+    "make_read_only",
+    "non_transactional",
+    "one_in_process",
+    "own",
+    "read_partial",
+    "record_partial",
+    "release",
+    "sqlite_where",
+]
+
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
 #: MariaDB / MySQL: the ``GET_LOCK`` name is this prefix and the database's name, at most
@@ -61,9 +86,10 @@ MYSQL_DIALECTS = ("mysql", "mariadb")
 SQLITE_LOCK_TIMEOUT = 300
 #: How long one attempt at SQLite's write lock may block, in milliseconds (see module doc).
 SQLITE_WAIT_SLICE = 200
-#: The longest lock timeout, in milliseconds and seconds: PostgreSQL's ``lock_timeout`` (and
-#: SQLite's busy timeout) is a C ``int`` of milliseconds.
+#: The longest lock timeout, in milliseconds: PostgreSQL's ``lock_timeout`` (and SQLite's busy
+#: timeout) is a C ``int`` of milliseconds.
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
+#: The longest lock timeout, in seconds (:data:`MAX_LOCK_TIMEOUT_MS`).
 MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
 #: The (sync) engines :func:`.engines.prepare` was given (their connections close after one

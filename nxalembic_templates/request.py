@@ -1,4 +1,4 @@
-"""What one Alembic run is asked to do for one cog: the request env.py works from.
+"""Internal: what one Alembic run is asked to do for one cog: the request env.py works from.
 
 Two routes reach the same env.py.  Stock ``alembic -x cog=music upgrade head`` says it on the
 command line (``-x`` pairs and Alembic's parsed arguments, ``config.cmd_opts``); the
@@ -29,6 +29,21 @@ if TYPE_CHECKING:
 
     from .discovery import BotSchema
 
+__all__ = [
+    "DEFAULT_SCRATCH_URL",
+    "FALSE",
+    "PER_COG_KEYS",
+    "TRUE",
+    "CogRequest",
+    "alembic_ini_url",
+    "attach",
+    "borrowed_connection",
+    "database_url",
+    "is_autogenerate",
+    "parse_renames",
+    "request_for",
+]
+
 #: The ``config.attributes`` key of the :class:`CogRequest`.
 REQUEST_KEY = "nxalembic.request"
 #: Where Alembic's cookbook and pytest-alembic hand a connection (or engine) to env.py.
@@ -36,8 +51,11 @@ CONNECTION_KEY = "connection"
 #: Alembic's cookbook key for "env.py, leave logging alone" (read by env.py files of 0.1.0).
 CONFIGURE_LOGGER_KEY = "configure_logger"
 
+#: The scratch database offline autogenerate replays a cog's revisions into (in-memory SQLite).
 DEFAULT_SCRATCH_URL = "sqlite://"
+#: The spellings of yes accepted for a boolean ``-x`` key (``offline``, ``allow_drops``).
 TRUE = frozenset({"1", "true", "yes", "on"})
+#: The spellings of no.
 FALSE = frozenset({"0", "false", "no", "off"})
 
 #: ``-x`` keys that would let one cog use another cog's history; nxalembic.ini decides those.

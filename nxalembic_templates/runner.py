@@ -1,6 +1,9 @@
-"""Alembic commands for many cogs in one process: what the ``nxalembic`` command runs.
+"""Internal: Alembic commands for many cogs in one process: what the ``nxalembic`` command runs.
 
-A thin layer over :mod:`alembic.command`.  The bot is imported once; all cogs share one
+Not a thin layer over :mod:`alembic.command`: each migration step is one of its calls, but
+this module also reads the version tables, runs the shared comparison of ``status`` and
+``check`` itself (an ``EnvironmentContext``, as :mod:`alembic.command` runs one), and builds
+the status rows and adoption notes.  The bot is imported once; all cogs share one
 connection; each command runs the very same env.py (and so the same discovery and per-cog
 scope) as ``alembic -x cog=NAME ...`` does.  What each command asks of env.py (the cog, the
 discovered bot, the shared connection, the autogenerate flags) is one
@@ -56,6 +59,8 @@ from .request import CogRequest, attach, database_url, parse_renames
 from .rewrite import drop_advice, likely_renames
 from .scope import SCREEN_COMMAND, CogScope, Screen
 from .settings import pyproject_for
+
+__all__ = ["MigrationResult", "Project"]
 
 T = TypeVar("T")
 

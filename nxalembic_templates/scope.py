@@ -1,4 +1,4 @@
-"""The per-cog scope: which tables one cog's Alembic run may see and touch.
+"""Internal: the per-cog scope: which tables one cog's Alembic run may see and touch.
 
 Safety rule: a migration for cog X never creates, alters or drops a table X does not own,
 and autogenerate never writes ``drop_table`` (drops are written by hand in a blank
@@ -35,6 +35,8 @@ from .layout import CogLayout
 from .locking import MYSQL_DIALECTS
 from .request import CogRequest, is_autogenerate
 from .rewrite import DEFAULT_SLUG_LENGTH, Rewriter, note_statement_by_statement, revision_message
+
+__all__ = ["SCREEN_COMMAND", "CogScope", "Screen", "UserHooks"]
 
 log = logging.getLogger("nxalembic_templates")
 

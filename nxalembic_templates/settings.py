@@ -1,4 +1,4 @@
-"""Reading the settings: where the bot lives and how cogs map to version tables and folders.
+"""Internal: reading the settings: where the bot lives and how cogs map to version tables and folders.
 
 They live in ``nxalembic.ini`` (the predecessor's format: ``[nxalembic]`` with ``module`` and
 ``bot``, extended with optional keys) or, with the same keys as TOML strings, in the
@@ -25,10 +25,24 @@ from typing import Any
 
 from .errors import NXAlembicError, first_line
 
+__all__ = [
+    "CONFIG_FILE",
+    "NAME_RE",
+    "TOML_TABLE",
+    "Settings",
+    "load_settings",
+    "pyproject_for",
+    "read_alembic_ini",
+    "read_pyproject",
+    "settings_for",
+]
+
+#: The settings file, next to alembic.ini (it wins over ``[tool.nxalembic]``).
 CONFIG_FILE = "nxalembic.ini"
 SECTION = "nxalembic"
 #: The same settings as a table of ``pyproject.toml``, with TOML strings for values.
 PYPROJECT = "pyproject.toml"
+#: The table of ``pyproject.toml`` that holds the settings.
 TOML_TABLE = "tool.nxalembic"
 
 #: Every key the settings accept, in either file.

@@ -2,7 +2,7 @@
 
 Most bots run as one long-lived process that is restarted with new code, so "upgrade the
 database when the bot starts" is the deploy step they want.  Three things make that harder
-than calling :class:`~.runner.Project`:
+than calling ``runner.Project``:
 
 * the bot is already imported and running: its loaded extensions are the cogs, and its
   module must not be imported a second time (a second ``Bot`` object, extensions run twice);
@@ -11,12 +11,12 @@ than calling :class:`~.runner.Project`:
   the whole migration runs in a worker thread and the loop keeps serving (:func:`upgrade`);
   the worker has no running loop, so an async driver's ``asyncio.run`` bridge works there;
 * several shards or replicas start at once: one migrates under the migration lock
-  (:mod:`.locking`), the others wait (``lock_timeout`` bounds that) and then find every cog
+  (``locking``), the others wait (``lock_timeout`` bounds that) and then find every cog
   at its head; or they run in ``verify`` mode and never migrate at all.
 
 Nearly every start finds every cog at its head, and that is told without Alembic, not even
-imported (:mod:`.headcheck`: the revision files parsed, every version table read at once).
-Otherwise what it does is the ``nxalembic upgrade`` of :mod:`.runner` (or its ``status``
+imported (``headcheck``: the revision files parsed, every version table read at once).
+Otherwise what it does is the ``nxalembic upgrade`` of ``runner`` (or its ``status``
 count in ``verify`` mode).  It
 prints nothing: one INFO line per cog goes to the logger ``nxalembic_templates.startup``
 (:data:`LOGGER_NAME`), and a wait for the lock is a WARNING there.
@@ -272,7 +272,7 @@ def _run(
 ) -> list[CogResult]:
     """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify.
 
-    Nearly every start finds every cog at its head: :mod:`.headcheck` tells that from the
+    Nearly every start finds every cog at its head: ``headcheck`` tells that from the
     revision files and one read, without importing Alembic.  Otherwise (or when it cannot
     tell) Alembic's route runs, under the migration lock in ``apply`` mode.
     """
@@ -285,7 +285,7 @@ def _run(
 
 
 def _bot_database(schema: BotSchema, ini: Path, url: str | None) -> str | None:
-    """The database to migrate (:func:`.engines.database_url`), refused when it is not the bot's.
+    """The database to migrate (``engines.database_url``), refused when it is not the bot's.
 
     When alembic.ini cannot be read without Alembic, the caller's *url* as it is: the full
     route resolves the URL and says what is wrong with the file.

@@ -18,7 +18,7 @@ and in a test module::
         test_upgrade,
     )
 
-How a cog is selected: the Alembic config carries a :class:`~.request.CogRequest` naming the
+How a cog is selected: the Alembic config carries a ``request.CogRequest`` naming the
 cog (what ``-x cog=`` does on the command line), and its
 ``version_locations`` point at that cog's revisions only, because pytest-alembic reads the
 history (heads, revision order) *before* env.py runs.  pytest-alembic hands its engine
@@ -118,7 +118,7 @@ def _dependency_order(schema: BotSchema, cog: str) -> list[str]:
 def upgrade_dependencies(cog: str, engine: Any, alembic_ini: str | Path = "alembic.ini") -> list[str]:
     """Upgrade the cogs that *cog* references to head on *engine*; return their names in order.
 
-    One migration of this process at a time (:func:`.locking.one_in_process`): a test
+    One migration of this process at a time (``locking.one_in_process``): a test
     running these from threads would otherwise swap Alembic's process-wide ``context``.
     """
     path = _ini_path(alembic_ini)

@@ -110,6 +110,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "wheel: tests the templates the wheel registers with stock Alembic (alembic list_templates, "
         f"alembic init -t nxcog); skipped in an editable install ({NEEDS_THE_WHEEL})",
     )
+    config.addinivalue_line(
+        "markers",
+        "every_driver: run on every driver of ALL_BACKENDS (sqlite, sqlite+aiosqlite, postgresql+asyncpg,"
+        " postgresql+psycopg, mysql+aiomysql), not one driver per database (DEFAULT_BACKENDS)",
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -628,14 +633,6 @@ def make_project(
     yield make
     for db in made:
         db.dispose()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "every_driver: run on every driver of ALL_BACKENDS (sqlite, sqlite+aiosqlite, postgresql+asyncpg,"
-        " postgresql+psycopg, mysql+aiomysql), not one driver per database (DEFAULT_BACKENDS)",
-    )
 
 
 def _parametrized_by_mark(metafunc: pytest.Metafunc, name: str) -> bool:
