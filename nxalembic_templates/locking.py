@@ -1,29 +1,19 @@
 """Internal: one migration at a time, atomic where the database allows, and what a failed one leaves.
 
-Shards or processes of a bot often migrate at the same moment, so every online run takes one
-database-wide lock before Alembic reads the version table (:func:`acquire`):
+Every online run takes one database-wide lock before Alembic reads the version table
+(:func:`acquire`): on PostgreSQL an advisory lock (session-level on our own connections, held
+across every commit and cog until the connection closes; ``pg_advisory_xact_lock`` on a
+caller's), on MariaDB / MySQL ``GET_LOCK()`` on one name per database (held by our own
+session for the command, released with a caller's transaction), on SQLite ``BEGIN IMMEDIATE``
+(:func:`begin_immediate`, on engines :func:`.engines.prepare` made transactional, so a failed
+run's DDL is rolled back; a deferred ``BEGIN`` would fail the second writer with "database is
+locked").  A crashed process's lock goes with its connection.  Read-only runs take none.
 
-* **PostgreSQL**: an advisory lock on :data:`ADVISORY_LOCK_KEY`; session-level on our own
-  connections (held across every commit and cog until the connection closes, dropped by the
-  server with a crashed process), ``pg_advisory_xact_lock`` on a connection handed in by the
-  caller, which may go back to a pool.  DDL is transactional: a failed revision leaves nothing.
-* **MariaDB / MySQL**: ``GET_LOCK()`` on one name per database (:func:`mysql_lock_name`), held
-  by our own connection's session for the whole command, released at the end of the
-  transaction on a caller's connection.  DDL is **not** transactional: a revision failing
-  half-way leaves its earlier statements applied (:func:`record_partial`).
-* **SQLite**: ``BEGIN IMMEDIATE`` (:func:`begin_immediate`, on engines made transactional by
-  :func:`.engines.prepare`): the write lock is held for the whole run and a failed run's DDL
-  is rolled back as a whole.  A deferred ``BEGIN`` would let two processes read the version
-  table and fail the second writer with "database is locked".
-
-Read-only runs (``status``, ``check``...) take no lock.  The lock is first tried without
-waiting; when another process holds it, one line says so (:class:`LockPolicy`'s report) and
-the wait goes on: on SQLite in slices of :data:`SQLITE_WAIT_SLICE`, so that Ctrl-C is noticed
-(also in an async driver's worker thread).  The lock timeout (:class:`LockPolicy`) bounds it
-with :class:`~.errors.LockTimeout`: the sliced wait on SQLite; ``lock_timeout`` for the one
-blocking ``pg_advisory_lock`` on PostgreSQL, so the waiter keeps its place in the queue;
-``GET_LOCK``'s own argument on MariaDB / MySQL.  Connections handed in by the caller are
-otherwise used as they are: the caller owns their transaction handling.
+The lock is first tried without waiting; a wait is announced in one line (:class:`LockPolicy`)
+and bounded by its timeout (:class:`~.errors.LockTimeout`): SQLite waits in slices of
+:data:`SQLITE_WAIT_SLICE`, so that Ctrl-C is noticed; PostgreSQL queues with ``lock_timeout``
+set for that one statement; ``GET_LOCK`` takes the timeout itself.  MariaDB / MySQL commit DDL
+statement by statement: a revision failing half-way leaves a note (:func:`record_partial`).
 """
 
 from __future__ import annotations
