@@ -58,7 +58,7 @@ test-unit: install
 # functions of a bigger module (the dependency ordering in discovery, the rest of which imports
 # bots; engines' preparation of an engine, moved there from locking).  One PostgreSQL and one
 # MariaDB server serve every mutant (tests/servers.py runs the loop with their URLs set).
-MUTATION_MODULES ?= discovery.x_dependency_order* layout scope rewrite headcheck settings locking engines.x_*prepare*
+MUTATION_MODULES ?= discovery.x_dependency_order* scope rewrite headcheck settings locking engines.x_*prepare*
 MUTATION_WORKERS ?= 1
 
 mutation: install

@@ -24,6 +24,7 @@ from alembic.script.revision import RevisionMap
 from sqlalchemy.engine import Connection
 
 __all__ = [
+    "configured_options",
     "dotted_table_targets",
     "load_revisions",
     "metadata_view",
@@ -224,3 +225,17 @@ def _placeholder(metadata: sa.MetaData, table: str, columns: list[str]) -> None:
     for column in columns:
         if column not in placeholder.c:
             placeholder.append_column(sa.Column(column, sa.types.NULLTYPE))
+
+
+# -- runner --
+
+
+def configured_options(context: Any) -> dict[str, Any]:
+    """The options env.py gave ``context.configure()``, as the *context* (a ``MigrationContext``) holds them.
+
+    ``compare.screened`` must know whether the hooks Alembic runs with are the ``Screen``'s
+    (env.py may configure Alembic itself) and which ``target_metadata`` they go with.  Alembic
+    offers no public read of them: ``MigrationContext.opts`` is an undocumented attribute.
+    """
+    options: dict[str, Any] = context.opts
+    return options

@@ -4,8 +4,9 @@
 it with sphinx-argparse.  Every subcommand goes through ``runner.Project``, which runs
 the project's own env.py per cog, exactly as ``alembic -x cog=NAME`` does.
 
-Public: the command itself and :func:`main`, which the ``nxalembic`` console script calls
-(``__all__``); ``parser`` is there for the documentation, the rest is internal.
+Public: the command itself, :func:`main` (the command in the caller's process) and
+:func:`script`, the ``nxalembic`` console script (``__all__``); ``parser`` is there for the
+documentation, the rest is internal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,47 +27,39 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from . import PYPROJECT_TEMPLATE_DIR, TEMPLATE_DIR, __version__
+from .compare import count, short
 from .environment import INTERRUPTED
-from .errors import (
-    CogsWithoutRevisions,
-    NXAlembicError,
-    described,
-    file_line,
-    first_line,
-    hide_password,
-    mask,
-)
+from .errors import NXAlembicError, described, file_line, first_line, hide_password, mask
 from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
 from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
 
-__all__ = ["main"]
+__all__ = ["main", "script"]
 
-NXALEMBIC_INI_SKELETON = """\
-[nxalembic]
-# the module that creates your bot, and the variable that holds it: from {module} import {bot}
-module = {module}
-bot = {bot}
-# Optional (defaults shown):
-# url = the URL of your ormar database
-# version_table = alembic_version_{{cog}}
-# version_location = {{script_location}}/versions/{{cog}}
-# core_cog = core
-"""
+#: The optional settings of the skeleton ``nxalembic init`` writes, with their defaults.
+SKELETON_DEFAULTS = {
+    "url": "the URL of your ormar database",
+    "version_table": "alembic_version_{cog}",
+    "version_location": "{script_location}/versions/{cog}",
+    "core_cog": "core",
+}
 
-#: ``nxalembic init --pyproject`` appends this to pyproject.toml (values are TOML strings).
-NXALEMBIC_TOML_SKELETON = """
-[tool.nxalembic]
-# the module that creates your bot, and the variable that holds it: from {module} import {bot}
-module = {module_toml}
-bot = {bot_toml}
-# Optional (defaults shown):
-# url = "the URL of your ormar database"
-# version_table = "alembic_version_{{cog}}"
-# version_location = "{{script_location}}/versions/{{cog}}"
-# core_cog = "core"
-"""
+
+def settings_skeleton(module: str, bot: str, toml: bool) -> str:
+    """The settings ``nxalembic init`` writes: ``nxalembic.ini``, or (*toml*) ``[tool.nxalembic]``."""
+    value = json.dumps if toml else str  # TOML strings are quoted
+    return "\n".join(
+        [
+            "[tool.nxalembic]" if toml else "[nxalembic]",
+            f"# the module that creates your bot, and the variable that holds it: from {module} import {bot}",
+            f"module = {value(module)}",
+            f"bot = {value(bot)}",
+            "# Optional (defaults shown):",
+            *(f"# {key} = {value(default)}" for key, default in SKELETON_DEFAULTS.items()),
+            "",
+        ]
+    )
 
 
 #: The ``-x`` keys each command uses; any other key is refused, never silently ignored.
@@ -222,55 +215,30 @@ def _seconds(text: str) -> float:
 parser = build_parser()
 
 
-class Output:
+def _output(quiet: bool) -> Callable[..., None]:
     """Progress lines on stdout unless ``-q``."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __call__(self, text: str = "") -> None:
-        if not self.quiet:
-            print(text, flush=True)
+    return (lambda text="": None) if quiet else (lambda text="": print(text, flush=True))
 
 
-def _short(revisions: Sequence[str]) -> str:
-    return ", ".join(r[:12] for r in revisions) or "base"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _progress(out: Output, verb: str) -> Any:
+def _progress(out: Callable[..., None], verb: str) -> Callable[[MigrationResult], None]:
     def report(result: MigrationResult) -> None:
-        n = len(result.steps)
-        if n:
-            out(f"{result.cog}: {_count(n, 'revision')} {verb}, now at {_short(result.now)}")
+        if result.steps:
+            out(f"{result.cog}: {count(len(result.steps), 'revision')} {verb}, now at {short(result.now)}")
         else:
-            out(f"{result.cog}: nothing to do, at {_short(result.now)}")
+            out(f"{result.cog}: nothing to do, at {short(result.now)}")
 
     return report
-
-
-def _existing_alembic_ini(config_file: Path) -> Path | None:
-    """An ``alembic.ini`` in any folder above the one *config_file* goes to.
-
-    The folder itself is left out: there ``alembic init`` keeps the existing file.
-    """
-    for folder in config_file.resolve().parent.parents:
-        candidate = folder / "alembic.ini"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _confirm_second_environment(args: argparse.Namespace) -> None:
     """Ask (at a terminal) or refuse before ``init`` makes an environment inside another one.
 
     A second ``alembic.ini`` below the first means two environments that may both migrate
-    one database, and ``alembic`` run from a sub-folder silently picks the nearer one.
+    one database, and ``alembic`` run from a sub-folder silently picks the nearer one.  The
+    folder itself is left out: there ``alembic init`` keeps the existing file.
     """
-    existing = _existing_alembic_ini(Path(args.config))
+    folders = Path(args.config).resolve().parent.parents
+    existing = next((f / "alembic.ini" for f in folders if (f / "alembic.ini").is_file()), None)
     if existing is None or args.force:
         return
     question = f"{existing} already exists: create a second Alembic environment below it?"
@@ -282,47 +250,34 @@ def _confirm_second_environment(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_init(args: argparse.Namespace, out: Output) -> int:
-    _confirm_second_environment(args)
-    if args.pyproject:
-        return _init_pyproject(args, out)
-    config = Config(args.config)
-    config.cmd_opts = argparse.Namespace(quiet=args.quiet)
-    command.init(config, args.directory, template=str(TEMPLATE_DIR))
-    ini = Path(args.config).resolve().parent / CONFIG_FILE
-    if ini.exists():
-        out(f"{ini} exists, left as it is")
-    else:
-        ini.write_text(NXALEMBIC_INI_SKELETON.format(module=args.module, bot=args.bot), encoding="utf-8")
-        out(f"wrote {ini}: check 'module' and 'bot'")
-    return 0
+def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
+    """``alembic init -t nxcog``, then an ``nxalembic.ini`` skeleton (kept when it exists).
 
-
-def _init_pyproject(args: argparse.Namespace, out: Output) -> int:
-    """``alembic init -t nxcog_pyproject``, then ``[tool.nxalembic]`` appended to pyproject.toml.
-
-    Alembic itself writes or appends ``[tool.alembic]`` (keeping an existing one); the file is
-    parsed first, so that broken TOML stops ``init`` before anything is created.
+    ``--pyproject``: ``-t nxcog_pyproject``, then ``[tool.nxalembic]`` appended to
+    pyproject.toml.  Alembic itself writes or appends ``[tool.alembic]`` (keeping an existing
+    one); the file is parsed first, so that broken TOML stops ``init`` before anything is created.
     """
+    _confirm_second_environment(args)
     pyproject = pyproject_for(args.config)
-    if pyproject.exists():
+    if args.pyproject and pyproject.exists():
         read_pyproject(pyproject)
-    config = Config(args.config, toml_file=str(pyproject))
-    config.cmd_opts = argparse.Namespace(quiet=args.quiet)
-    command.init(config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR))
+    toml_file = str(pyproject) if args.pyproject else None
+    config = Config(args.config, toml_file=toml_file, cmd_opts=argparse.Namespace(quiet=args.quiet))
+    command.init(
+        config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR if args.pyproject else TEMPLATE_DIR)
+    )
     ini = pyproject.parent / CONFIG_FILE
     if ini.exists():
-        out(f"{ini} exists and wins over [{TOML_TABLE}]: {pyproject} left without it")
+        left = f"and wins over [{TOML_TABLE}]: {pyproject} left without it" if args.pyproject else None
+        out(f"{ini} exists {left}" if left else f"{ini} exists, left as it is")
+    elif not args.pyproject:
+        ini.write_text(settings_skeleton(args.module, args.bot, toml=False), encoding="utf-8")
+        out(f"wrote {ini}: check 'module' and 'bot'")
     elif read_pyproject(pyproject).get("tool", {}).get("nxalembic") is not None:
         out(f"[{TOML_TABLE}] exists in {pyproject}, left as it is")
     else:
         text = pyproject.read_text(encoding="utf-8")
-        skeleton = NXALEMBIC_TOML_SKELETON.format(
-            module=args.module,
-            bot=args.bot,
-            module_toml=json.dumps(args.module),
-            bot_toml=json.dumps(args.bot),
-        )
+        skeleton = "\n" + settings_skeleton(args.module, args.bot, toml=True)
         with pyproject.open("a", encoding="utf-8") as fh:
             fh.write(("" if text.endswith("\n") or not text else "\n") + skeleton)
         out(f"wrote [{TOML_TABLE}] to {pyproject}: check 'module' and 'bot'")
@@ -350,7 +305,7 @@ def _downgrade_target(args: argparse.Namespace, cogs: Sequence[str] = ()) -> tup
     return cog, revision or "-1"
 
 
-def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
+def cmd_upgrade(project: Project, args: argparse.Namespace, out: Callable[..., None]) -> int:
     if args.revision != "head" and not args.cog:
         raise CommandError("a REVISION other than head needs --cog NAME (revisions are per cog)")
     if args.sql:
@@ -362,11 +317,11 @@ def cmd_upgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
         project.lock = LockPolicy(args.lock_timeout)
     results = project.upgrade(args.cog, args.revision, report=_progress(out, "applied"))
     total = sum(len(r.steps) for r in results)
-    out(f"upgraded {_count(len(results), 'cog')}: {_count(total, 'revision')} applied")
+    out(f"upgraded {count(len(results), 'cog')}: {count(total, 'revision')} applied")
     return 0
 
 
-def cmd_downgrade(project: Project, args: argparse.Namespace, out: Output) -> int:
+def cmd_downgrade(project: Project, args: argparse.Namespace, out: Callable[..., None]) -> int:
     cog, revision = _downgrade_target(args, list(project.schema.cogs))
     if not args.cog_option and not getattr(args, "x_cog", None):
         project.cog_given_as = "as in 'nxalembic downgrade COG'"
@@ -385,7 +340,7 @@ def _ask(question: str) -> bool:
         return False
 
 
-def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
+def cmd_migrate(project: Project, args: argparse.Namespace, out: Callable[..., None]) -> int:
     def report(cog: str, script: Any) -> None:
         out(f"{cog}: no changes" if script is None else f"{cog}: wrote {os.path.relpath(script.path)}")
 
@@ -399,106 +354,25 @@ def cmd_migrate(project: Project, args: argparse.Namespace, out: Output) -> int:
         renames=args.rename,
         ask=_ask if sys.stdin.isatty() and not args.quiet else None,
     )
-    out(f"{_count(sum(1 for _, s in written if s), 'revision file')} written")
+    out(f"{count(sum(1 for _, s in written if s), 'revision file')} written")
     return 0
 
 
-def _models_column(c: Any) -> str:
-    """The "models vs migrations" cell: the verdict, and what it was reached against."""
-    if c.not_compared is not None:
-        return "not compared (see below)"
-    verdict = _count(len(c.model_changes), "change") if c.differs else "in sync"
-    return verdict if c.compared_with == "database" else f"{verdict} (vs replayed history)"
-
-
-def cmd_status(project: Project, args: argparse.Namespace, out: Output) -> int:
+def cmd_status(project: Project, args: argparse.Namespace, out: Callable[..., None]) -> int:
     status = project.status()
     if args.json:
         cogs = [{**asdict(c), "differs": c.differs} for c in status.cogs]
         print(json.dumps({**asdict(status), "cogs": cogs}, indent=2))
     else:
-        _print_status(status)
+        status.print()
         if project.schema.no_extensions_hint:
             print(f"note: {project.schema.no_extensions_hint}")
-    return _behind_exit_code(status) if args.exit_code else 0
+    return status.behind_exit_code() if args.exit_code else 0
 
 
-def _behind_exit_code(status: Any) -> int:
-    """``status --exit-code``: 1 when any cog is behind its head, has no revisions, or cannot tell.
-
-    One line per kind saying which cogs.
-    """
-    behind = [f"{c.cog} by {_count(c.pending, 'revision')}" for c in status.cogs if c.pending]
-    unknown = [c.cog for c in status.cogs if c.pending is None]
-    unborn = [c.cog for c in status.cogs if c.pending is not None and not c.head]
-    if unknown:
-        behind.append(f"{', '.join(unknown)} unknown (history unreadable)")
-    if unborn:  # models and no revisions: never ready, whatever 'nxalembic upgrade' does
-        print(CogsWithoutRevisions(unborn), file=sys.stderr)
-    if behind:
-        print(f"behind: {'; '.join(behind)}; run 'nxalembic upgrade'", file=sys.stderr)
-    return 1 if behind or unborn else 0
-
-
-def _print_status(status: Any) -> None:
-    rows = [("cog", "version table", "current", "head", "pending", "models vs migrations")]
-    for c in status.cogs:
-        rows.append(
-            (
-                c.cog,
-                c.version_table,
-                _short(c.current),
-                _short(c.head),
-                "?" if c.pending is None else str(c.pending),
-                _models_column(c),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    for c in status.cogs:
-        if c.not_compared is not None:
-            print(f"{c.cog}: models not compared: {c.not_compared}")
-        if c.note:
-            print(f"{c.cog}: {c.note}")
-        if c.failed_part_way:
-            print(
-                f"{c.cog}: BETWEEN REVISIONS: {c.failed_part_way}; the database commits DDL statement by "
-                "statement, so those statements stayed while the version table did not move: fix that "
-                "revision so it can run on this state (or undo them by hand), then upgrade"
-            )
-    if status.extensions_without_models:
-        print("extensions without models: " + ", ".join(status.extensions_without_models))
-    if status.unowned_tables:
-        print("tables owned by no loaded cog: " + ", ".join(status.unowned_tables))
-
-
-def cmd_check(project: Project, args: argparse.Namespace, out: Output) -> int:
-    """Exit 0 only when every cog's models were compared, and match.
-
-    A cog whose comparison could not run is reported and fails the check: a check that did
-    not check must not pass.
-    """
-    cogs = project.status().cogs
-    changed = {c.cog: c.model_changes for c in cogs if c.differs and c.not_compared is None}
-    unchecked = {c.cog: c.not_compared for c in cogs if c.not_compared is not None}
-    for cog, changes in changed.items():
-        print(f"{cog}: models differ from migrations: {'; '.join(changes)}")
-    for cog, reason in unchecked.items():
-        print(f"{cog}: models not compared: {reason}")
-    advice = {c.cog: c.migrate_advice for c in cogs if c.cog in changed and c.migrate_advice}
-    plain = [cog for cog in changed if cog not in advice]
-    if plain:
-        print(f"run 'nxalembic migrate' to write revisions for: {', '.join(plain)}", file=sys.stderr)
-    for cog, needs in advice.items():
-        # the changes drop a column or table: migrate refuses (or leaves the drop out) without these
-        print(f"run 'nxalembic migrate --cog {cog}' to write the revision of {cog}: {needs}", file=sys.stderr)
-    if unchecked:
-        print(
-            f"check failed: {_count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",
-            file=sys.stderr,
-        )
-    if changed or unchecked:
+def cmd_check(project: Project, args: argparse.Namespace, out: Callable[..., None]) -> int:
+    """Exit 0 only when every cog's models were compared, and match (:meth:`.compare.Status.check`)."""
+    if not project.status().check():
         return 1
     out("all cogs: models match their migrations")
     return 0
@@ -551,18 +425,16 @@ def apply_x_arguments(args: argparse.Namespace) -> str | None:
     return cog
 
 
-def run(args: argparse.Namespace) -> int:
-    out = Output(args.quiet)
+def run(args: argparse.Namespace, freeze: bool = False) -> int:
+    """Run the parsed command; *freeze*: :func:`script`'s ``gc.freeze()`` once the bot is imported."""
+    out = _output(args.quiet)
     x_cog = apply_x_arguments(args)
     if args.command == "init":
         return cmd_init(args, out)
     args.x_cog = x_cog
     project = Project(Path(args.config).resolve(), args.x)
-    # This process ends with the command, and the bot imported above lives until then: its
-    # objects are moved out of the garbage collector's sight (CPython's gc.freeze), so that
-    # neither the collections the command sets off nor the one at exit walk all of them again
-    # (docs/performance.rst: a large part of every command's cost above the bot's import).
-    gc.freeze()
+    if freeze:
+        gc.freeze()
     if not args.quiet:  # which database, first and on stderr: stdout stays machine-readable
         project.announce = lambda url: print(f"database: {hide_password(url)}", file=sys.stderr, flush=True)
     if x_cog is not None:
@@ -570,16 +442,33 @@ def run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](project, args, out)
 
 
+def script() -> int:
+    """The ``nxalembic`` console script (``[project.scripts]``): :func:`main`, with the bot frozen.
+
+    This process ends with the command, and the bot it imports lives until then: its objects
+    are moved out of the garbage collector's sight (CPython's ``gc.freeze``), so that neither
+    the collections the command sets off nor the one at exit walk all of them again
+    (docs/performance.rst).  :func:`main` itself never freezes: a caller in its own process
+    keeps using its heap afterwards.
+    """
+    return _main(None, freeze=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``nxalembic`` command with *argv* (default: ``sys.argv[1:]``); return its exit code.
 
     Failures are one ``FAILED:`` line on stderr (credentials masked) and exit code 1, Ctrl-C
-    exit code 130; ``--raiseerr`` raises instead.  The console script ``nxalembic`` calls it.
+    exit code 130; ``--raiseerr`` raises instead.  Nothing is frozen: this process goes on
+    with its heap as it was (the console script is :func:`script`).
     """
+    return _main(argv, freeze=False)
+
+
+def _main(argv: Sequence[str] | None, freeze: bool) -> int:
     args = parser.parse_args(argv)
     args.x = [*args.x, *getattr(args, "x_after", [])]
     try:
-        return run(args)
+        return run(args, freeze)
     except KeyboardInterrupt:
         if args.raiseerr:
             raise
@@ -615,4 +504,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script())

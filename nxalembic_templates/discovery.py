@@ -12,16 +12,13 @@ stock ``alembic -x cog=`` route and the ``nxalembic`` command get their cogs fro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import importlib.abc
 import importlib.util
 import io
-import re
 import sys
 import traceback
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,8 +30,19 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from .errors import NXAlembicError, file_line, mask, remember_url
-from .extensions import ExtensionFailed, build, extension_names, load_missing, load_missing_async
+from .errors import NXAlembicError, mask, remember_url
+from .extensions import (
+    BotStartedOnImport,
+    bot_attribute,
+    check_is_bot,
+    ensure_event_loop,
+    import_error,
+    importing,
+    load_missing,
+    no_extensions,
+    resolve,
+    user_frame,
+)
 from .settings import NAME_RE, Settings
 
 __all__ = [
@@ -45,8 +53,6 @@ __all__ = [
     "TableKey",
     "dependency_order",
     "discover",
-    "load_configured_extensions",
-    "load_configured_extensions_async",
 ]
 
 #: Module-level attribute an extension sets to choose its cog name explicitly.
@@ -78,10 +84,6 @@ class Cog:
         # benchmarks/bench_autogenerate_foreign_tables.py); ``tables`` is a tuple and never changes.
         return frozenset(table_key(t) for t in self.tables)
 
-    @property
-    def origin(self) -> str:
-        return f"extension {self.extension}" if self.extension else "models outside every extension"
-
 
 @dataclass
 class BotSchema:
@@ -103,9 +105,13 @@ class BotSchema:
     def __post_init__(self) -> None:
         self._owners = {key: cog.name for cog in self.cogs.values() for key in cog.table_keys}
 
+    @property
+    def _known(self) -> str:
+        return ", ".join(self.cogs) or "(none: no loaded extension defines ormar models)"
+
     def cog(self, name: str | None) -> Cog:
         """Return the cog called *name*, or fail with a line that lists the known cogs."""
-        known = ", ".join(self.cogs) or "(none: no loaded extension defines ormar models)"
+        known = self._known
         if not name:
             raise NXAlembicError(f"no cog selected; known cogs: {known}. Use: alembic -x cog=NAME <command>")
         if not NAME_RE.fullmatch(name):
@@ -121,7 +127,7 @@ class BotSchema:
 
         A loaded extension without models is named as such: "unknown" would suggest a typo.
         """
-        known = ", ".join(self.cogs) or "(none: no loaded extension defines ormar models)"
+        known = self._known
         for extension in self.extensions_without_models:
             if name in (extension, extension.rsplit(".", 1)[-1]):
                 return NXAlembicError(
@@ -184,10 +190,10 @@ def import_bot(settings: Settings) -> Any:
     root = str(settings.root)
     if root not in sys.path:
         sys.path.insert(0, root)
-    _ensure_event_loop()
+    ensure_event_loop()
     output = io.StringIO()
     failure: BaseException | None = None
-    doing = _importing(settings)
+    doing = importing(settings)
     bot: Any = None
     try:
         with (
@@ -197,95 +203,25 @@ def import_bot(settings: Settings) -> Any:
         ):
             try:
                 module = importlib.import_module(settings.module)
-                value = _bot_attribute(settings, module)
+                value = bot_attribute(settings, module)
                 if isinstance(getattr(value, "extensions", None), Mapping) or not callable(value):
                     bot = value
                 else:
                     doing = f"calling {settings.module}.{settings.bot}() (bot = in {settings.path.name})"
-                    bot = build(value)
-                    _check_is_bot(settings, bot, f"{settings.module}.{settings.bot}() returned")
-                _check_is_bot(settings, bot)
-                if settings.extensions:
-                    load_missing(bot, extension_names(settings))
+                    bot = resolve(value())
+                    check_is_bot(settings, bot, f"{settings.module}.{settings.bot}() returned")
+                check_is_bot(settings, bot)
+                load_missing(settings, bot)
             except NXAlembicError:
                 raise
-            except ExtensionFailed as exc:
-                doing, failure = _loading(settings, exc.name), exc.error
             except (Exception, SystemExit, BotStartedOnImport) as exc:
                 failure = exc
         failure = failure or guard.refused  # a start the bot module caught and carried on after
     finally:
         _replay_masked(output.getvalue(), settings)
     if failure is not None:
-        raise _import_error(settings, failure, doing) from failure
+        raise import_error(settings, failure, doing) from failure
     return bot
-
-
-def _importing(settings: Settings) -> str:
-    return f"importing bot module {settings.module!r} (module = in {settings.path.name})"
-
-
-def _loading(settings: Settings, name: str) -> str:
-    return f"loading extension {name!r} (extensions = in {settings.path.name})"
-
-
-def _bot_attribute(settings: Settings, module: ModuleType) -> Any:
-    """The module's ``bot`` attribute, or an error listing the attributes that look like bots."""
-    try:
-        return getattr(module, settings.bot)
-    except AttributeError:
-        bots = [
-            name
-            for name, value in vars(module).items()
-            if not name.startswith("_") and isinstance(getattr(value, "extensions", None), Mapping)
-        ]
-        found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
-        raise NXAlembicError(
-            f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
-            f"{settings.path.name} to the variable that holds your bot, or to a function that builds it"
-        ) from None
-
-
-def _check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
-    if not isinstance(getattr(bot, "extensions", None), Mapping):
-        what = what or f"{settings.module}.{settings.bot} is of type"
-        raise NXAlembicError(
-            f"{what} {type(bot).__name__}, not a discord bot "
-            f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
-            "commands.Bot instance or at a function that returns it"
-        )
-
-
-def load_configured_extensions(settings: Settings, bot: Any) -> None:
-    """Load the ``extensions`` the given (already built) bot has not loaded; for the start-up API."""
-    try:
-        load_missing(bot, extension_names(settings))
-    except ExtensionFailed as exc:
-        raise _import_error(settings, exc.error, _loading(settings, exc.name)) from exc.error
-
-
-async def load_configured_extensions_async(settings: Settings, bot: Any) -> None:
-    """:func:`load_configured_extensions` awaited on the running bot's own event loop."""
-    try:
-        await load_missing_async(bot, extension_names(settings))
-    except ExtensionFailed as exc:
-        raise _import_error(settings, exc.error, _loading(settings, exc.name)) from exc.error
-
-
-def no_extensions(settings: Settings, given: bool) -> str:
-    """Why a bot has no extensions, and the two settings that fix it."""
-    if given:
-        return (
-            "the bot passed to nxalembic_templates.upgrade() has no extensions loaded; load them "
-            f"before the call, or list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...'"
-        )
-    return (
-        f"bot {settings.module}.{settings.bot} has no extensions loaded: importing {settings.module} "
-        f"loads none (extensions loaded under {IF_MAIN}, in main() or in setup_hook only load when the bot "
-        f"starts); list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...' (or their "
-        "package, 'extensions = mybot.cogs'), or set 'bot = create_bot' to a function that builds the "
-        "bot and loads them"
-    )
 
 
 def _replay_masked(text: str, settings: Settings) -> None:
@@ -306,21 +242,6 @@ def _replay_masked(text: str, settings: Settings) -> None:
 START_METHODS = ("run", "start", "login", "connect")
 #: Libraries whose clients are guarded: nextcord (and its ``discord`` shim), discord.py, py-cord, disnake.
 CLIENT_LIBRARIES = frozenset({"nextcord", "discord", "disnake"})
-#: A source line that starts a client: ``bot.run(...)``, ``client.start(...)``, ``asyncio.run(main())``.
-STARTS_BOT = re.compile(r"\.(?:run|start|login|connect)\s*\(")
-IF_MAIN = 'if __name__ == "__main__":'
-
-
-class BotStartedOnImport(BaseException):
-    """Raised by a guarded client method while the bot module is imported for migrations.
-
-    A BaseException, so that the bot's own ``except Exception`` cannot swallow it.
-    """
-
-    def __init__(self, method: str, where: traceback.FrameSummary | None) -> None:
-        super().__init__(method)
-        self.method = method
-        self.where = where
 
 
 class _StartGuard(importlib.abc.MetaPathFinder):
@@ -401,103 +322,6 @@ class _PatchAfterLoading:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         self._after(module)
-
-
-def _is_user_file(filename: str, root: Path) -> bool:
-    """Whether *filename* is the user's code: under the ini file's folder, not an installed package."""
-    path = Path(filename)
-    if not path.is_absolute() or {"site-packages", "dist-packages"} & set(path.parts):
-        return False
-    return path.resolve().is_relative_to(root)
-
-
-def user_frame(frames: Iterable[traceback.FrameSummary], root: Path) -> traceback.FrameSummary | None:
-    """The deepest of *frames* in the user's own code, or ``None``."""
-    found = None
-    for frame in frames:
-        if _is_user_file(frame.filename, root):
-            found = frame
-    return found
-
-
-def _causes(exc: BaseException | None) -> Iterator[BaseException]:
-    """*exc* and the exceptions it was raised from (``raise ... from``), outermost first."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__
-
-
-def _import_error(settings: Settings, exc: BaseException | None, doing: str) -> NXAlembicError:
-    """One line for a bot module that failed to import (or build, or load an extension).
-
-    It points at the user's own code; *doing* says what was running, as :func:`_importing`.
-    """
-    module, root = repr(settings.module), settings.root
-    if isinstance(exc, BotStartedOnImport):
-        where = (
-            f"{file_line(exc.where.filename, exc.where.lineno, root)} starts"
-            if exc.where
-            else f"bot module {module} starts"
-        )
-        return NXAlembicError(
-            f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
-            f"that call under {IF_MAIN} so that importing the module only builds the bot"
-        )
-    # The libraries wrap an extension's error (ExtensionFailed ... from error): look inside.
-    chain = list(_causes(exc))
-    frame = user_frame((f for e in chain for f in traceback.extract_tb(e.__traceback__)), root)
-    syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
-    if syntax is not None and syntax.filename and syntax.lineno:
-        frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
-    at = f" ({file_line(frame.filename, frame.lineno, root)})" if frame else ""
-    fix = "fix the error or the module path" if doing.startswith("importing") else "fix the error"
-    if frame is not None and STARTS_BOT.search(frame.line or ""):
-        fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
-    if isinstance(exc, SystemExit):
-        return NXAlembicError(
-            f"{doing.split(' (', 1)[0]} called sys.exit({exc.code!r}){at}, so nothing was checked "
-            f"or migrated; remove that call or put it under {IF_MAIN}"
-        )
-    duplicate = next(
-        (
-            m
-            for e in chain
-            if isinstance(e, sa.exc.InvalidRequestError)
-            and (m := re.match(r"Table '([^']+)' is already defined for this MetaData instance", str(e)))
-        ),
-        None,
-    )
-    if duplicate:
-        model = re.match(r"\s*class\s+(\w+)", frame.line or "") if frame else None
-        by = f"model {model.group(1)}{at}" if model else f"a second model{at}"
-        return NXAlembicError(
-            f"table {duplicate.group(1)!r} is defined twice on one MetaData: {by} uses a tablename "
-            "another model already has; give one of the two models another tablename"
-        )
-    detail = f"{type(exc).__name__}: {exc}" if exc is not None else "the module did not load"
-    return NXAlembicError(f"{doing} failed: {detail}{at}; {fix}")
-
-
-def _ensure_event_loop() -> None:
-    """Give nextcord an event loop to find while the bot module runs ``commands.Bot()``.
-
-    nextcord 2.x asks ``asyncio.get_event_loop()`` in the Bot constructor, which fails in a
-    process that already ran ``asyncio.run()`` (it leaves no current loop behind): the case
-    for tools that migrate in-process, such as pytest-alembic.
-    """
-    try:
-        asyncio.get_running_loop()
-        return
-    except RuntimeError:
-        pass
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            asyncio.get_event_loop()
-        except RuntimeError:
-            asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _all_models() -> Iterator[type[ormar.Model]]:
@@ -588,7 +412,7 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
     """Import the bot (unless given) and group its ormar models into cogs.
 
     A given bot (the start-up API's) is taken as it is: its ``extensions`` setting was loaded
-    by the caller, on the bot's own event loop (:func:`load_configured_extensions_async`).
+    by the caller, on the bot's own event loop (:func:`.extensions.load_missing_async`).
     A bot with no extensions and no models is an error that says why (:func:`no_extensions`).
     """
     given = bot is not None
@@ -622,14 +446,11 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         name: str, origin: str, extension: str | None, directory: Path, models: list[type[ormar.Model]]
     ) -> None:
         if name in claimed:
+            core = extension is None or "outside" in claimed[name]
             raise NXAlembicError(
                 f"cog name {name!r} is claimed by both {claimed[name]} and {origin}; give one of "
                 f"them another name with {COG_NAME_ATTRIBUTE} = '...' in its module"
-                + (
-                    " or set core_cog in nxalembic.ini"
-                    if extension is None or "outside" in claimed[name]
-                    else ""
-                )
+                + (" or set core_cog in nxalembic.ini" if core else "")
             )
         folded = next((other for other in claimed if other.casefold() == name.casefold()), None)
         if folded is not None:
@@ -649,11 +470,8 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             tables=tuple(m.ormar_config.table for m in models),
         )
 
-    without_models: list[str] = []
-    for ext in sorted(extensions):
-        if not by_extension[ext]:
-            without_models.append(ext)
-            continue
+    without_models = [ext for ext in sorted(extensions) if not by_extension[ext]]
+    for ext in sorted(set(extensions) - set(without_models)):
         module = extensions[ext]
         add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
     if core_models:
@@ -674,10 +492,9 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         raise NXAlembicError(no_extensions(settings, given))
     _refuse_version_table_names(settings, cogs)
 
-    metadata: dict[int, sa.MetaData] = {}
-    for cog in cogs.values():
-        for model in cog.models:
-            metadata.setdefault(id(model.ormar_config.metadata), model.ormar_config.metadata)
+    metadata = {
+        id(m.ormar_config.metadata): m.ormar_config.metadata for cog in cogs.values() for m in cog.models
+    }
 
     return BotSchema(
         settings=settings,
@@ -689,15 +506,6 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
     )
 
 
-# ------------------------------------------------------------------------------------------------
-# One dependency order for everything that must run after what it references.
-#
-# Cogs are upgraded after the cogs their foreign keys point at; a cog's tables are dropped
-# before the tables they point at.  Names are opaque strings: a table may be called
-# ``music.songs`` (ormar allows any ``tablename``), so nothing here splits them.
-# ------------------------------------------------------------------------------------------------
-
-
 def dependency_order(
     wanted: Iterable[str],
     depends_on: Mapping[str, Iterable[str]],
@@ -705,9 +513,12 @@ def dependency_order(
 ) -> list[str]:
     """*wanted* and everything it depends on (transitively), each after its dependencies.
 
-    Ties go by name, so the order is the same on every run.  A cycle is handed to *on_cycle*
-    as the path that closes it (``[a, b, a]``), which may raise; without *on_cycle* the edge
-    that closes a cycle is ignored (any order will do, the database says the rest).
+    The one dependency order: cogs are upgraded after the cogs their foreign keys point at, a
+    cog's tables dropped before the tables they point at.  Names are opaque strings (a table
+    may be called ``music.songs``), so nothing here splits them.  Ties go by name, so the order
+    is the same on every run.  A cycle is handed to *on_cycle* as the path that closes it
+    (``[a, b, a]``), which may raise; without *on_cycle* the edge that closes a cycle is
+    ignored (any order will do, the database says the rest).
     """
     order: list[str] = []
     state: dict[str, str] = {}

@@ -212,66 +212,44 @@ def refuse_another_sqlite_file(url: str, schema: BotSchema) -> None:
     )
 
 
-def sqlite_file(url: str, root: Path) -> Path | None:
-    """The file a SQLite *url* opens (a relative path against *root*); ``None``: not a SQLite file."""
+def _sqlite_path(url: str) -> tuple[URL, str] | None:
+    """*url* parsed and the path of its SQLite file as written (a URI filename without ``file:``).
+
+    ``None`` for in-memory databases (``sqlite://``, ``:memory:``, ``mode=memory``), every
+    other backend and a URL that does not parse (that is reported when the engine is made).
+    """
     try:
-        parsed = make_url(anchor_sqlite_path(url, root))
+        parsed = make_url(url)
     except Exception:
         return None
-    path = (parsed.database or "").removeprefix("file:")
-    if parsed.get_backend_name() != "sqlite" or path in ("", ":memory:"):
+    path = (parsed.database or "").removeprefix("file:").split("?", 1)[0]  # file:: ?uri=true
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("mode") == "memory":
         return None
-    if parsed.query.get("mode") == "memory":
-        return None
-    return Path(path).resolve()
+    return None if path in ("", ":memory:") else (parsed, path)
+
+
+def sqlite_file(url: str, root: Path) -> Path | None:
+    """The file a SQLite *url* opens (a relative path against *root*); ``None``: not a SQLite file."""
+    found = _sqlite_path(anchor_sqlite_path(url, root))
+    return None if found is None else Path(found[1]).resolve()
 
 
 def anchor_sqlite_path(url: str, root: Path) -> str:
-    """*url* with a relative SQLite file path made absolute against *root*.
-
-    In-memory databases (``sqlite://``, ``:memory:``, ``mode=memory``) and every other
-    backend are returned unchanged; so is a URL that does not parse (it is reported when
-    the engine is made, with the password masked).
-    """
-    try:
-        parsed = make_url(url)
-    except Exception:
+    """*url* with a relative SQLite file path made absolute against *root*; any other *url* unchanged."""
+    found = _sqlite_path(url)
+    if found is None or Path(found[1]).is_absolute():
         return url
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return url
-    if parsed.query.get("mode") == "memory":
-        return url
-    if database.startswith("file:"):  # a URI filename (?uri=true): anchor the path part
-        path = database[len("file:") :]
-        if not path or path == ":memory:" or path.startswith("/"):
-            return url
-        database = f"file:{(root / path).resolve()}"
-    elif Path(database).is_absolute():
-        return url
-    else:
-        database = str((root / database).resolve())
-    return parsed.set(database=database).render_as_string(hide_password=False)
+    parsed, path = found
+    prefix = "file:" if (parsed.database or "").startswith("file:") else ""
+    return parsed.set(database=f"{prefix}{(root / path).resolve()}").render_as_string(hide_password=False)
 
 
 def missing_sqlite_file(url: str) -> Path | None:
-    """The file of SQLite *url* when it does not exist (connecting would create it), else ``None``.
-
-    ``None`` too for in-memory databases, other backends and a URL that does not parse (that
-    is reported when the engine is made).
-    """
-    try:
-        parsed = make_url(url)
-    except Exception:
+    """The file of SQLite *url* when it does not exist (connecting would create it), else ``None``."""
+    found = _sqlite_path(url)
+    if found is None or Path(found[1]).exists():
         return None
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or parsed.query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):  # a URI filename (?uri=true)
-        database = database[len("file:") :].split("?", 1)[0]
-    if database in ("", ":memory:") or Path(database).exists():
-        return None
-    return Path(database).absolute()
+    return Path(found[1]).absolute()
 
 
 def require_database(url: str) -> None:

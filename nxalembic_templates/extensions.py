@@ -14,6 +14,9 @@ libraries' ``load_extension`` executes the module afresh, so a module imported h
 would run twice and define its ormar models twice.  A module is an extension when its source
 has a top-level ``setup`` function (``def`` or ``async def``), which is what every library
 calls.
+
+The wording of a bot module or an extension that fails (:func:`import_error`) lives here
+too: one line pointing at the user's own code, whatever the step that failed.
 """
 
 from __future__ import annotations
@@ -24,23 +27,32 @@ import concurrent.futures
 import importlib.util
 import inspect
 import pkgutil
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import re
+import traceback
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from .errors import NXAlembicError
+import sqlalchemy as sa
+
+from .errors import NXAlembicError, file_line
 from .settings import Settings
 
-__all__ = ["ExtensionFailed", "build", "extension_names", "load_missing", "load_missing_async"]
-
-
-class ExtensionFailed(Exception):
-    """Loading extension *name* raised *error* (the caller turns it into one line)."""
-
-    def __init__(self, name: str, error: BaseException) -> None:
-        super().__init__(name)
-        self.name = name
-        self.error = error
+__all__ = [
+    "BotStartedOnImport",
+    "bot_attribute",
+    "check_is_bot",
+    "ensure_event_loop",
+    "import_error",
+    "importing",
+    "load_missing",
+    "load_missing_async",
+    "no_extensions",
+    "resolve",
+    "user_frame",
+]
 
 
 def resolve(result: Any) -> Any:
@@ -128,31 +140,194 @@ def extension_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _missing(bot: Any, names: list[str]) -> list[str]:
+def _missing(settings: Settings, bot: Any) -> list[str]:
     loaded: Mapping[str, Any] = bot.extensions
-    return [name for name in names if name not in loaded]
+    return [name for name in extension_names(settings) if name not in loaded]
 
 
-def load_missing(bot: Any, names: list[str]) -> None:
-    """Load each of *names* the bot has not loaded yet, awaiting ``load_extension`` if it is a coroutine."""
-    for name in _missing(bot, names):
+def load_missing(settings: Settings, bot: Any) -> None:
+    """Load the ``extensions`` the bot has not loaded, awaiting ``load_extension`` if it is a coroutine."""
+    for name in _missing(settings, bot):
         try:
             resolve(bot.load_extension(name))
         except Exception as exc:
-            raise ExtensionFailed(name, exc) from exc
+            raise import_error(settings, exc, _loading(settings, name)) from exc
 
 
-async def load_missing_async(bot: Any, names: list[str]) -> None:
+async def load_missing_async(settings: Settings, bot: Any) -> None:
     """:func:`load_missing` on the caller's event loop: the running bot's own loop."""
-    for name in _missing(bot, names):
+    for name in _missing(settings, bot):
         try:
             result = bot.load_extension(name)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            raise ExtensionFailed(name, exc) from exc
+            raise import_error(settings, exc, _loading(settings, name)) from exc
 
 
-def build(factory: Callable[[], Any | Awaitable[Any]]) -> Any:
-    """Call the bot factory (``def`` or ``async def``) and return what it built."""
-    return resolve(factory())
+# ------------------------------------------------------------------------------------------------
+# What a bot module that fails to import, build or load an extension is told.
+# ------------------------------------------------------------------------------------------------
+
+#: A source line that starts a client: ``bot.run(...)``, ``client.start(...)``, ``asyncio.run(main())``.
+STARTS_BOT = re.compile(r"\.(?:run|start|login|connect)\s*\(")
+IF_MAIN = 'if __name__ == "__main__":'
+
+
+class BotStartedOnImport(BaseException):
+    """Raised by a guarded client method while the bot module is imported for migrations.
+
+    A BaseException, so that the bot's own ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, method: str, where: traceback.FrameSummary | None) -> None:
+        super().__init__(method)
+        self.method = method
+        self.where = where
+
+
+def importing(settings: Settings) -> str:
+    """What importing the bot module is called in a failure's line (*doing* of :func:`import_error`)."""
+    return f"importing bot module {settings.module!r} (module = in {settings.path.name})"
+
+
+def _loading(settings: Settings, name: str) -> str:
+    return f"loading extension {name!r} (extensions = in {settings.path.name})"
+
+
+def bot_attribute(settings: Settings, module: ModuleType) -> Any:
+    """The module's ``bot`` attribute, or an error listing the attributes that look like bots."""
+    try:
+        return getattr(module, settings.bot)
+    except AttributeError:
+        bots = [
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_") and isinstance(getattr(value, "extensions", None), Mapping)
+        ]
+        found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
+        raise NXAlembicError(
+            f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
+            f"{settings.path.name} to the variable that holds your bot, or to a function that builds it"
+        ) from None
+
+
+def check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
+    """Refuse what is not a discord bot (no ``extensions`` mapping); *what* says where it came from."""
+    if not isinstance(getattr(bot, "extensions", None), Mapping):
+        what = what or f"{settings.module}.{settings.bot} is of type"
+        raise NXAlembicError(
+            f"{what} {type(bot).__name__}, not a discord bot "
+            f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
+            "commands.Bot instance or at a function that returns it"
+        )
+
+
+def no_extensions(settings: Settings, given: bool) -> str:
+    """Why a bot has no extensions, and the two settings that fix it."""
+    if given:
+        return (
+            "the bot passed to nxalembic_templates.upgrade() has no extensions loaded; load them "
+            f"before the call, or list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...'"
+        )
+    return (
+        f"bot {settings.module}.{settings.bot} has no extensions loaded: importing {settings.module} "
+        f"loads none (extensions loaded under {IF_MAIN}, in main() or in setup_hook only load when the bot "
+        f"starts); list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...' (or their "
+        "package, 'extensions = mybot.cogs'), or set 'bot = create_bot' to a function that builds the "
+        "bot and loads them"
+    )
+
+
+def user_frame(frames: Iterable[traceback.FrameSummary], root: Path) -> traceback.FrameSummary | None:
+    """The deepest of *frames* in the user's own code (under *root*, not an installed package)."""
+    found = None
+    for frame in frames:
+        path = Path(frame.filename)
+        if (
+            path.is_absolute()
+            and not {"site-packages", "dist-packages"} & set(path.parts)
+            and path.resolve().is_relative_to(root)
+        ):
+            found = frame
+    return found
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """*exc* and the exceptions it was raised from (``raise ... from``), outermost first."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__
+
+
+def import_error(settings: Settings, exc: BaseException | None, doing: str) -> NXAlembicError:
+    """One line for a bot module that failed to import (or build, or load an extension).
+
+    It points at the user's own code; *doing* says what was running, as :func:`importing`.
+    """
+    module, root = repr(settings.module), settings.root
+    if isinstance(exc, BotStartedOnImport):
+        where = (
+            f"{file_line(exc.where.filename, exc.where.lineno, root)} starts"
+            if exc.where
+            else f"bot module {module} starts"
+        )
+        return NXAlembicError(
+            f"{where} the bot ({exc.method}) while bot module {module} is imported for migrations; put "
+            f"that call under {IF_MAIN} so that importing the module only builds the bot"
+        )
+    # The libraries wrap an extension's error (ExtensionFailed ... from error): look inside.
+    chain = list(_causes(exc))
+    frame = user_frame((f for e in chain for f in traceback.extract_tb(e.__traceback__)), root)
+    syntax = next((e for e in reversed(chain) if isinstance(e, SyntaxError)), None)
+    if syntax is not None and syntax.filename and syntax.lineno:
+        frame = traceback.FrameSummary(syntax.filename, syntax.lineno, "<module>", line=syntax.text or "")
+    at = f" ({file_line(frame.filename, frame.lineno, root)})" if frame else ""
+    fix = "fix the error or the module path" if doing.startswith("importing") else "fix the error"
+    if frame is not None and STARTS_BOT.search(frame.line or ""):
+        fix = f"that line starts the bot, which must not happen on import: put it under {IF_MAIN}"
+    if isinstance(exc, SystemExit):
+        return NXAlembicError(
+            f"{doing.split(' (', 1)[0]} called sys.exit({exc.code!r}){at}, so nothing was checked "
+            f"or migrated; remove that call or put it under {IF_MAIN}"
+        )
+    duplicate = next(
+        (
+            m
+            for e in chain
+            if isinstance(e, sa.exc.InvalidRequestError)
+            and (m := re.match(r"Table '([^']+)' is already defined for this MetaData instance", str(e)))
+        ),
+        None,
+    )
+    if duplicate:
+        model = re.match(r"\s*class\s+(\w+)", frame.line or "") if frame else None
+        by = f"model {model.group(1)}{at}" if model else f"a second model{at}"
+        return NXAlembicError(
+            f"table {duplicate.group(1)!r} is defined twice on one MetaData: {by} uses a tablename "
+            "another model already has; give one of the two models another tablename"
+        )
+    detail = f"{type(exc).__name__}: {exc}" if exc is not None else "the module did not load"
+    return NXAlembicError(f"{doing} failed: {detail}{at}; {fix}")
+
+
+def ensure_event_loop() -> None:
+    """Give nextcord an event loop to find while the bot module runs ``commands.Bot()``.
+
+    nextcord 2.x asks ``asyncio.get_event_loop()`` in the Bot constructor, which fails in a
+    process that already ran ``asyncio.run()`` (it leaves no current loop behind): the case
+    for tools that migrate in-process, such as pytest-alembic.
+    """
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            asyncio.set_event_loop(asyncio.new_event_loop())

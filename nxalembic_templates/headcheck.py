@@ -1,30 +1,34 @@
-"""Internal: is every cog at its head?  Answered without Alembic: the start-up API's fast path.
+"""Internal: where each cog's revisions and version table live; is every cog at its head?  No Alembic.
 
-A bot that migrates itself (:mod:`.startup`) asks this on every start, and nearly always the
-answer is yes.  Importing Alembic alone costs about a fifth of a 50-cog bot's own import, so
-the question is answered from the files and one query instead:
+:class:`CogLayout`: every cog's revisions folder and version table, worked out once and asked
+by every route (stock ``alembic -x cog=``, ``nxalembic`` through :mod:`.scope`, the start-up
+fast path), so they never disagree.  :func:`version_rows`: the one reader of version tables.
 
-* each cog's revisions folder is the one Alembic's route uses (:class:`.layout.CogLayout`);
-  its revision files are *parsed*, not run (:mod:`ast`), for their literal ``revision``,
-  ``down_revision`` and ``depends_on``; the head is the revision no other one builds on;
-* one ``UNION ALL`` statement reads every cog's version table, on a read-only connection
-  (:func:`version_rows`, the one reader of version tables every route uses).
+:func:`heads_if_all_at_head` is the start-up API's fast path.  A bot that migrates itself
+(:mod:`.startup`) asks it on every start, and nearly always the answer is yes.  Importing
+Alembic alone costs about a fifth of a 50-cog bot's own import, so the question is answered
+from the files and one query instead: each cog's revision files are *parsed*, not run
+(:mod:`ast`), for their literal ``revision``, ``down_revision`` and ``depends_on`` (the head
+is the revision no other one builds on), and one ``UNION ALL`` statement reads every version
+table, on a read-only connection.
 
-Whatever this cannot decide for certain answers "don't know" (``None``): a file whose ids are
+Whatever it cannot decide for certain answers "don't know" (``None``): a file whose ids are
 not plain literals, a fork, an id the folder does not have, a cog with no revisions (it has
 models, so it is never ready), a version table that cannot be read, a cog behind or ahead, a
 configuration it cannot read the way Alembic reads it.  The caller then takes the full route
-(Alembic, under the migration lock), which also words every error.  So this module changes
+(Alembic, under the migration lock), which also words every error.  So the fast path changes
 nothing, takes no lock, and raises nothing of its own; only a database that cannot be reached
-at all, or not read within the lock timeout, is reported here (the full route would wait
-for it once more).
+at all, or not read within the lock timeout, is reported (the full route would wait for it
+once more).
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
@@ -35,11 +39,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from .discovery import BotSchema
 from .engines import database_url, missing_sqlite_file, models_url, with_connection
 from .errors import NXAlembicError
-from .layout import REVISION_FILE, CogLayout, nested_revisions
 from .locking import LockPolicy
 from .settings import read_alembic_ini
 
-__all__ = ["VersionRows", "heads_if_all_at_head", "version_rows"]
+__all__ = [
+    "CogLayout",
+    "VersionRows",
+    "heads_if_all_at_head",
+    "nested_revisions",
+    "version_rows",
+]
 
 #: SQLite allows 500 terms in one compound SELECT.
 UNION_BATCH = 200
@@ -77,6 +86,111 @@ _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 
 
+# -- where each cog's revisions and version table live ----------------------------------------
+
+#: The file names Alembic's ``ScriptDirectory`` loads as revisions, matched (``re.match``) as it
+#: matches them (``alembic.script.base``: ``_only_source_rev_file``, ``_sourceless_rev_file``):
+#: any ``*.py`` but ``__init__*`` and editor lock files ``.#*``; with ``sourceless``, ``.pyc`` /
+#: ``.pyo`` too.  ``tests/test_property_heads.py`` keeps them equal to Alembic's.
+REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+SOURCELESS_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)(c|o)?$")
+
+
+@dataclass(frozen=True)
+class CogLayout:
+    """Every loaded cog's revisions folder and version table, worked out once per process.
+
+    One command asks for the scope of every cog, often several times (``nxalembic status``:
+    five times per cog); the folders are resolved on disk, so they are computed and checked
+    once per bot and scripts folder and kept on the :class:`~.discovery.BotSchema`.
+    """
+
+    locations: dict[str, Path]
+    version_tables: dict[str, str]
+    #: Revisions folder -> the cogs whose revisions it would hold, in cog order.
+    by_folder: dict[Path, list[str]]
+
+    @classmethod
+    def of(cls, schema: BotSchema, script_location: Path) -> CogLayout:
+        key = (cls.__name__, script_location)
+        layout = schema.derived.get(key)
+        if layout is None:
+            settings = schema.settings
+            locations = {
+                cog.name: settings.version_location_for(cog.name, cog.directory, script_location)
+                for cog in schema.cogs.values()
+            }
+            _refuse_source_folders(schema, locations, script_location)  # an error is not cached
+            by_folder: dict[Path, list[str]] = {}
+            for name, location in locations.items():
+                by_folder.setdefault(location, []).append(name)
+            layout = schema.derived[key] = cls(
+                locations=locations,
+                version_tables={name: settings.version_table_for(name) for name in schema.cogs},
+                by_folder=by_folder,
+            )
+        return layout
+
+
+def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script_location: Path) -> None:
+    """A revisions folder must hold revisions only: not bot sources, not env.py.
+
+    Alembic imports every ``.py`` file of the folder as a revision, so ``{cog_dir}`` (or an
+    ancestor of a cog's folder, or the scripts folder itself) would load the bot's own
+    modules and env.py as revisions.
+    """
+    sources = {cog.name: cog.directory.resolve() for cog in schema.cogs.values()}
+    # Each source folder and its ancestors -> the first cog (in cog order) at or below it: one
+    # lookup per revisions folder instead of comparing it with every cog's folder.
+    holding: dict[Path, str] = {}
+    for cog, folder in sources.items():
+        for ancestor in (folder, *folder.parents):
+            holding.setdefault(ancestor, cog)
+    for name, location in locations.items():
+        if location == script_location:
+            held = f"the scripts folder {script_location} (env.py)"
+        else:
+            inside = holding.get(location)
+            if inside is None:
+                continue
+            held = (
+                f"the source folder of cog {inside!r}"
+                if location == sources[inside]
+                else (f"a folder that contains the sources of cog {inside!r}")
+            )
+        raise NXAlembicError(
+            f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "
+            f"revisions of cog {name!r} in {location}, {held}; Alembic would load those files as revisions: "
+            "use a folder of their own, e.g. {cog_dir}/migrations or {script_location}/versions/{cog}"
+        )
+
+
+def nested_revisions(folder: Path, sourceless: bool = False) -> tuple[Path, list[str]] | None:
+    """The first subfolder of a cog's revisions *folder* holding revision files, and their names.
+
+    Every route applies the files of the cog's folder itself (Alembic is pointed at that one
+    folder), while alembic.ini's ``recursive_version_locations = true`` (which ``alembic heads``
+    needs to see every cog's folder under ``versions/``) lists those of its subfolders too: such
+    a file would be listed as a head and never applied.  Walked as Alembic walks it: Python's
+    bytecode caches (``__pycache__``) are no revisions folder.
+    """
+    pattern = SOURCELESS_REVISION_FILE if sourceless else REVISION_FILE
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        here = Path(root)
+        if here == folder or (
+            here.name.endswith("__pycache__") and (not sourceless or here.parent == folder)
+        ):
+            continue
+        names = sorted(name for name in files if pattern.match(name))
+        if names:
+            return here, names
+    return None
+
+
+# -- the fast path ----------------------------------------------------------------------------
+
+
 def heads_if_all_at_head(
     schema: BotSchema, alembic_ini: Path, url: str | None = None, lock: LockPolicy | None = None
 ) -> dict[str, list[str]] | None:
@@ -112,10 +226,15 @@ def heads_if_all_at_head(
     if missing_sqlite_file(database) is not None:
         return None
     tables = {cog: layout.version_tables[cog] for cog in order}
-    current = with_connection(
-        database, lambda connection: _versions(connection, tables), read_only=True, lock=lock
-    )
-    return heads if current == heads else None
+
+    def read(connection: Connection) -> dict[str, VersionRows] | None:
+        try:
+            return version_rows(connection, tables)
+        except SQLAlchemyError:  # the database went away between the statements
+            return None
+
+    current = with_connection(database, read, read_only=True, lock=lock)
+    return heads if current == heads else None  # a table that cannot be read (its error) is no head
 
 
 def folder_head(folder: Path) -> list[str] | None:
@@ -127,8 +246,8 @@ def folder_head(folder: Path) -> list[str] | None:
     an id that is not a literal assigned once (see :func:`_literal_ids`), two files with one id,
     an id Alembic refuses, a ``down_revision`` or ``depends_on`` outside the folder (or a branch
     label), a branch label used twice, more than one head, a cycle, or revision files in a
-    subfolder (:func:`.layout.nested_revisions`, which every route refuses).  The files read are
-    those Alembic loads from the folder itself (:data:`.layout.REVISION_FILE`).
+    subfolder (:func:`nested_revisions`, which every route refuses).  The files read are
+    those Alembic loads from the folder itself (:data:`REVISION_FILE`).
     """
     try:
         if not folder.is_dir():
@@ -361,22 +480,13 @@ def _id_list(value: object) -> list[str] | None:
     return None
 
 
-def _versions(connection: Connection, tables: Mapping[str, str]) -> dict[str, list[str]] | None:
-    """:func:`version_rows` of every cog; ``None`` when a version table cannot be read."""
-    try:
-        found = version_rows(connection, tables)
-    except SQLAlchemyError:  # the database went away between the statements
-        return None
-    rows = {cog: versions for cog, versions in found.items() if not isinstance(versions, SQLAlchemyError)}
-    return rows if len(rows) == len(found) else None
-
-
 def version_rows(connection: Connection, tables: Mapping[str, str]) -> dict[str, VersionRows]:
     """Each cog's version table rows (sorted), or the error that made its table unreadable.
 
     The one answer to "which revisions is this cog's database at?" for every route: the
-    start-up fast path, and through :meth:`.runner.Project.currents` ``nxalembic upgrade``,
-    ``status`` and verify mode.  It answers what Alembic's ``get_current_heads()`` answers
+    start-up fast path, ``nxalembic upgrade``, ``downgrade``, ``migrate``, ``status`` and verify
+    mode (:mod:`.compare`: ``status`` words an unreadable table in the cog's row, the others
+    refuse it), and ``environment.py``.  It answers what Alembic's ``get_current_heads()`` answers
     (``tests/test_version_rows.py``), without importing Alembic.  *tables* maps each cog to its
     version table, in the connection's default schema.
 

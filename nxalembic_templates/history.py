@@ -36,7 +36,7 @@ from .errors import (
     hide_password,
     reported_to_alembic,
 )
-from .layout import nested_revisions
+from .headcheck import nested_revisions
 from .request import DEFAULT_SCRATCH_URL
 from .rewrite import REVISION_ID, docstring_text
 
@@ -354,7 +354,12 @@ def _scratch_error(url: str, exc: BaseException) -> NXAlembicError:
 
 
 def _scratch_engine(url: str) -> sa.Engine:
-    """A sync engine for the scratch database; in-memory SQLite keeps one connection alive."""
+    """A sync engine for the scratch database; in-memory SQLite keeps one connection alive.
+
+    Not :func:`.engines.create_engine`: an in-memory database lives as long as its one
+    connection (``StaticPool``, where migrations get none), the scratch database is never
+    locked, and a URL it cannot open is worded for ``-x scratch_url=``.
+    """
     try:
         parsed = make_url(url)
         memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")

@@ -135,12 +135,9 @@ class Rewriter:
         # hints about other cogs' tables are theirs (nxalembic migrate passes every hint to every cog)
         pairs = {h.old: h.new for h in self.request.renames if h.new in self.own_tables}
         creates = {op.table_name: op for op in upgrade_ops.ops if isinstance(op, ops.CreateTableOp)}
-        if self.request.ask:
-            for old in sorted(self.droppable - set(pairs)):
-                for new in sorted(set(creates) - set(pairs.values())):
-                    if self.request.ask(f"Did you rename table {old} to {new}? [y/N] "):
-                        pairs[old] = new
-                        break
+        self._ask_renames(
+            pairs, ((o, n, f"table {o} to {n}") for o in sorted(self.droppable) for n in sorted(creates))
+        )
         used: set[str] = set()
         for old, new in pairs.items():
             if new not in creates:
@@ -171,24 +168,18 @@ class Rewriter:
             for h in self.request.renames
             if h.new not in self.own_tables and (column := h.column_of(self.own_tables)) is not None
         }
-        for table_ops in [op for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)]:
+        for table_ops in _modified_tables(upgrade_ops):
             drops = {op.column_name: op for op in table_ops.ops if isinstance(op, ops.DropColumnOp)}
             adds = {op.column.name: op for op in table_ops.ops if isinstance(op, ops.AddColumnOp)}
             pairs = {old: new for (table, old), new in hinted.items() if table == table_ops.table_name}
-            if self.request.ask:
-                for old, drop in drops.items():
-                    if old in pairs:
-                        continue
-                    for new, add in adds.items():
-                        if (
-                            new not in pairs.values()
-                            and _same_kind(drop.to_column().type, add.column.type)
-                            and self.request.ask(
-                                f"Did you rename {table_ops.table_name}.{old} to {new}? [y/N] "
-                            )
-                        ):
-                            pairs[old] = new
-                            break
+            candidates = (
+                (old, new, f"{table_ops.table_name}.{old} to {new}")
+                for old, drop in drops.items()
+                if old not in pairs
+                for new, add in adds.items()
+                if _same_kind(drop.to_column().type, add.column.type)
+            )
+            self._ask_renames(pairs, candidates)
             for old, new in pairs.items():
                 if old not in drops or new not in adds:
                     raise NXAlembicError(
@@ -204,27 +195,28 @@ class Rewriter:
                     existing_type=before.type,
                     existing_nullable=before.nullable,
                     existing_server_default=before.server_default,
+                    modify_type=None if _same_type(before.type, after.type, self.dialect) else after.type,
+                    modify_nullable=None if before.nullable == after.nullable else after.nullable,
                 )
-                if not _same_type(before.type, after.type, self.dialect):
-                    alter.modify_type = after.type
-                if before.nullable != after.nullable:
-                    alter.modify_nullable = after.nullable
                 index = table_ops.ops.index(drops[old])
                 table_ops.ops[index] = alter
                 table_ops.ops.remove(adds[new])
-            missing = {(t, o) for (t, o) in hinted if t == table_ops.table_name} - {
-                (table_ops.table_name, o) for o in pairs
-            }
+            missing = {(t, o) for (t, o) in hinted if t == table_ops.table_name and o not in pairs}
             if missing:
                 raise NXAlembicError(f"cog {self.cog!r}: rename hint for {missing} matched no change")
-        unmatched = {t for (t, _o) in hinted} - {
-            op.table_name for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)
-        }
+        unmatched = {t for (t, _o) in hinted} - {op.table_name for op in _modified_tables(upgrade_ops)}
         if unmatched:
             raise NXAlembicError(
                 f"cog {self.cog!r}: rename hint for table(s) {', '.join(sorted(unmatched))} matched no "
                 "change (is the model renamed and the column removed/added in one step?)"
             )
+
+    def _ask_renames(self, pairs: dict[str, str], candidates: Iterable[tuple[str, str, str]]) -> None:
+        """Add to *pairs* the renames confirmed at the prompt: (old, new, wording), each name paired once."""
+        ask = self.request.ask or (lambda _question: False)
+        for old, new, what in candidates if self.request.ask else ():
+            if old not in pairs and new not in pairs.values() and ask(f"Did you rename {what}? [y/N] "):
+                pairs[old] = new
 
     # drops ------------------------------------------------------------------------------
 
@@ -250,14 +242,9 @@ class Rewriter:
 
     def _refuse_column_drops(self, upgrade_ops: ops.UpgradeOps) -> None:
         """A column drop left after the rename hints needs ``--allow-drops``: it loses data."""
-        removed, added = [], []
-        for table_ops in upgrade_ops.ops:
-            if isinstance(table_ops, ops.ModifyTableOps):
-                for op in table_ops.ops:
-                    if isinstance(op, ops.DropColumnOp):
-                        removed.append((table_ops.table_name, op.to_column()))
-                    elif isinstance(op, ops.AddColumnOp):
-                        added.append((table_ops.table_name, op.column))
+        changes = [(t.table_name, op) for t in _modified_tables(upgrade_ops) for op in t.ops]
+        removed = [(table, op.to_column()) for table, op in changes if isinstance(op, ops.DropColumnOp)]
+        added = [(table, op.column) for table, op in changes if isinstance(op, ops.AddColumnOp)]
         if removed:
             dropped = [f"{table}.{column.name}" for table, column in removed]
             raise NXAlembicError(
@@ -269,25 +256,24 @@ class Rewriter:
     # guard ------------------------------------------------------------------------------
 
     def _guard(self, upgrade_ops: ops.UpgradeOps) -> None:
-        for table_ops in upgrade_ops.ops:
-            if not isinstance(table_ops, ops.ModifyTableOps):
-                continue
-            for op in table_ops.ops:
-                if isinstance(op, ops.AddColumnOp):
-                    column = op.column
-                    if not column.nullable and column.server_default is None and not column.primary_key:
-                        dropped = [o.column_name for o in table_ops.ops if isinstance(o, ops.DropColumnOp)]
-                        hint = (
-                            f" (a rename? pass -x rename={table_ops.table_name}.{dropped[0]}:{column.name})"
-                            if dropped
-                            else ""
-                        )
-                        raise NXAlembicError(
-                            f"cog {self.cog!r}: adding NOT NULL column {table_ops.table_name}.{column.name} "
-                            "without a server default fails on any non-empty table; make it nullable "
-                            "(nullable=True) or give it a server default (server_default=...) in the "
-                            f"model{hint}"
-                        )
+        for table_ops in _modified_tables(upgrade_ops):
+            table = table_ops.table_name
+            for column in [op.column for op in table_ops.ops if isinstance(op, ops.AddColumnOp)]:
+                if column.nullable or column.server_default is not None or column.primary_key:
+                    continue
+                dropped = [o.column_name for o in table_ops.ops if isinstance(o, ops.DropColumnOp)]
+                hint = f" (a rename? pass -x rename={table}.{dropped[0]}:{column.name})" if dropped else ""
+                raise NXAlembicError(
+                    f"cog {self.cog!r}: adding NOT NULL column {table}.{column.name} "
+                    "without a server default fails on any non-empty table; make it nullable "
+                    "(nullable=True) or give it a server default (server_default=...) in the "
+                    f"model{hint}"
+                )
+
+
+def _modified_tables(upgrade_ops: ops.UpgradeOps | None) -> list[ops.ModifyTableOps]:
+    """The per-table containers among *upgrade_ops* (column changes, constraints)."""
+    return [op for op in (upgrade_ops.ops if upgrade_ops else []) if isinstance(op, ops.ModifyTableOps)]
 
 
 def likely_renames(
@@ -366,18 +352,14 @@ def _table_changes(connection: Connection, model_table: sa.Table, old: str, new:
         },
     )
     changes = produce_migrations(context, metadata).upgrade_ops
-    result = []
-    for table_ops in changes.ops if changes else []:
-        if isinstance(table_ops, ops.ModifyTableOps):
-            for op in table_ops.ops:
-                if hasattr(op, "table_name"):
-                    op.table_name = new
-                if isinstance(op, ops.CreateForeignKeyOp):  # named source_table, and maybe itself
-                    op.source_table = new
-                    if op.referent_table == old:
-                        op.referent_table = new
-            result.append(ops.ModifyTableOps(new, table_ops.ops, schema=table_ops.schema))
-    return result
+    for op in (op for table_ops in _modified_tables(changes) for op in table_ops.ops):
+        if hasattr(op, "table_name"):
+            op.table_name = new
+        if isinstance(op, ops.CreateForeignKeyOp):  # named source_table, and maybe itself
+            op.source_table = new
+            if op.referent_table == old:
+                op.referent_table = new
+    return [ops.ModifyTableOps(new, t.ops, schema=t.schema) for t in _modified_tables(changes)]
 
 
 def reverse_ops(upgrade_ops: ops.UpgradeOps) -> ops.DowngradeOps:
@@ -391,7 +373,7 @@ def _reverse(op: Any) -> Any:
     if isinstance(op, ops.RenameTableOp):
         return ops.RenameTableOp(op.new_table_name, op.table_name, schema=op.schema)
     if isinstance(op, ops.AlterColumnOp) and op.modify_name:
-        reverse = ops.AlterColumnOp(
+        return ops.AlterColumnOp(
             op.table_name,
             op.modify_name,
             schema=op.schema,
@@ -399,22 +381,14 @@ def _reverse(op: Any) -> Any:
             existing_type=op.modify_type or op.existing_type,
             existing_nullable=op.existing_nullable if op.modify_nullable is None else op.modify_nullable,
             existing_server_default=op.existing_server_default,
+            modify_type=None if op.modify_type is None else op.existing_type,
+            modify_nullable=None if op.modify_nullable is None else op.existing_nullable,
         )
-        if op.modify_type is not None:
-            reverse.modify_type = op.existing_type
-        if op.modify_nullable is not None:
-            reverse.modify_nullable = op.existing_nullable
-        return reverse
     return op.reverse()
 
 
-# ------------------------------------------------------------------------------------------------
-# Names and text of revision files.
-#
-# A revision made without ``-m`` gets a message derived from its operations, made to fit the
-# file name Alembic cuts at ``truncate_slug_length``; every message is escaped for the
-# docstring it is written into; a revision id is checked before it becomes part of a file name.
-# ------------------------------------------------------------------------------------------------
+# -- Names and text of revision files: the message of a revision made without -m, its docstring
+# escaping, the check of a revision id. ---------------------------------------------------------
 
 #: Alembic's default ``truncate_slug_length`` and its rule for the words of a file name.
 DEFAULT_SLUG_LENGTH = 40
@@ -433,11 +407,7 @@ def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps], limit: int = DE
     fit here: as many whole operation names as fit, and a count of the rest
     (``create_music_songs_and_2_more``); else the first name alone; else its first words.
     """
-    names: list[str] = []
-    for upgrade_ops in upgrade_ops_list:
-        for op in upgrade_ops.ops:
-            names.extend(_op_names(op))
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys(name for ups in upgrade_ops_list for op in ups.ops for name in _op_names(op)))
     if not names:
         return "no_changes"
     for count in range(len(names), 0, -1):
@@ -471,15 +441,10 @@ def docstring_text(text: str) -> str:
     runs code.  Python reads the escapes back, so ``__doc__`` (what ``alembic history`` shows)
     is *text* unchanged.
     """
-    escaped = []
-    for char in text:
-        if char in '\\"':
-            escaped.append("\\" + char)
-        elif char in "\n\t" or char.isprintable():
-            escaped.append(char)
-        else:
-            escaped.append(repr(char)[1:-1])  # \r, \x00, \u2028, a lone surrogate from argv
-    return "".join(escaped)
+    return "".join(
+        "\\" + char if char in '\\"' else char if char in "\n\t" or char.isprintable() else repr(char)[1:-1]
+        for char in text  # repr: \r, \x00, \u2028, a lone surrogate from argv
+    )
 
 
 def _op_names(op: Any) -> list[str]:

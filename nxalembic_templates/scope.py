@@ -31,7 +31,7 @@ from alembic.operations import ops
 from . import _compat
 from .discovery import COG_NAME_ATTRIBUTE, BotSchema, Cog, TableKey
 from .errors import NXAlembicError
-from .layout import CogLayout
+from .headcheck import CogLayout
 from .locking import MYSQL_DIALECTS
 from .request import CogRequest, is_autogenerate
 from .rewrite import DEFAULT_SLUG_LENGTH, Rewriter, note_statement_by_statement, revision_message
@@ -356,7 +356,7 @@ def _slug_length(context: Any) -> int:
 #   any more (drops, :mod:`.rewrite`), which needs the replay.  Such a table exists in the
 #   database and no loaded cog owns it, so when the database holds tables outside the loaded
 #   cogs' tables and version tables, a cog whose history (replayed) creates one of them is
-#   compared on its own too (:meth:`.runner.Project.screened`);
+#   compared on its own too (:func:`.compare.screened`);
 # * env.py's own ``configure`` options apply to the shared pass as to each cog's run (it runs
 #   through env.py too), its own ``include_name`` / ``include_object`` combined with the pass's
 #   hooks exactly as with a cog's (:class:`~.scope.UserHooks`), except a

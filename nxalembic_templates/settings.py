@@ -56,6 +56,8 @@ DEFAULT_CORE_COG = "core"
 
 #: A cog name, a bot variable, each part of a module path (use ``fullmatch``; messages quote the pattern).
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A dotted module path: ``mybot.cogs.music``.
+DOTTED_RE = re.compile(rf"{NAME_RE.pattern}(?:\.{NAME_RE.pattern})*")
 
 #: Placeholders allowed in ``version_location``.
 LOCATION_FIELDS = frozenset({"cog", "cog_dir", "script_location", "here"})
@@ -107,18 +109,15 @@ class Settings:
         """
         if table == STOCK_VERSION_TABLE:
             return ""
-        for pattern in (self.version_table, DEFAULT_VERSION_TABLE):
-            match = _version_table_regex(pattern).fullmatch(table)
-            if match:
-                return match.group("cog")
-        return None
+        found = (
+            _version_table_regex(p).fullmatch(table) for p in (self.version_table, DEFAULT_VERSION_TABLE)
+        )
+        return next((match.group("cog") for match in found if match), None)
 
     def version_location_for(self, cog: str, cog_dir: Path, script_location: Path) -> Path:
         """Resolve the revisions folder of *cog*; relative patterns are relative to the ini file."""
-        raw = self.version_location.format(
-            cog=cog, cog_dir=cog_dir, script_location=script_location, here=self.root
-        )
-        path = Path(raw)
+        values = {"cog": cog, "cog_dir": cog_dir, "script_location": script_location, "here": self.root}
+        path = Path(self.version_location.format(**values))
         return (path if path.is_absolute() else self.root / path).resolve()
 
 
@@ -155,10 +154,7 @@ def config_in(folder: Path) -> Path | None:
             _warned.add(ini.resolve())
             log.warning(
                 "%s and [%s] in %s both configure nxalembic: using %s (delete one of them)",
-                ini.resolve(),
-                TOML_TABLE,
-                pyproject.resolve(),
-                CONFIG_FILE,
+                *(ini.resolve(), TOML_TABLE, pyproject.resolve(), CONFIG_FILE),
             )
         return ini.resolve()
     return pyproject.resolve() if in_pyproject else None
@@ -321,11 +317,9 @@ def _check_no_control_characters(path: Path, values: Mapping[str, str], toml: bo
                 f"{path}: [{TOML_TABLE}] {key} contains the control character {bad!r}; "
                 f'write {key} = "..." as one plain line'
             )
-        what = (
-            "a line break (an indented line continues the value above it)"
-            if bad == "\n"
-            else (f"the control character {bad!r}")
-        )
+        what = f"the control character {bad!r}"
+        if bad == "\n":
+            what = "a line break (an indented line continues the value above it)"
         raise NXAlembicError(
             f"{path}: the value of {key} contains {what}; write {key} = ... on one line "
             "and start every other line at the left margin"
@@ -346,15 +340,11 @@ def _check_version_table(path: Path, pattern: str) -> None:
             f"{path}: version_table = {pattern!r} must contain '{{cog}}' and no other "
             "placeholder or format spec (e.g. alembic_version_{cog} or alembic.{cog})"
         )
-    names = [pattern.format(cog=cog) for cog in ("first_cog", "second_cog")]
-    if names[0] == names[1] or "first_cog" not in names[0]:
+    # a plain {cog} and nothing else: every cog gets a name of its own, which must be plain
+    name = pattern.format(cog="first_cog")
+    if not VERSION_TABLE_RE.fullmatch(name):
         raise NXAlembicError(
-            f"{path}: version_table = {pattern!r} gives {names[0]!r} for a cog named first_cog, "
-            f"not a name of its own per cog; write {{cog}} with single braces, e.g. alembic_version_{{cog}}"
-        )
-    if not VERSION_TABLE_RE.fullmatch(names[0]):
-        raise NXAlembicError(
-            f"{path}: version_table = {pattern!r} gives {names[0]!r}, which is not a plain table name; "
+            f"{path}: version_table = {pattern!r} gives {name!r}, which is not a plain table name; "
             "use only letters, digits, '_' and '.', e.g. alembic_version_{cog}"
         )
 
@@ -427,11 +417,11 @@ def load_settings(path: Path | str) -> Settings:
         raise NXAlembicError(
             f"{path}: {label} needs 'module = yourbot.main' (the module that creates your bot)"
         )
-    if not all(NAME_RE.fullmatch(part) for part in module.split(".")):
+    if not DOTTED_RE.fullmatch(module):
         dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
         hint = (
             f"; write module = {dotted} (the import path, not the file)"
-            if all(NAME_RE.fullmatch(part) for part in dotted.split("."))
+            if DOTTED_RE.fullmatch(dotted)
             else ""
         )
         raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
@@ -476,10 +466,9 @@ def parse_extensions(path: Path, value: str) -> tuple[str, ...]:
     Both spellings are common in ini files (``extensions = a, b`` and an indented list), so
     both are read; duplicates are dropped, the order is kept (it is the load order).
     """
-    names = [name.strip() for line in value.splitlines() for name in line.split(",")]
-    names = [name for name in names if name]
+    names = [name for name in map(str.strip, value.replace("\n", ",").split(",")) if name]
     for name in names:
-        if not all(NAME_RE.fullmatch(part) for part in name.split(".")):
+        if not DOTTED_RE.fullmatch(name):
             raise NXAlembicError(
                 f"{path}: extensions: {name!r} is not a dotted module name; list extensions as "
                 "mybot.cogs.music (one a line or separated by commas), or a package such as mybot.cogs"

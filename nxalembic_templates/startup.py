@@ -35,17 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .discovery import (
-    CLIENT_LIBRARIES,
-    BotSchema,
-    discover,
-    load_configured_extensions,
-    load_configured_extensions_async,
-)
+from .discovery import CLIENT_LIBRARIES, BotSchema, discover
 from .engines import database_url, models_url, refuse_another_sqlite_file
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
+from .extensions import load_missing, load_missing_async
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy, check_timeout
 from .settings import Settings, load_settings, read_alembic_ini, settings_for
@@ -112,7 +107,7 @@ async def upgrade(
     ini, policy = _arguments(bot, mode, config, lock_timeout)
     settings = load_settings(settings_for(ini))
     if settings.extensions:
-        await load_configured_extensions_async(settings, bot)
+        await load_missing_async(settings, bot)
     return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy)
 
 
@@ -143,7 +138,7 @@ def upgrade_sync(
     ini, policy = _arguments(bot, mode, config, lock_timeout)
     settings = load_settings(settings_for(ini))
     if settings.extensions:
-        load_configured_extensions(settings, bot)
+        load_missing(settings, bot)
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="nxalembic-startup"
     ) as worker:

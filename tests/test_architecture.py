@@ -27,14 +27,14 @@ LAYERS: list[set[str]] = [
     {"discovery"},
     {"locking"},
     {"engines"},
-    {"layout"},
     {"headcheck"},
     {"request"},
     {"rewrite"},
     {"history"},
     {"scope"},
     {"environment"},
-    {"runner", "testing"},
+    {"compare", "testing"},
+    {"runner"},
     {"startup", "cli"},
 ]
 LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}

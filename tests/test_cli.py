@@ -192,6 +192,12 @@ def test_migrate_names_revisions_writes_nothing_without_changes_and_blank_with_e
     assert "music" not in named.stdout and "economy" not in named.stdout
 
 
+#: Behaviour that is decided before any database is asked (a name derived from the operations, a
+#: cycle between the models' foreign keys) runs on SQLite only.
+BEFORE_ANY_DATABASE = pytest.mark.parametrize("cli_backend", ["sqlite+aiosqlite"])
+
+
+@BEFORE_ANY_DATABASE
 def test_migrate_derives_the_message_from_the_operations(migrated_project: BotProject) -> None:
     project = migrated_project
     add_music_plays(project)
@@ -295,6 +301,7 @@ def close_a_cycle(project: BotProject) -> None:
         fh.write("\nfrom . import loyalty  # noqa: E402,F401\n")
 
 
+@BEFORE_ANY_DATABASE
 def test_a_foreign_key_cycle_between_cogs_is_an_error_naming_it(project: BotProject) -> None:
     close_a_cycle(project)
     for args in (("upgrade",), ("migrate",), ("upgrade", "--sql")):
@@ -459,3 +466,28 @@ def test_errors_are_one_line_without_traceback_and_change_nothing(make_project: 
 
     loud = project.nxalembic("--raiseerr", "upgrade", "--app", "nope", check=False)
     assert loud.returncode != 0 and "Traceback" in loud.stderr and "unknown cog 'nope'" in loud.stderr
+
+
+# -- the console script and cli.main() -----------------------------------------------------------------
+
+FREEZE_PROBE = """
+import gc, json, sys
+from nxalembic_templates import cli
+
+before = gc.get_freeze_count()
+print(json.dumps(["main", cli.main(sys.argv[1:]), gc.get_freeze_count() - before]), flush=True)
+before = gc.get_freeze_count()
+code = cli.script()  # the console script: argv from sys.argv, as the installed `nxalembic`
+print(json.dumps(["script", code, gc.get_freeze_count() - before]))
+"""
+
+
+def test_main_in_process_freezes_nothing_and_the_console_script_freezes_the_bot(make_project: Any) -> None:
+    """``gc.freeze()`` belongs to the console script, whose process ends with the command: a caller of
+    ``cli.main()`` in its own process keeps a heap the garbage collector still walks."""
+    project = make_project("sqlite+aiosqlite", prepared=migrated)
+    probe = project.write("freeze_probe.py", FREEZE_PROBE)
+    result = project.run(sys.executable, str(probe), "-q", "upgrade", "--sql", check=False)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('["')]
+    assert lines[0] == ["main", 0, 0], f"cli.main() froze the caller's heap\n{result.output}"
+    assert lines[1][:2] == ["script", 0] and lines[1][2] > 0, "the console script no longer freezes the bot"

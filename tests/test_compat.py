@@ -256,3 +256,23 @@ def test_dotted_table_targets_make_music_songs_id_the_table_music_songs() -> Non
             sa.ForeignKeyConstraint(["top"], ["music.songs.id"]),
         )
         assert asked == [] and fks(connection, "after") == []  # Alembic's own reading again
+
+
+# -- runner --
+
+
+def test_configured_options_are_what_configure_was_given() -> None:
+    """``compare.screened`` reads the hooks and the target Alembic runs with from the context."""
+    metadata = sa.MetaData()
+
+    def include_name(*_: object) -> bool:
+        return True
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        opts = {"include_name": include_name, "target_metadata": metadata}
+        context = MigrationContext.configure(connection, opts=opts)
+        options = _compat.configured_options(context)
+    engine.dispose()
+    assert options["include_name"] is include_name and options["target_metadata"] is metadata
+    assert options.get("include_object") is None

@@ -1,7 +1,7 @@
 """Differential: the shared comparison of ``nxalembic check`` agrees with stock Alembic, cog by cog.
 
 ``nxalembic status`` / ``check`` compare every cog at its head in one autogenerate pass
-(``screen.py``, ``Project.screened``) and only the cogs it finds changed on their own.  Its
+(``scope.Screen``, ``compare.screened``) and only the cogs it finds changed on their own.  Its
 verdict for each cog (in sync, differs, could not be compared) must be the one
 ``alembic -x cog=NAME check`` gives.  Generated drifts of a database at head (hypothesis):
 columns added and removed, types, nullability, server defaults, indexes, unique and foreign

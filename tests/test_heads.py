@@ -54,14 +54,18 @@ UNAPPLIED_BRANCH = {
 }
 
 
+def core_and_economy_at_head(project: BotProject) -> None:
+    """A set-up (prepared once, copied): core and economy at a hand-written first revision."""
+    for cog in ("core", "economy"):
+        project.write_revision(cog, f"{cog}00000001", None)
+        project.cog(cog, "upgrade", "head")
+
+
 @pytest.mark.parametrize("history", list(UNAPPLIED_BRANCH))
 def test_status_counts_the_branch_alembic_would_apply(
     make_project: Callable[..., BotProject], history: str
 ) -> None:
-    project = make_project("sqlite")
-    for cog in ("core", "economy"):
-        project.write_revision(cog, f"{cog}00000001", None)
-        project.cog(cog, "upgrade", "head")
+    project = make_project("sqlite", prepared=core_and_economy_at_head)
     for revision, down, depends_on in UNAPPLIED_BRANCH[history]:
         project.write_revision("music", revision, down, depends_on=depends_on)
     project.cog("music", "upgrade", "b0000000000b")

@@ -29,9 +29,8 @@ from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nxalembic_templates.headcheck import ID_NAMES, folder_head
+from nxalembic_templates.headcheck import ID_NAMES, REVISION_FILE, SOURCELESS_REVISION_FILE, folder_head
 from nxalembic_templates.history import cog_script
-from nxalembic_templates.layout import REVISION_FILE, SOURCELESS_REVISION_FILE
 
 #: Cases per run; ``make test-long`` raises it.
 EXAMPLES = int(os.environ.get("NXALEMBIC_PROPERTY_EXAMPLES", "100"))
@@ -261,7 +260,7 @@ def test_the_fast_paths_head_is_alembics_or_dont_know(
 )
 @pytest.mark.parametrize("sourceless", [False, True])
 def test_the_revision_file_names_are_alembics(tmp_path: Path, name: str, sourceless: bool) -> None:
-    """:data:`~nxalembic_templates.layout.REVISION_FILE` loads what Alembic's own listing loads."""
+    """:data:`~nxalembic_templates.headcheck.REVISION_FILE` loads what Alembic's own listing loads."""
     folder = tmp_path / "versions"
     folder.mkdir()
     (folder / name).write_bytes(b"")

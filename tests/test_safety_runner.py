@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, BotProject, Database, run
+from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, BotProject, Database, migrated, run
 from test_bad_input import LOG_LINE, assert_one_clear_line
 
 COGS = ("core", "music", "economy")
@@ -126,8 +126,7 @@ def version(project: BotProject, cog: str) -> list[str]:
     ids=["before the command", "after the command"],
 )
 def test_x_cog_upgrades_only_that_cog(make_project: Any, args: tuple[str, ...]) -> None:
-    project = make_project("sqlite+aiosqlite")
-    _create_revisions(project)
+    project = make_project("sqlite+aiosqlite", prepared=migrated)  # every cog's first revision, none applied
 
     result = project.nxalembic(*args)
 

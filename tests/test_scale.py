@@ -117,6 +117,7 @@ import json
 from pathlib import Path
 from alembic.runtime.migration import MigrationContext
 from nxalembic_templates import runner
+from nxalembic_templates.headcheck import version_rows
 
 project = runner.Project(Path("alembic.ini"))
 cogs = sorted(project.schema.cogs)
@@ -128,7 +129,8 @@ def alembics(connection, cog):
 
 
 def read(connection):
-    return {"batched": project.currents(connection, cogs),
+    tables = {cog: project.scope(cog).version_table for cog in cogs}
+    return {"batched": version_rows(connection, tables),
             "one_by_one": {cog: alembics(connection, cog) for cog in cogs}}
 
 

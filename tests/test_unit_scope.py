@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from nxalembic_templates import layout, scope
+from nxalembic_templates import headcheck, scope
 from nxalembic_templates.discovery import BotSchema, Cog
 from nxalembic_templates.errors import NXAlembicError
 from nxalembic_templates.request import CogRequest, RenameHint
@@ -100,7 +100,7 @@ def scripts(tmp_path: Path) -> Path:
 
 
 def test_layout_default_folders_and_version_tables(bot: BotSchema, scripts: Path) -> None:
-    found = layout.CogLayout.of(bot, scripts)
+    found = headcheck.CogLayout.of(bot, scripts)
     assert found.locations == {
         "music": (scripts / "versions" / "music").resolve(),
         "games": (scripts / "versions" / "games").resolve(),
@@ -108,8 +108,8 @@ def test_layout_default_folders_and_version_tables(bot: BotSchema, scripts: Path
     assert found.version_tables == {"music": "alembic_version_music", "games": "alembic_version_games"}
     assert found.by_folder == {found.locations["music"]: ["music"], found.locations["games"]: ["games"]}
     # worked out once per schema and scripts folder
-    assert layout.CogLayout.of(bot, scripts) is found
-    assert layout.CogLayout.of(bot, scripts / "other") is not found
+    assert headcheck.CogLayout.of(bot, scripts) is found
+    assert headcheck.CogLayout.of(bot, scripts / "other") is not found
 
 
 def test_layout_groups_cogs_that_would_share_a_folder(tmp_path: Path, scripts: Path) -> None:
@@ -120,7 +120,7 @@ def test_layout_groups_cogs_that_would_share_a_folder(tmp_path: Path, scripts: P
     # two cogs of one package: the same {cog_dir}
     shared = tmp_path / "bot" / "cogs" / "music"
     bot.cogs["games"] = Cog("games", "bot.cogs.games", shared, (), bot.cogs["games"].tables)
-    found = layout.CogLayout.of(bot, scripts)
+    found = headcheck.CogLayout.of(bot, scripts)
     assert list(found.by_folder.values()) == [["music", "games"]]
     with pytest.raises(NXAlembicError) as error:
         scope.CogScope.for_cog(bot, "games", scripts)
@@ -145,7 +145,7 @@ def test_layout_refuses_a_revisions_folder_holding_sources(
     settings = Settings(path=tmp_path / "nxalembic.ini", module="bot.main", version_location=pattern)
     bot = make_schema(tmp_path, settings, music=["music_songs"])
     with pytest.raises(NXAlembicError) as error:
-        layout.CogLayout.of(bot, scripts)
+        headcheck.CogLayout.of(bot, scripts)
     message = str(error.value)
     assert held in message
     assert "revisions of cog 'music'" in message
@@ -170,7 +170,7 @@ def test_layout_checks_every_cog(tmp_path: Path, scripts: Path) -> None:
     with pytest.raises(
         NXAlembicError, match=r"revisions of cog 'games' in .* the source folder of cog 'games'"
     ):
-        layout.CogLayout.of(bot, scripts)
+        headcheck.CogLayout.of(bot, scripts)
 
 
 def test_layout_scripts_folder_message_names_env_py(tmp_path: Path, scripts: Path) -> None:
@@ -179,13 +179,13 @@ def test_layout_scripts_folder_message_names_env_py(tmp_path: Path, scripts: Pat
     )
     bot = make_schema(tmp_path, settings, music=["music_songs"])
     with pytest.raises(NXAlembicError, match=r"the scripts folder .*migrations \(env\.py\)"):
-        layout.CogLayout.of(bot, scripts)
+        headcheck.CogLayout.of(bot, scripts)
 
 
 def test_layout_folder_beside_sources_is_fine(tmp_path: Path, scripts: Path) -> None:
     settings = Settings(path=tmp_path / "nxalembic.ini", module="bot.main", version_location="{cog_dir}/mig")
     bot = make_schema(tmp_path, settings, music=["music_songs"], games=["games_scores"])
-    found = layout.CogLayout.of(bot, scripts)
+    found = headcheck.CogLayout.of(bot, scripts)
     assert found.locations["games"] == tmp_path / "bot" / "cogs" / "games" / "mig"
 
 
@@ -198,20 +198,20 @@ def write(path: Path, text: str = "") -> Path:
 def test_nested_revisions(tmp_path: Path) -> None:
     folder = tmp_path / "versions"
     write(folder / "a1_top.py")
-    assert layout.nested_revisions(folder) is None
-    assert layout.nested_revisions(tmp_path / "missing") is None
+    assert headcheck.nested_revisions(folder) is None
+    assert headcheck.nested_revisions(tmp_path / "missing") is None
     # what Alembic does not load does not count, nor do bytecode caches
     write(folder / "sub" / "__init__.py")
     write(folder / "sub" / ".#lock.py")
     write(folder / "sub" / "notes.txt")
     write(folder / "__pycache__" / "a1_top.cpython-311.pyc")
     write(folder / "sub" / "__pycache__" / "x.pyc")
-    assert layout.nested_revisions(folder) is None
+    assert headcheck.nested_revisions(folder) is None
     write(folder / "zz" / "b2.py")
     write(folder / "sub" / "c3.py")
     write(folder / "sub" / "b2.py")
     # the first subfolder (in name order), its revision files in name order
-    assert layout.nested_revisions(folder) == (folder / "sub", ["b2.py", "c3.py"])
+    assert headcheck.nested_revisions(folder) == (folder / "sub", ["b2.py", "c3.py"])
 
 
 def test_nested_revisions_sourceless(tmp_path: Path) -> None:
@@ -219,23 +219,23 @@ def test_nested_revisions_sourceless(tmp_path: Path) -> None:
     write(folder / "__pycache__" / "a1.cpython-311.pyc")
     write(folder / "sub" / "x.pyo")
     # sourceless: .pyc / .pyo count; the folder's own __pycache__ does not
-    assert layout.nested_revisions(folder, sourceless=True) == (folder / "sub", ["x.pyo"])
-    assert layout.nested_revisions(folder) is None
+    assert headcheck.nested_revisions(folder, sourceless=True) == (folder / "sub", ["x.pyo"])
+    assert headcheck.nested_revisions(folder) is None
     (folder / "sub" / "x.pyo").unlink()
     write(folder / "sub" / "__pycache__" / "y.pyc")
-    assert layout.nested_revisions(folder, sourceless=True) == (folder / "sub" / "__pycache__", ["y.pyc"])
-    assert layout.nested_revisions(folder) is None
+    assert headcheck.nested_revisions(folder, sourceless=True) == (folder / "sub" / "__pycache__", ["y.pyc"])
+    assert headcheck.nested_revisions(folder) is None
 
 
 def test_revision_file_patterns() -> None:
     for name in ("a1.py", "x.py", "__init__x.py.py"):
-        assert layout.REVISION_FILE.match(name) or name.startswith("__init__")
-    assert layout.REVISION_FILE.match("__init__.py") is None
-    assert layout.REVISION_FILE.match(".#a1.py") is None
-    assert layout.REVISION_FILE.match("a1.pyc") is None
-    assert layout.SOURCELESS_REVISION_FILE.match("a1.pyc")
-    assert layout.SOURCELESS_REVISION_FILE.match("a1.pyo")
-    assert layout.SOURCELESS_REVISION_FILE.match("a1.pyx") is None
+        assert headcheck.REVISION_FILE.match(name) or name.startswith("__init__")
+    assert headcheck.REVISION_FILE.match("__init__.py") is None
+    assert headcheck.REVISION_FILE.match(".#a1.py") is None
+    assert headcheck.REVISION_FILE.match("a1.pyc") is None
+    assert headcheck.SOURCELESS_REVISION_FILE.match("a1.pyc")
+    assert headcheck.SOURCELESS_REVISION_FILE.match("a1.pyo")
+    assert headcheck.SOURCELESS_REVISION_FILE.match("a1.pyx") is None
 
 
 # -- scope: the hooks ------------------------------------------------------------------------------
