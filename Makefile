@@ -44,7 +44,8 @@ test: install-wheel
 	$(BIN)/python -P -m pytest -n $(TEST_WORKERS) $(TEST_DIST) $(PYTEST_ARGS)
 
 # -- The fast tier and mutation testing (docs/contributing.rst) ------------------------------
-# tests/test_unit_*.py: the pure logic in-process (no subprocess, no server), in seconds.
+# tests/test_unit_*.py: the logic in-process (no subprocess), in seconds; the locking tests on a
+# throwaway PostgreSQL and MariaDB (tests/servers.py; they skip with a hint without the binaries).
 test-unit: install
 	$(BIN)/python -P -m pytest -n 0 -q tests/test_unit_*.py $(PYTEST_ARGS)
 
@@ -54,16 +55,18 @@ test-unit: install
 # ("no tests" and survivors count against it), and the share among the mutants some fast-tier test
 # runs (not "no tests": code only a database server runs).  `.venv/bin/mutmut results` lists the survivors,
 # `.venv/bin/mutmut show NAME` shows one.  An entry is a module, or module.x_function* for the
-# functions of a bigger module (the dependency ordering in discovery; the rest of it imports bots).
-MUTATION_MODULES ?= discovery.x_dependency_order* scope rewrite headcheck settings locking
+# functions of a bigger module (the dependency ordering in discovery, the rest of which imports
+# bots; engines' preparation of an engine, moved there from locking).  One PostgreSQL and one
+# MariaDB server serve every mutant (tests/servers.py runs the loop with their URLs set).
+MUTATION_MODULES ?= discovery.x_dependency_order* scope rewrite headcheck settings locking engines.x_*prepare*
 MUTATION_WORKERS ?= 1
 
 mutation: install
 	rm -rf mutants
-	set -e; for module in $(MUTATION_MODULES); do \
-	    case "$$module" in *'*') target="$$module";; *) target="$$module.*";; esac; \
+	$(BIN)/python tests/servers.py sh -c 'set -e; for module in $(MUTATION_MODULES); do \
+	    case "$$module" in *"*") target="$$module";; *) target="$$module.*";; esac; \
 	    $(BIN)/mutmut run --max-children $(MUTATION_WORKERS) "nxalembic_templates.$$target" > /dev/null; \
-	done
+	done'
 	@$(BIN)/python -c "$$MUTATION_SCORE" $(MUTATION_MODULES)
 
 define MUTATION_SCORE

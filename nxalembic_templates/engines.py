@@ -3,7 +3,9 @@
 * URLs: which database a project migrates (:func:`database_url`, the one precedence every
   route asks), parsing with one masked line for every way a URL can be wrong, and relative
   SQLite paths anchored at the project folder;
-* engines: pool-less, sync or async by the URL's driver, prepared by :mod:`.locking`;
+* engines: pool-less, sync or async by the URL's driver, prepared for migrating
+  (:func:`prepare`: transactional SQLite, read-only sessions, reads bounded by the lock
+  timeout) so that :mod:`.locking` can take the lock on their connections;
 * the sync/async bridge: Alembic always gets a plain sync :class:`Connection`, also on
   ``sqlite+aiosqlite``, ``postgresql+asyncpg`` and ``mysql+asyncmy`` (through ``run_sync``;
   ``aiosqlite`` and ``aiomysql`` URLs open the same database through their sync driver);
@@ -22,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from . import locking
-from .errors import NXAlembicError, first_line, hide_password, remember_url
+from .errors import LockTimeout, NXAlembicError, first_line, hide_password, remember_url
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -135,7 +137,7 @@ def create_engine(
     else:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
         sync_engine = engine
-    locking.prepare(sync_engine, read_only, lock)
+    prepare(sync_engine, read_only, lock)
     return engine
 
 
@@ -316,3 +318,70 @@ def connect_error(url: str, exc: BaseException) -> NXAlembicError:
             "and that the server is running",
         )
     )
+
+
+# -- Preparing an engine for migrating (the lock itself is locking.py's) ----------------------
+
+
+def prepare(engine: sa.Engine, read_only: bool, policy: locking.LockPolicy | None) -> None:
+    """Make *engine* (of :func:`create_engine`) migrate atomically, or only read (see :mod:`.locking`).
+
+    SQLite: the driver's own transaction handling off, every transaction ``BEGIN IMMEDIATE``
+    (:func:`.locking.begin_immediate`), or, *read_only*, a deferred ``BEGIN`` and ``PRAGMA
+    query_only``; the servers: *read_only* sessions.  Reads are bounded by *policy*'s timeout
+    (default: no timeout but SQLite's; the wait is reported on stderr).  Connections of other
+    engines (handed in by a caller) are left as they are.
+    """
+    if engine.dialect.name == "sqlite":
+        _prepare_sqlite(engine, read_only)
+    elif read_only:
+        locking.make_read_only(engine)
+    locking.own(engine, read_only, policy)
+    if read_only:
+        _prepare_reads(engine, policy or locking.LockPolicy())
+
+
+def _prepare_reads(engine: sa.Engine, policy: locking.LockPolicy) -> None:
+    """A read waits for another process's lock no longer than *policy*'s timeout, then LockTimeout.
+
+    A writer can hold a read off (SQLite's exclusive lock; PostgreSQL's ``ACCESS EXCLUSIVE`` on a
+    version table): SQLite's busy timeout (default :data:`.locking.SQLITE_LOCK_TIMEOUT`) and,
+    when a timeout is given, PostgreSQL's session ``lock_timeout`` bound the start-up fast
+    path's read, ``verify`` and ``status``.  Its expiry is one line naming the database.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite or (engine.dialect.name == "postgresql" and policy.timeout is not None):
+        setting = "PRAGMA busy_timeout = {}" if sqlite else "SET lock_timeout = {}"
+        milliseconds = policy.milliseconds(locking.SQLITE_LOCK_TIMEOUT)
+
+        @sa.event.listens_for(engine, "connect")
+        def _wait_no_longer(dbapi_connection: Any, _record: Any) -> None:
+            locking.driver_execute(dbapi_connection, setting.format(milliseconds))
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _lock_wait_expired(context: sa.engine.ExceptionContext) -> None:
+        error = context.original_exception
+        if not (("database is locked" in str(error)) if sqlite else locking.is_lock_timeout(error)):
+            return
+        limit = policy.limit(locking.SQLITE_LOCK_TIMEOUT if sqlite else None)
+        where = locking.sqlite_where(engine) if sqlite else hide_password(engine.url)
+        raise LockTimeout(
+            f"gave up {'' if limit is None else f'after {limit:g} s '}waiting to read {where}: another "
+            "process holds a lock on it (a migration, or a long transaction); let it finish, raise the "
+            "lock timeout, or try again later"
+        )
+
+
+def _prepare_sqlite(engine: sa.Engine, read_only: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        if read_only:
+            locking.driver_execute(dbapi_connection, "PRAGMA query_only = ON")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        if read_only:
+            connection.exec_driver_sql("BEGIN")  # deferred: reads need no write lock
+        else:
+            locking.begin_immediate(connection)

@@ -21,7 +21,7 @@ import psycopg.errors
 import pytest
 import sqlalchemy as sa
 
-from nxalembic_templates import locking
+from nxalembic_templates import engines, locking
 from nxalembic_templates.errors import LockTimeout
 
 # -- LockPolicy and the timeout ------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def engine_for(
     database: Path, read_only: bool = False, policy: locking.LockPolicy | None = None
 ) -> sa.Engine:
     engine = sa.create_engine(f"sqlite:///{database}", poolclass=sa.pool.NullPool)
-    locking.prepare(engine, read_only, policy)
+    engines.prepare(engine, read_only, policy)
     return engine
 
 
@@ -362,9 +362,9 @@ def test_other_read_errors_pass(database: Path) -> None:
 
 
 def test_in_memory_database_name() -> None:
-    assert locking._sqlite_path(sa.create_engine("sqlite://")) == "the in-memory database"
-    assert locking._sqlite_path(sa.create_engine("sqlite:///:memory:")) == "the in-memory database"
-    assert locking._sqlite_path(sa.create_engine("sqlite:///x.db")) == str(Path("x.db").resolve())
+    assert locking.sqlite_where(sa.create_engine("sqlite://")) == "the in-memory database"
+    assert locking.sqlite_where(sa.create_engine("sqlite:///:memory:")) == "the in-memory database"
+    assert locking.sqlite_where(sa.create_engine("sqlite:///x.db")) == str(Path("x.db").resolve())
 
 
 def test_release_on_sqlite_only_forgets(writer: sa.Engine) -> None:
@@ -390,15 +390,17 @@ def test_mysql_lock_name() -> None:
 
 
 def test_lock_timeout_errors_of_the_postgresql_drivers() -> None:
-    assert locking._is_lock_timeout_error(psycopg.errors.LockNotAvailable("canceling statement"))
-    assert locking._is_lock_timeout_error(asyncpg.exceptions.LockNotAvailableError("x"))
-    assert locking._is_lock_timeout_error(RuntimeError("canceling statement due to lock timeout"))
-    assert not locking._is_lock_timeout_error(psycopg.errors.DeadlockDetected("deadlock"))
-    assert not locking._is_lock_timeout_error(RuntimeError("x"))
-    assert not locking._is_lock_timeout_error(None)
-    wrapped = sa.exc.DBAPIError("SELECT 1", {}, psycopg.errors.LockNotAvailable("x"))
-    assert locking._is_lock_timeout(wrapped)
-    assert not locking._is_lock_timeout(sa.exc.DBAPIError("SELECT 1", {}, RuntimeError("x")))
+    assert locking.is_lock_timeout(psycopg.errors.LockNotAvailable("canceling statement"))
+    assert locking.is_lock_timeout(asyncpg.exceptions.LockNotAvailableError("x"))
+    assert locking.is_lock_timeout(RuntimeError("canceling statement due to lock timeout"))
+    assert not locking.is_lock_timeout(psycopg.errors.DeadlockDetected("deadlock"))
+    assert not locking.is_lock_timeout(RuntimeError("x"))
+    assert not locking.is_lock_timeout(None)
+
+    class Psycopg2Error(Exception):  # psycopg2 names the SQLSTATE pgcode
+        pgcode = "55P03"
+
+    assert locking.is_lock_timeout(Psycopg2Error("canceling statement"))
 
 
 # -- partial: what a revision that failed part-way left applied ---------------------------------------
