@@ -66,6 +66,7 @@ class Opened(Protocol):
     def scope(self, cog: str) -> CogScope: ...
     def script(self, cog: str) -> ScriptDirectory: ...
     def unapplied(self, cog: str, current: Sequence[str]) -> int: ...
+    def forked(self, cog: str) -> NXAlembicError | None: ...
     def selected(
         self, cog: str, command: str, configure: dict[str, Any] | None = None, **request: Any
     ) -> contextlib.AbstractContextManager[None]: ...
@@ -105,6 +106,9 @@ class CogStatus:
     #: When the changes drop a column or table: what ``nxalembic migrate`` needs to write them
     #: (rename hints, or ``--allow-drops``; :func:`.rewrite.drop_advice`), else None
     migrate_advice: str | None = None
+    #: The cog's history has several heads: the error ``nxalembic upgrade`` refuses it with
+    #: (:meth:`.runner.Project.forked`: the merge command), else None
+    forked: str | None = None
 
     @property
     def differs(self) -> bool:
@@ -133,6 +137,8 @@ class Status:
                 print(f"{c.cog}: models not compared: {c.not_compared}")
             if c.note:
                 print(f"{c.cog}: {c.note}")
+            if c.forked:
+                print(c.forked)
             if c.failed_part_way:
                 print(
                     f"{c.cog}: BETWEEN REVISIONS: {c.failed_part_way}; the database commits DDL statement by "
@@ -145,27 +151,35 @@ class Status:
             print("tables owned by no loaded cog: " + ", ".join(self.unowned_tables))
 
     def behind_exit_code(self) -> int:
-        """``status --exit-code``: 1 when any cog is behind its head, has no revisions, or cannot tell.
+        """``status --exit-code``: 1 when any cog is behind its head, has no revisions, has
+        several heads (``upgrade`` refuses it), or cannot tell.
 
-        One line per kind saying which cogs.
+        One line per kind saying which cogs; a forked cog's line is ``upgrade``'s error.
         """
-        behind = [f"{c.cog} by {count(c.pending, 'revision')}" for c in self.cogs if c.pending]
-        unknown = [c.cog for c in self.cogs if c.pending is None]
-        unborn = [c.cog for c in self.cogs if c.pending is not None and not c.head]
+        forked = [c.forked for c in self.cogs if c.forked]
+        cogs = [c for c in self.cogs if not c.forked]
+        behind = [f"{c.cog} by {count(c.pending, 'revision')}" for c in cogs if c.pending]
+        unknown = [c.cog for c in cogs if c.pending is None]
+        unborn = [c.cog for c in cogs if c.pending is not None and not c.head]
+        for line in forked:
+            print(line, file=sys.stderr)
         if unknown:
             behind.append(f"{', '.join(unknown)} unknown (history unreadable)")
         if unborn:  # models and no revisions: never ready, whatever 'nxalembic upgrade' does
             print(CogsWithoutRevisions(unborn), file=sys.stderr)
         if behind:
             print(f"behind: {'; '.join(behind)}; run 'nxalembic upgrade'", file=sys.stderr)
-        return 1 if behind or unborn else 0
+        return 1 if behind or unborn or forked else 0
 
     def check(self) -> bool:
         """``nxalembic check``: print what differs; True only when every cog was compared, and matches.
 
         A cog whose comparison could not run is reported and fails the check: a check that did
-        not check must not pass.
+        not check must not pass.  So does a cog with several heads (``upgrade`` refuses it).
         """
+        forked = [c.forked for c in self.cogs if c.forked]
+        for line in forked:
+            print(line, file=sys.stderr)
         changed = {c.cog: c.model_changes for c in self.cogs if c.differs and c.not_compared is None}
         unchecked = {c.cog: c.not_compared for c in self.cogs if c.not_compared is not None}
         for cog, changes in changed.items():
@@ -187,7 +201,7 @@ class Status:
                 f"check failed: {count(len(unchecked), 'cog')} could not be compared: {', '.join(unchecked)}",
                 file=sys.stderr,
             )
-        return not changed and not unchecked
+        return not changed and not unchecked and not forked
 
 
 def status(project: Opened, connection: Connection) -> Status:
@@ -347,6 +361,8 @@ def _cog_status(
             raise current
         row.current = current
         row.head = sorted(project.script(cog).get_heads())
+        forked = project.forked(cog)
+        row.forked = None if forked is None else str(forked)
         row.pending = project.unapplied(cog, row.current)
         row.failed_part_way = locking.read_partial(connection, row.version_table)
         live = row.pending == 0 and row.current == row.head

@@ -313,13 +313,23 @@ class Project:
     def check_history(self, cog: str, single_head: bool = True) -> None:
         """Load the cog's revision files (a broken one is named) and refuse a forked history."""
         try:
-            heads = sorted(self.script(cog).get_heads())
+            self.script(cog)
         except NXAlembicError as exc:
             if str(exc).startswith(f"cog {cog!r}: "):
                 raise
             raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
-        if single_head and len(heads) > 1:
-            raise forked_history(cog, heads)
+        forked = self.forked(cog) if single_head else None
+        if forked is not None:
+            raise forked
+
+    def forked(self, cog: str) -> NXAlembicError | None:
+        """The error of a cog with several heads (Alembic's ``get_heads()``), else ``None``.
+
+        The one answer to "has this history forked?": ``upgrade`` and verify mode refuse with
+        it, ``status`` and ``check`` report it (:attr:`.compare.CogStatus.forked`).
+        """
+        heads = self.script(cog).get_heads()
+        return forked_history(cog, heads) if len(heads) > 1 else None
 
     def downgrade(
         self, cog: str, revision: str = "-1", report: Callable[[MigrationResult], None] = print

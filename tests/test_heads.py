@@ -81,7 +81,8 @@ def test_status_counts_the_branch_alembic_would_apply(
     )
     result = project.nxalembic("status", "--exit-code", check=False)
     assert result.returncode == 1, result.output
-    assert "behind: music by 1 revision; run 'nxalembic upgrade'" in result.stderr
+    # two heads: 'nxalembic upgrade' refuses them, so status names the merge, not the upgrade
+    assert FORKED in result.stderr and "run 'nxalembic upgrade'" not in result.stderr, result.output
     # the fast path does not call that "at head"
     assert folder_head(project.revisions_folder("music")) is None
     assert project.db.snapshot() == before
@@ -91,6 +92,41 @@ def test_status_counts_the_branch_alembic_would_apply(
     status = json.loads(project.nxalembic("status", "--json").stdout)
     [music] = [row for row in status["cogs"] if row["cog"] == "music"]
     assert music["pending"] == 0
+
+
+FORKED = (
+    "cog 'music' has 2 heads (b0000000000b, c0000000000c): its history forked; merge them with "
+    "'alembic -x cog=music merge heads -m \"merge\"' and run the command again"
+)
+
+
+@pytest.mark.parametrize("history", ["fork", "depends on a sibling"])
+def test_status_says_forked_where_upgrade_refuses_two_heads(
+    make_project: Callable[..., BotProject], history: str
+) -> None:
+    """All applied (`alembic upgrade heads`), pending 0, yet two heads: ``nxalembic upgrade``
+    refuses, so ``status`` (text, ``--json``, ``--exit-code``) and ``check`` say so too."""
+    project = make_project("sqlite", prepared=core_and_economy_at_head)
+    project.write_revision("music", "a0000000000a", None)
+    project.write_revision("music", "b0000000000b", "a0000000000a")
+    depends_on = "b0000000000b" if history == "depends on a sibling" else None
+    project.write_revision("music", "c0000000000c", "a0000000000a", depends_on=depends_on)
+    project.cog("music", "upgrade", "heads")
+    assert alembic_heads(project.revisions_folder("music")) == ["b0000000000b", "c0000000000c"]
+    before = project.db.snapshot()
+
+    upgrade = project.nxalembic("upgrade", check=False)
+    assert upgrade.returncode != 0 and FORKED in upgrade.output, upgrade.output
+    text = project.nxalembic("status", "--exit-code", check=False)
+    assert text.returncode == 1, text.output
+    assert FORKED in text.stdout and FORKED in text.stderr, text.output
+    assert "behind" not in text.stderr, text.output
+    rows = {row["cog"]: row for row in json.loads(project.nxalembic("status", "--json").stdout)["cogs"]}
+    assert (rows["music"]["pending"], rows["music"]["forked"]) == (0, FORKED)
+    assert rows["core"]["forked"] is None
+    check = project.nxalembic("check", check=False)
+    assert check.returncode == 1 and FORKED in check.stderr, check.output
+    assert project.db.snapshot() == before
 
 
 # -- A3: depends_on makes no head --------------------------------------------------------------
