@@ -1,12 +1,7 @@
-"""The ``nxalembic`` command: every cog at once, status and check, on top of Alembic.
+"""The ``nxalembic`` command: every cog at once, status and check, through ``runner.Project``.
 
-``parser`` is importable (``nxalembic_templates.cli.parser``) so the documentation renders
-it with sphinx-argparse.  Every subcommand goes through ``runner.Project``, which runs
-the project's own env.py per cog, exactly as ``alembic -x cog=NAME`` does.
-
-Public: the command itself, :func:`main` (the command in the caller's process) and
-:func:`script`, the ``nxalembic`` console script (``__all__``); ``parser`` is there for the
-documentation, the rest is internal.
+Public: :func:`main` (the command in the caller's process) and :func:`script` (the console
+script); ``parser`` is importable for the documentation (sphinx-argparse), the rest is internal.
 """
 
 from __future__ import annotations
@@ -63,9 +58,6 @@ def settings_skeleton(module: str, bot: str, toml: bool) -> str:
 
 
 #: The ``-x`` keys each command uses; any other key is refused, never silently ignored.
-#: ``cog`` selects the cog like ``--cog``; the rest are read by env.py (``url``) and by
-#: autogenerate (``offline``, ``allow_drops``, ``rename``, ``scratch_url``: the scratch replay
-#: that status/check/migrate compare pending cogs with).
 X_KEYS: dict[str, tuple[str, ...]] = {
     "upgrade": ("cog", "url"),
     "downgrade": ("cog", "url"),
@@ -82,24 +74,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"FAILED: {message}; see '{self.prog} --help'\n")
-
-
-def _cog_option(sub: argparse.ArgumentParser, help_text: str, dest: str = "cog") -> None:
-    """``--cog NAME``; ``--app NAME`` is the same option, as Nextcord-Ormar's NXAlembic spelled it."""
-    sub.add_argument("--cog", "--app", dest=dest, metavar="NAME", help=help_text)
-
-
-def _common_options(sub: argparse.ArgumentParser) -> None:
-    """``-q``, ``--raiseerr`` and ``-x`` also after the command (``nxalembic upgrade -q``).
-
-    SUPPRESS keeps the value given before the command when the option is not repeated; the
-    ``-x`` pairs given after the command are added to those given before it (see main()).
-    """
-    sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub.add_argument("--raiseerr", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub.add_argument(
-        "-x", action="append", dest="x_after", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     sub = subs.add_parser("migrate", help="autogenerate the next revision of every cog (or one)")
-    _cog_option(sub, "only this cog")
+    # --cog NAME; --app NAME is the same option, as Nextcord-Ormar's NXAlembic spelled it
+    sub.add_argument("--cog", "--app", metavar="NAME", help="only this cog")
     sub.add_argument("--empty", action="store_true", help="write a blank revision instead of autogenerating")
     sub.add_argument("-m", "--message", help="revision message (default: derived from the operations)")
     sub.add_argument(
@@ -148,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub = subs.add_parser("upgrade", help="upgrade every cog to head (or one cog to REVISION)")
-    _cog_option(sub, "only this cog")
+    sub.add_argument("--cog", "--app", metavar="NAME", help="only this cog")
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
     sub.add_argument(
         "--lock-timeout",
@@ -162,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = subs.add_parser("downgrade", help="downgrade one cog (by one revision by default)")
     sub.add_argument("cog", metavar="COG", nargs="?", help="the cog to downgrade (or --cog NAME)")
     sub.add_argument("revision", nargs="?", help="target revision (default: -1, one step down)")
-    _cog_option(sub, "the cog to downgrade, instead of COG", dest="cog_option")
+    sub.add_argument(
+        "--cog", "--app", dest="cog_option", metavar="NAME", help="the cog to downgrade, instead of COG"
+    )
     sub.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
 
     sub = subs.add_parser("status", help="one row per cog: current, head, pending, model changes")
@@ -197,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create the environment even below a folder that already has an alembic.ini",
     )
+    hidden = argparse.SUPPRESS  # -q, --raiseerr and -x after the command too, keeping the values given before
     for sub in subs.choices.values():
-        _common_options(sub)
+        sub.add_argument("-q", "--quiet", action="store_true", default=hidden, help=hidden)
+        sub.add_argument("--raiseerr", action="store_true", default=hidden, help=hidden)
+        sub.add_argument("-x", action="append", dest="x_after", default=[], metavar="KEY=VALUE", help=hidden)
     return parser
 
 
@@ -222,21 +202,14 @@ def _output(quiet: bool) -> Callable[..., None]:
 
 def _progress(out: Callable[..., None], verb: str) -> Callable[[MigrationResult], None]:
     def report(result: MigrationResult) -> None:
-        if result.steps:
-            out(f"{result.cog}: {count(len(result.steps), 'revision')} {verb}, now at {short(result.now)}")
-        else:
-            out(f"{result.cog}: nothing to do, at {short(result.now)}")
+        done = f"{count(len(result.steps), 'revision')} {verb}, now" if result.steps else "nothing to do,"
+        out(f"{result.cog}: {done} at {short(result.now)}")
 
     return report
 
 
 def _confirm_second_environment(args: argparse.Namespace) -> None:
-    """Ask (at a terminal) or refuse before ``init`` makes an environment inside another one.
-
-    A second ``alembic.ini`` below the first means two environments that may both migrate
-    one database, and ``alembic`` run from a sub-folder silently picks the nearer one.  The
-    folder itself is left out: there ``alembic init`` keeps the existing file.
-    """
+    """Ask (at a terminal) or refuse before ``init`` makes an environment below another ``alembic.ini``."""
     folders = Path(args.config).resolve().parent.parents
     existing = next((f / "alembic.ini" for f in folders if (f / "alembic.ini").is_file()), None)
     if existing is None or args.force:
@@ -251,11 +224,9 @@ def _confirm_second_environment(args: argparse.Namespace) -> None:
 
 
 def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
-    """``alembic init -t nxcog``, then an ``nxalembic.ini`` skeleton (kept when it exists).
+    """``alembic init -t nxcog``, then the settings skeleton (``nxalembic.ini`` or ``[tool.nxalembic]``).
 
-    ``--pyproject``: ``-t nxcog_pyproject``, then ``[tool.nxalembic]`` appended to
-    pyproject.toml.  Alembic itself writes or appends ``[tool.alembic]`` (keeping an existing
-    one); the file is parsed first, so that broken TOML stops ``init`` before anything is created.
+    An existing one is kept; with ``--pyproject`` broken TOML stops ``init`` before anything is created.
     """
     _confirm_second_environment(args)
     pyproject = pyproject_for(args.config)
@@ -285,11 +256,7 @@ def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
 
 
 def _downgrade_target(args: argparse.Namespace, cogs: Sequence[str] = ()) -> tuple[str, str]:
-    """``downgrade COG [REV]``, ``downgrade --cog COG [REV]`` or ``-x cog=COG downgrade [REV]``.
-
-    With the cog given as an option, a lone positional that names another cog is a conflict,
-    not a revision: ``-x cog=music downgrade economy`` must not pick either silently.
-    """
+    """``downgrade COG [REV]``, ``--cog COG [REV]`` or ``-x cog=COG [REV]``; a second cog is a conflict."""
     cog, revision = args.cog, args.revision
     option = args.cog_option or getattr(args, "x_cog", None)
     if option:
@@ -390,9 +357,7 @@ COMMANDS = {
 def apply_x_arguments(args: argparse.Namespace) -> str | None:
     """Honour or refuse every ``-x``; return the cog of ``-x cog=`` (None without one).
 
-    ``-x cog=NAME`` means ``--cog NAME`` (giving two different cogs is an error); a key the
-    command would not use is refused with the keys it accepts.  The per-cog keys
-    (``version_table``...) reach env.py, which refuses them with its own advice.
+    The per-cog keys (``version_table``...) reach env.py, which refuses them with its own advice.
     """
     accepted = X_KEYS[args.command]
     cogs: list[str] = []
@@ -443,14 +408,7 @@ def run(args: argparse.Namespace, freeze: bool = False) -> int:
 
 
 def script() -> int:
-    """The ``nxalembic`` console script (``[project.scripts]``): :func:`main`, with the bot frozen.
-
-    This process ends with the command, and the bot it imports lives until then: its objects
-    are moved out of the garbage collector's sight (CPython's ``gc.freeze``), so that neither
-    the collections the command sets off nor the one at exit walk all of them again
-    (docs/performance.rst).  :func:`main` itself never freezes: a caller in its own process
-    keeps using its heap afterwards.
-    """
+    """The console script: :func:`main`, the imported bot ``gc.freeze``-d (docs/performance.rst)."""
     return _main(None, freeze=True)
 
 
@@ -458,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``nxalembic`` command with *argv* (default: ``sys.argv[1:]``); return its exit code.
 
     Failures are one ``FAILED:`` line on stderr (credentials masked) and exit code 1, Ctrl-C
-    exit code 130; ``--raiseerr`` raises instead.  Nothing is frozen: this process goes on
-    with its heap as it was (the console script is :func:`script`).
+    exit code 130; ``--raiseerr`` raises instead.  Nothing is frozen (unlike :func:`script`).
     """
     return _main(argv, freeze=False)
 
@@ -477,20 +434,15 @@ def _main(argv: Sequence[str] | None, freeze: bool) -> int:
     except (CommandError, NXAlembicError) as exc:
         if args.raiseerr:
             raise
-        print(mask(f"FAILED: {first_line(str(exc)) or type(exc).__name__}"), file=sys.stderr)
-        return 1
+        message = first_line(str(exc)) or type(exc).__name__
     except Exception as exc:  # an unexpected error: still one line unless --raiseerr
         if args.raiseerr:
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(
-            mask(
-                f"FAILED: {described(exc)} ({file_line(Path(where.filename).name, where.lineno)}); "
-                "rerun with --raiseerr for the traceback"
-            ),
-            file=sys.stderr,
+        message = (
+            f"{described(exc)} ({file_line(Path(where.filename).name, where.lineno)}); "
+            "rerun with --raiseerr for the traceback"
         )
-        return 1
     except SystemExit as exc:  # sys.exit() in user code: the command did not finish, so never exit 0
         where = traceback.extract_tb(exc.__traceback__)[-1]
         message = (
@@ -499,8 +451,8 @@ def _main(argv: Sequence[str] | None, freeze: bool) -> int:
         )
         if args.raiseerr:
             raise RuntimeError(mask(message)) from exc
-        print(mask(f"FAILED: {message}"), file=sys.stderr)
-        return 1
+    print(mask(f"FAILED: {message}"), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

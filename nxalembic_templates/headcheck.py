@@ -1,25 +1,13 @@
 """Internal: where each cog's revisions and version table live; is every cog at its head?  No Alembic.
 
-:class:`CogLayout`: every cog's revisions folder and version table, worked out once and asked
-by every route (stock ``alembic -x cog=``, ``nxalembic`` through :mod:`.scope`, the start-up
-fast path), so they never disagree.  :func:`version_rows`: the one reader of version tables.
-
-:func:`heads_if_all_at_head` is the start-up API's fast path.  A bot that migrates itself
-(:mod:`.startup`) asks it on every start, and nearly always the answer is yes.  Importing
-Alembic alone costs about a fifth of a 50-cog bot's own import, so the question is answered
-from the files and one query instead: each cog's revision files are *parsed*, not run
-(:mod:`ast`), for their literal ``revision``, ``down_revision`` and ``depends_on`` (the head
-is the revision no other one builds on), and one ``UNION ALL`` statement reads every version
-table, on a read-only connection.
-
-Whatever it cannot decide for certain answers "don't know" (``None``): a file whose ids are
-not plain literals, a fork, an id the folder does not have, a cog with no revisions (it has
-models, so it is never ready), a version table that cannot be read, a cog behind or ahead, a
-configuration it cannot read the way Alembic reads it.  The caller then takes the full route
-(Alembic, under the migration lock), which also words every error.  So the fast path changes
-nothing, takes no lock, and raises nothing of its own; only a database that cannot be reached
-at all, or not read within the lock timeout, is reported (the full route would wait for it
-once more).
+:class:`CogLayout` is asked by every route (stock ``alembic -x cog=``, ``nxalembic``, the start-up
+fast path), so they never disagree; :func:`version_rows` is the one reader of version tables.
+:func:`heads_if_all_at_head`, asked on every start by :mod:`.startup`, answers from the revision
+files, *parsed* with :mod:`ast` (not run), and one ``UNION ALL`` on a read-only connection:
+importing Alembic costs about a fifth of a 50-cog bot's import.  Whatever it cannot decide for
+certain is "don't know" (``None``), and the caller takes the full route (Alembic, under the lock),
+which words every error: the fast path changes nothing, takes no lock and raises nothing of its
+own but a database that cannot be reached, or read within the lock timeout.
 """
 
 from __future__ import annotations
@@ -42,13 +30,7 @@ from .errors import NXAlembicError
 from .locking import LockPolicy
 from .settings import read_alembic_ini
 
-__all__ = [
-    "CogLayout",
-    "VersionRows",
-    "heads_if_all_at_head",
-    "nested_revisions",
-    "version_rows",
-]
+__all__ = ["CogLayout", "VersionRows", "heads_if_all_at_head", "nested_revisions", "version_rows"]
 
 #: SQLite allows 500 terms in one compound SELECT.
 UNION_BATCH = 200
@@ -59,8 +41,8 @@ Ids = dict[str, object]
 #: The module-level names Alembic reads from a revision file (``Script``).
 ID_NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
 
-#: Names whose binding anywhere but a plain top-level assignment makes the ids uncertain: the
-#: ids, and a module ``__getattr__`` (PEP 562: it answers for an id the file does not assign).
+#: Names whose binding anywhere but a plain top-level assignment makes the ids uncertain
+#: (a module ``__getattr__`` answers for an id the file does not assign).
 _WATCHED = frozenset(ID_NAMES) | {"__getattr__"}
 #: Names and attributes that reach a module's namespace at run time.
 _DYNAMIC = frozenset(
@@ -68,8 +50,7 @@ _DYNAMIC = frozenset(
     | {"__setattr__", "__delattr__", "__class__", "f_globals", "f_locals", "__builtins__", "builtins"}
     | {"gc", "ctypes"}
 )
-#: An id Alembic takes as it is: not empty, none of the characters it refuses (``@-+:``), no
-#: symbolic name (``head``, ``base``...), no whitespace or separators.
+#: An id Alembic takes as it is: word characters only (none of ``@-+:``), not ``head(s)``/``base``.
 _PLAIN_ID = re.compile(r"(?!(?:heads?|base)$)\w+")
 
 #: One cog's version rows (sorted), or why its version table could not be read.
@@ -77,37 +58,26 @@ VersionRows = list[str] | SQLAlchemyError
 
 #: The first top-level ``def``, ``class`` or decorator: revision files assign their ids above it.
 _FIRST_DEFINITION = re.compile(rb"^(?:def|async|class|@)", re.M)
-#: The names a binding or a run-time reach of the namespace must spell (see :func:`_suspects`).
 _SUSPECT_NAMES = tuple(name.encode() for name in sorted(_WATCHED | _DYNAMIC))
 #: ``import *``, and a non-ASCII byte (an identifier NFKC-normalised to a watched name).
 _SUSPECT_TEXT = re.compile(rb"import[\s\\]*\*|[\x80-\xff]")
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-#: A source encoding declaration (PEP 263): the bytes are then not read as ASCII here.
+#: A source encoding declaration (PEP 263).
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 
-
-# -- where each cog's revisions and version table live ----------------------------------------
-
-#: The file names Alembic's ``ScriptDirectory`` loads as revisions, matched (``re.match``) as it
-#: matches them (``alembic.script.base``: ``_only_source_rev_file``, ``_sourceless_rev_file``):
-#: any ``*.py`` but ``__init__*`` and editor lock files ``.#*``; with ``sourceless``, ``.pyc`` /
-#: ``.pyo`` too.  ``tests/test_property_heads.py`` keeps them equal to Alembic's.
+#: The file names Alembic's ``ScriptDirectory`` loads as revisions (``re.match``, as
+#: ``alembic.script.base`` does; ``tests/test_property_heads.py`` keeps them equal).
 REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 SOURCELESS_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)(c|o)?$")
 
 
 @dataclass(frozen=True)
 class CogLayout:
-    """Every loaded cog's revisions folder and version table, worked out once per process.
-
-    One command asks for the scope of every cog, often several times (``nxalembic status``:
-    five times per cog); the folders are resolved on disk, so they are computed and checked
-    once per bot and scripts folder and kept on the :class:`~.discovery.BotSchema`.
-    """
+    """Every loaded cog's revisions folder and version table, kept on the :class:`~.discovery.BotSchema`."""
 
     locations: dict[str, Path]
     version_tables: dict[str, str]
-    #: Revisions folder -> the cogs whose revisions it would hold, in cog order.
+    #: Revisions folder -> its cogs, in cog order.
     by_folder: dict[Path, list[str]]
 
     @classmethod
@@ -133,16 +103,9 @@ class CogLayout:
 
 
 def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script_location: Path) -> None:
-    """A revisions folder must hold revisions only: not bot sources, not env.py.
-
-    Alembic imports every ``.py`` file of the folder as a revision, so ``{cog_dir}`` (or an
-    ancestor of a cog's folder, or the scripts folder itself) would load the bot's own
-    modules and env.py as revisions.
-    """
+    """A revisions folder holds revisions only: Alembic would load bot sources or env.py as ones."""
     sources = {cog.name: cog.directory.resolve() for cog in schema.cogs.values()}
-    # Each source folder and its ancestors -> the first cog (in cog order) at or below it: one
-    # lookup per revisions folder instead of comparing it with every cog's folder.
-    holding: dict[Path, str] = {}
+    holding: dict[Path, str] = {}  # each source folder and its ancestors -> the first cog at or below it
     for cog, folder in sources.items():
         for ancestor in (folder, *folder.parents):
             holding.setdefault(ancestor, cog)
@@ -153,11 +116,9 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
             inside = holding.get(location)
             if inside is None:
                 continue
-            held = (
-                f"the source folder of cog {inside!r}"
-                if location == sources[inside]
-                else (f"a folder that contains the sources of cog {inside!r}")
-            )
+            held = f"the source folder of cog {inside!r}"
+            if location != sources[inside]:
+                held = f"a folder that contains the sources of cog {inside!r}"
         raise NXAlembicError(
             f"version_location = {schema.settings.version_location} in {schema.settings.path.name} puts the "
             f"revisions of cog {name!r} in {location}, {held}; Alembic would load those files as revisions: "
@@ -168,11 +129,8 @@ def _refuse_source_folders(schema: BotSchema, locations: dict[str, Path], script
 def nested_revisions(folder: Path, sourceless: bool = False) -> tuple[Path, list[str]] | None:
     """The first subfolder of a cog's revisions *folder* holding revision files, and their names.
 
-    Every route applies the files of the cog's folder itself (Alembic is pointed at that one
-    folder), while alembic.ini's ``recursive_version_locations = true`` (which ``alembic heads``
-    needs to see every cog's folder under ``versions/``) lists those of its subfolders too: such
-    a file would be listed as a head and never applied.  Walked as Alembic walks it: Python's
-    bytecode caches (``__pycache__``) are no revisions folder.
+    With ``recursive_version_locations`` Alembic lists them as heads, yet no route applies them.
+    Walked as Alembic walks it (``__pycache__`` is no revisions folder).
     """
     pattern = SOURCELESS_REVISION_FILE if sourceless else REVISION_FILE
     for root, dirs, files in os.walk(folder):
@@ -188,27 +146,20 @@ def nested_revisions(folder: Path, sourceless: bool = False) -> tuple[Path, list
     return None
 
 
-# -- the fast path ----------------------------------------------------------------------------
-
-
 def heads_if_all_at_head(
     schema: BotSchema, alembic_ini: Path, url: str | None = None, lock: LockPolicy | None = None
 ) -> dict[str, list[str]] | None:
     """Each cog's head (in upgrade order) when every cog's database is at it, else ``None``.
 
-    *url* is the caller's URL (as ``-x url=``); otherwise the one precedence of
-    :func:`.engines.database_url` applies, with alembic.ini read as Alembic reads it
-    (:func:`.settings.read_alembic_ini`).
-    *lock*: its timeout bounds the read's wait for another process's lock
-    (:class:`~.errors.LockTimeout`).  A SQLite file that does not exist is not created here.
+    *url* is as ``-x url=``; *lock*'s timeout bounds the read's wait (:class:`~.errors.LockTimeout`).
+    A SQLite file that does not exist is not created here.
     """
     options = read_alembic_ini(alembic_ini)
     if options is None:
         return None
-    script_location = options.script_location
     try:
         order = schema.upgrade_order()
-        layout = CogLayout.of(schema, script_location)
+        layout = CogLayout.of(schema, options.script_location)
     except NXAlembicError:  # a foreign-key cycle, revisions in a source folder: the full route says so
         return None
     if any(len(cogs) > 1 for cogs in layout.by_folder.values()):
@@ -240,14 +191,8 @@ def heads_if_all_at_head(
 def folder_head(folder: Path) -> list[str] | None:
     """The head of the history in *folder* (``[]`` when it has no revisions), or ``None``.
 
-    The head is Alembic's (``RevisionMap.heads``): the revision no ``down_revision`` names;
-    ``depends_on`` makes no ancestor, so a revision only depended on is a head of its own.
-    ``None`` when the files do not make one plain, complete, unforked history Alembic would load:
-    an id that is not a literal assigned once (see :func:`_literal_ids`), two files with one id,
-    an id Alembic refuses, a ``down_revision`` or ``depends_on`` outside the folder (or a branch
-    label), a branch label used twice, more than one head, a cycle, or revision files in a
-    subfolder (:func:`nested_revisions`, which every route refuses).  The files read are
-    those Alembic loads from the folder itself (:data:`REVISION_FILE`).
+    Alembic's head: the revision no ``down_revision`` names (``depends_on`` makes no ancestor).
+    ``None`` unless the files make one plain, complete, unforked history Alembic would load.
     """
     try:
         if not folder.is_dir():
@@ -290,16 +235,12 @@ def folder_head(folder: Path) -> list[str] | None:
 
 
 def _plain_id(revision: object) -> TypeGuard[str]:
-    """A revision id Alembic accepts as it is (``Revision.verify_rev_id``; none of its symbols)."""
+    """A revision id Alembic accepts as it is (``Revision.verify_rev_id``)."""
     return isinstance(revision, str) and _PLAIN_ID.fullmatch(revision) is not None
 
 
 def _acyclic_within(down: Mapping[str, list[str]], depends: Mapping[str, list[str]]) -> bool:
-    """Every ``down_revision`` / ``depends_on`` names a revision of the folder, each once, and no cycle.
-
-    Alembic fails on an id it does not have, and on a cycle (``CycleDetected``,
-    ``DependencyCycleDetected``); a branch label as a target is left to it as well.
-    """
+    """Every ``down_revision`` / ``depends_on`` names a revision of the folder, each once, and no cycle."""
     edges: dict[str, list[str]] = {}
     for revision in down:
         targets = down[revision] + depends[revision]
@@ -329,15 +270,9 @@ def _acyclic_within(down: Mapping[str, list[str]], depends: Mapping[str, list[st
 def _literal_ids(path: Path) -> Ids | None:
     """The literals a revision file assigns to :data:`ID_NAMES`, when nothing else can set them.
 
-    Read from the syntax tree, not by running the file: each id must be assigned once, by a
-    plain assignment (annotated or not) at the top level of the module, of a literal.  Any other
-    way the file could bind one (inside ``if`` / ``for`` / ``with`` / ``try`` / ``match``, an
-    import alias, ``def`` / ``class``, augmented or unpacking assignment, the walrus, ``global``,
-    ``del``), a module ``__getattr__`` (it answers for names the file does not assign), or
-    anything that reaches the module's namespace at run time (``globals()``, ``exec``,
-    ``setattr``, ``__dict__`` ...) answers "don't know" (``None``).  Names are compared after
-    Python's own NFKC normalisation (the parser applies it): ``revision`` spelt with a fullwidth
-    ``r`` is ``revision``.
+    Each id must be assigned once, by a plain top-level assignment of a literal; any other
+    binding of a watched name, or a run-time reach of the namespace (``globals()``, ``exec``...),
+    answers ``None``.  Names compare after the parser's NFKC normalisation.
     """
     try:
         source = path.read_bytes()
@@ -377,14 +312,9 @@ def _literal_ids(path: Path) -> Ids | None:
 
 
 def _only_plain(source: bytes, tree: ast.Module, plain: list[ast.Name], suspects: list[int]) -> bool:
-    """Whether the parsed source names no watched or dynamic name but in *plain* and its docstring.
+    """Whether every suspect in the parsed source is a target in *plain* or in the docstring.
 
-    A shortcut past walking every node (as long as parsing, and the common case): a binding of a
-    watched name must spell it (in ASCII, or with non-ASCII letters Python normalises), and
-    reaching the namespace at run time must name a dynamic name or ``import *``.  So when every
-    such spelling in the parsed bytes (*suspects*: their offsets in the file) is a plain
-    assignment's target or inside the module's docstring, there is no other binding.  ``False``
-    means: walk the tree.
+    A shortcut past walking every node (as long as parsing); ``False`` means: walk the tree.
     """
     body = tree.body
     if not body:
@@ -411,10 +341,7 @@ def _only_plain(source: bytes, tree: ast.Module, plain: list[ast.Name], suspects
 
 
 def _suspects(source: bytes) -> Iterator[int]:
-    """Where *source* spells a watched or dynamic name (a whole word), ``import *``, or non-ASCII.
-
-    ``bytes.find`` per name: one regular expression of all the names costs more than parsing.
-    """
+    """Where *source* spells a watched or dynamic name (a whole word), ``import *``, or non-ASCII."""
     for name in _SUSPECT_NAMES:
         at = source.find(name)
         while at != -1:
@@ -446,13 +373,9 @@ def _binds_or_reaches(node: ast.AST) -> bool:
 
 
 def _module_head(source: bytes, path: Path, suspects: list[int]) -> ast.Module | None:
-    """The syntax tree of *source* down to its first definition, when that is all the ids can be in.
+    """The syntax tree of *source* down to its first definition, when no suspect lies below it.
 
-    Parsing the functions' bodies would cost most of the time and tell nothing: the ids are
-    assigned above them.  The rest is parsed too when it mentions a watched or dynamic name at
-    all, holds a non-ASCII byte (an identifier Python normalises to one), when the file declares
-    a source encoding, or when the head alone does not parse (the first ``def`` stood inside a
-    string).
+    Otherwise (or with a coding declaration, or when the head alone does not parse) the whole file.
     """
     cut = _FIRST_DEFINITION.search(source)
     if cut is not None and all(at < cut.start() for at in suspects) and not _CODING.search(source):
@@ -467,10 +390,7 @@ def _module_head(source: bytes, path: Path, suspects: list[int]) -> ast.Module |
 
 
 def _id_list(value: object) -> list[str] | None:
-    """An id literal (``down_revision``, ``depends_on``, ``branch_labels``) as a list of ids.
-
-    ``None``: not one Alembic reads as plain ids.
-    """
+    """An id literal (``down_revision``, ``depends_on``, ``branch_labels``) as ids, or ``None``."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -483,19 +403,10 @@ def _id_list(value: object) -> list[str] | None:
 def version_rows(connection: Connection, tables: Mapping[str, str]) -> dict[str, VersionRows]:
     """Each cog's version table rows (sorted), or the error that made its table unreadable.
 
-    The one answer to "which revisions is this cog's database at?" for every route: the
-    start-up fast path, ``nxalembic upgrade``, ``downgrade``, ``migrate``, ``status`` and verify
-    mode (:mod:`.compare`: ``status`` words an unreadable table in the cog's row, the others
-    refuse it), and ``environment.py``.  It answers what Alembic's ``get_current_heads()`` answers
-    (``tests/test_version_rows.py``), without importing Alembic.  *tables* maps each cog to its
-    version table, in the connection's default schema.
-
-    A missing version table is ``[]`` (base: the cog was never upgraded), as for Alembic.
-    Nearly always every table exists, and one ``UNION ALL`` per :data:`UNION_BATCH` cogs
-    reads them all.  A batch that fails is read again without the missing tables, and when
-    that fails too, table by table, so one unreadable table (not a version table, no
-    privilege) is that cog's error and every other cog is still answered.  The connection's
-    transaction is rolled back at the end (a failed statement aborts it on PostgreSQL).
+    What Alembic's ``get_current_heads()`` answers (``tests/test_version_rows.py``), for every
+    route; *tables*: cog -> version table, in the default schema.  A missing table is ``[]``.
+    One ``UNION ALL`` per :data:`UNION_BATCH` cogs; a failed batch is read again without the
+    missing tables, then table by table, so one unreadable table is only that cog's error.
     """
     cogs = list(tables)
     found: dict[str, VersionRows] = {}
@@ -529,7 +440,6 @@ def _union(connection: Connection, tables: Mapping[str, str]) -> dict[str, Versi
         return dict(found)
     cogs = list(tables)
     quote = connection.dialect.identifier_preparer.quote
-    # plain SQL text: compiling 200 SELECT constructs would cost more than running them
     statement = " UNION ALL ".join(
         f"SELECT {index} AS cog, version_num FROM {quote(tables[cog])}" for index, cog in enumerate(cogs)
     )
