@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.abc
-import importlib.util
 import io
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,10 +26,10 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from . import _compat
 from .errors import NXAlembicError, mask, remember_url
 from .extensions import (
     BotStartedOnImport,
+    StartGuard,
     bot_attribute,
     check_is_bot,
     ensure_event_loop,
@@ -42,12 +38,10 @@ from .extensions import (
     load_missing,
     no_extensions,
     resolve,
-    user_frame,
 )
 from .settings import NAME_RE, Settings
 
 __all__ = [
-    "CLIENT_LIBRARIES",
     "COG_NAME_ATTRIBUTE",
     "BotSchema",
     "Cog",
@@ -184,7 +178,7 @@ def import_bot(settings: Settings) -> Any:
     When ``bot`` names a function, it is called (and awaited if it is a coroutine function)
     to build the bot; then the extensions the ``extensions`` setting names and the bot has not
     loaded are loaded (:mod:`.extensions`).  While all this runs, the bot cannot start
-    (:class:`_StartGuard`), and what it prints goes to stderr, masked: stdout may be carrying
+    (:class:`StartGuard`), and what it prints goes to stderr, masked: stdout may be carrying
     ``status --json`` or ``upgrade --sql`` output.  Every failure, ``sys.exit()`` included, is
     one error naming the line of the user's code.
     """
@@ -198,7 +192,7 @@ def import_bot(settings: Settings) -> Any:
     bot: Any = None
     try:
         with (
-            _StartGuard(settings.root) as guard,
+            StartGuard(settings.root) as guard,
             contextlib.redirect_stdout(output),
             contextlib.redirect_stderr(output),
         ):
@@ -237,91 +231,6 @@ def _replay_masked(text: str, settings: Settings) -> None:
     if text:
         sys.stderr.write(mask(text))
         sys.stderr.flush()
-
-
-#: Methods of a Discord client that connect to Discord; a bot module must not call them on import.
-START_METHODS = ("run", "start", "login", "connect")
-#: Libraries whose clients are guarded: nextcord (and its ``discord`` shim), discord.py, py-cord, disnake.
-CLIENT_LIBRARIES = frozenset({"nextcord", "discord", "disnake"})
-
-
-class _StartGuard(importlib.abc.MetaPathFinder):
-    """Make the Discord clients' start methods fail at once, until the import is over.
-
-    A library already imported is patched at once; one the bot module imports later is
-    patched right after it loads (this finder wraps its loader), so that no Discord library
-    is imported just to guard it (``import nextcord`` alone takes most of a second).
-    Everything is put back on exit: the methods, ``sys.meta_path``, the modules' loaders.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.refused: BotStartedOnImport | None = None
-        self._originals: dict[tuple[type, str], Any] = {}
-        self._finding = False
-
-    def __enter__(self) -> _StartGuard:
-        for name in CLIENT_LIBRARIES & set(sys.modules):
-            self._patch(sys.modules[name])
-        _compat.add_import_hook(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        _compat.remove_import_hook(self)
-        for (cls, name), original in self._originals.items():
-            _compat.replace_class_attribute(cls, name, original)
-        self._originals.clear()
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname not in CLIENT_LIBRARIES or self._finding:
-            return None
-        self._finding = True
-        try:
-            spec = importlib.util.find_spec(fullname)  # the other finders' answer
-        finally:
-            self._finding = False
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PatchAfterLoading(spec.loader, self._patch)  # type: ignore[assignment]
-        return spec
-
-    def _patch(self, library: ModuleType) -> None:
-        for class_name in ("Client", "AutoShardedClient"):
-            cls = getattr(library, class_name, None)
-            if not isinstance(cls, type):
-                continue
-            for method in START_METHODS:
-                if method in cls.__dict__ and (cls, method) not in self._originals:
-                    self._originals[(cls, method)] = cls.__dict__[method]
-                    _compat.replace_class_attribute(cls, method, self._refusal(f"{cls.__name__}.{method}"))
-
-    def _refusal(self, method: str) -> Callable[..., Any]:
-        def refuse(*_args: Any, **_kwargs: Any) -> Any:
-            error = BotStartedOnImport(method, user_frame(traceback.extract_stack(), self.root))
-            self.refused = self.refused or error
-            raise error
-
-        return refuse
-
-
-class _PatchAfterLoading:
-    """A module loader that runs *after(module)* once the module has loaded."""
-
-    def __init__(self, loader: importlib.abc.Loader, after: Callable[[ModuleType], None]) -> None:
-        self._loader = loader
-        self._after = after
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        module.__loader__ = self._loader  # the module keeps its real loader, not this wrapper
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        self._after(module)
 
 
 def _all_models() -> Iterator[type[ormar.Model]]:
