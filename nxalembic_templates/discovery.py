@@ -173,14 +173,12 @@ class BotSchema:
 
 
 def import_bot(settings: Settings) -> Any:
-    """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first.
+    """``from <module> import <bot>`` (the ini file's folder first on ``sys.path``), then build and load it.
 
-    When ``bot`` names a function, it is called (and awaited if it is a coroutine function)
-    to build the bot; then the extensions the ``extensions`` setting names and the bot has not
-    loaded are loaded (:mod:`.extensions`).  While all this runs, the bot cannot start
-    (:class:`StartGuard`), and what it prints goes to stderr, masked: stdout may be carrying
-    ``status --json`` or ``upgrade --sql`` output.  Every failure, ``sys.exit()`` included, is
-    one error naming the line of the user's code.
+    A ``bot`` function is called (and awaited) to build the bot, then the missing ``extensions``
+    are loaded (:mod:`.extensions`).  Meanwhile the bot cannot start (:class:`~.extensions.StartGuard`)
+    and what it prints goes to stderr, masked: stdout may carry ``status --json`` or ``upgrade --sql``.
+    Every failure, ``sys.exit()`` included, is one error naming the line of the user's code.
     """
     root = str(settings.root)
     if root not in sys.path:
@@ -242,19 +240,16 @@ def _all_models() -> Iterator[type[ormar.Model]]:
         stack.extend(cls.__subclasses__())
         config = getattr(cls, "ormar_config", None)
         table = getattr(config, "table", None)
-        if config is None or config.abstract or not isinstance(table, sa.Table):
-            continue
-        if id(table) in seen:
-            continue  # ormar copies through models for subclasses; the table is what counts
+        if config is None or config.abstract or not isinstance(table, sa.Table) or id(table) in seen:
+            continue  # seen: ormar copies through models for subclasses; the table is what counts
         seen.add(id(table))
         yield cls
 
 
 def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str | None:
-    """The innermost loaded extension that contains *module_name*.
+    """The innermost loaded extension that is or contains *module_name*.
 
-    The module itself, else its enclosing packages from the innermost out: one lookup per
-    dotted part, not one comparison per extension (a bot may load hundreds).
+    One lookup per dotted part, not one comparison per extension (a bot may load hundreds).
     """
     if module_name in extensions:
         return module_name
@@ -269,9 +264,7 @@ def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str
 def _inside_unloaded_extension(module_name: str) -> bool:
     """Whether *module_name* is, or is inside, a module with a ``setup()`` function.
 
-    A library loads an extension by calling its module's ``setup(bot)``; a model defined in
-    such a module (or package) that is not in ``bot.extensions`` belongs to a cog that is not
-    loaded right now, so it must not fall into the pseudo-cog.
+    Its models belong to an extension that is not loaded right now, not to the pseudo-cog.
     """
     parts = module_name.split(".")
     for end in range(len(parts), 0, -1):
@@ -379,10 +372,9 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             tables=tuple(m.ormar_config.table for m in models),
         )
 
-    without_models = [ext for ext in sorted(extensions) if not by_extension[ext]]
-    for ext in sorted(set(extensions) - set(without_models)):
-        module = extensions[ext]
-        add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
+    for ext, module in sorted(extensions.items()):
+        if by_extension[ext]:
+            add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
     if core_models:
         add(settings.core_cog, "models outside every extension", None, _module_dir(bot_module), core_models)
 
@@ -401,15 +393,12 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         raise NXAlembicError(no_extensions(settings, given))
     _refuse_version_table_names(settings, cogs)
 
-    metadata = {
-        id(m.ormar_config.metadata): m.ormar_config.metadata for cog in cogs.values() for m in cog.models
-    }
-
+    metadata = {id(m.ormar_config.metadata): m.ormar_config.metadata for c in cogs.values() for m in c.models}
     return BotSchema(
         settings=settings,
         bot=bot,
         cogs=dict(sorted(cogs.items())),
-        extensions_without_models=tuple(without_models),
+        extensions_without_models=tuple(ext for ext in sorted(extensions) if not by_extension[ext]),
         metadata=tuple(metadata.values()),
         no_extensions_hint="" if extensions else no_extensions(settings, given),
     )
