@@ -155,7 +155,7 @@ def add_import_hook(finder: Any) -> None:
 
     Python's public import hook, but process-wide: every thread's imports see the finder
     until :func:`remove_import_hook`.  Used while the bot module is imported, to guard the
-    Discord client library it imports (see ``discovery._StartGuard``).
+    Discord client library it imports (see ``extensions.StartGuard``).
     """
     sys.meta_path.insert(0, finder)
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.abc
-import importlib.util
 import io
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,10 +26,10 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from . import _compat
 from .errors import NXAlembicError, mask, remember_url
 from .extensions import (
     BotStartedOnImport,
+    StartGuard,
     bot_attribute,
     check_is_bot,
     ensure_event_loop,
@@ -42,12 +38,10 @@ from .extensions import (
     load_missing,
     no_extensions,
     resolve,
-    user_frame,
 )
 from .settings import NAME_RE, Settings
 
 __all__ = [
-    "CLIENT_LIBRARIES",
     "COG_NAME_ATTRIBUTE",
     "BotSchema",
     "Cog",
@@ -179,14 +173,12 @@ class BotSchema:
 
 
 def import_bot(settings: Settings) -> Any:
-    """``from <module> import <bot>``, with the ini file's folder on ``sys.path`` first.
+    """``from <module> import <bot>`` (the ini file's folder first on ``sys.path``), then build and load it.
 
-    When ``bot`` names a function, it is called (and awaited if it is a coroutine function)
-    to build the bot; then the extensions the ``extensions`` setting names and the bot has not
-    loaded are loaded (:mod:`.extensions`).  While all this runs, the bot cannot start
-    (:class:`_StartGuard`), and what it prints goes to stderr, masked: stdout may be carrying
-    ``status --json`` or ``upgrade --sql`` output.  Every failure, ``sys.exit()`` included, is
-    one error naming the line of the user's code.
+    A ``bot`` function is called (and awaited) to build the bot, then the missing ``extensions``
+    are loaded (:mod:`.extensions`).  Meanwhile the bot cannot start (:class:`~.extensions.StartGuard`)
+    and what it prints goes to stderr, masked: stdout may carry ``status --json`` or ``upgrade --sql``.
+    Every failure, ``sys.exit()`` included, is one error naming the line of the user's code.
     """
     root = str(settings.root)
     if root not in sys.path:
@@ -198,7 +190,7 @@ def import_bot(settings: Settings) -> Any:
     bot: Any = None
     try:
         with (
-            _StartGuard(settings.root) as guard,
+            StartGuard(settings.root) as guard,
             contextlib.redirect_stdout(output),
             contextlib.redirect_stderr(output),
         ):
@@ -239,91 +231,6 @@ def _replay_masked(text: str, settings: Settings) -> None:
         sys.stderr.flush()
 
 
-#: Methods of a Discord client that connect to Discord; a bot module must not call them on import.
-START_METHODS = ("run", "start", "login", "connect")
-#: Libraries whose clients are guarded: nextcord (and its ``discord`` shim), discord.py, py-cord, disnake.
-CLIENT_LIBRARIES = frozenset({"nextcord", "discord", "disnake"})
-
-
-class _StartGuard(importlib.abc.MetaPathFinder):
-    """Make the Discord clients' start methods fail at once, until the import is over.
-
-    A library already imported is patched at once; one the bot module imports later is
-    patched right after it loads (this finder wraps its loader), so that no Discord library
-    is imported just to guard it (``import nextcord`` alone takes most of a second).
-    Everything is put back on exit: the methods, ``sys.meta_path``, the modules' loaders.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.refused: BotStartedOnImport | None = None
-        self._originals: dict[tuple[type, str], Any] = {}
-        self._finding = False
-
-    def __enter__(self) -> _StartGuard:
-        for name in CLIENT_LIBRARIES & set(sys.modules):
-            self._patch(sys.modules[name])
-        _compat.add_import_hook(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        _compat.remove_import_hook(self)
-        for (cls, name), original in self._originals.items():
-            _compat.replace_class_attribute(cls, name, original)
-        self._originals.clear()
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname not in CLIENT_LIBRARIES or self._finding:
-            return None
-        self._finding = True
-        try:
-            spec = importlib.util.find_spec(fullname)  # the other finders' answer
-        finally:
-            self._finding = False
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PatchAfterLoading(spec.loader, self._patch)  # type: ignore[assignment]
-        return spec
-
-    def _patch(self, library: ModuleType) -> None:
-        for class_name in ("Client", "AutoShardedClient"):
-            cls = getattr(library, class_name, None)
-            if not isinstance(cls, type):
-                continue
-            for method in START_METHODS:
-                if method in cls.__dict__ and (cls, method) not in self._originals:
-                    self._originals[(cls, method)] = cls.__dict__[method]
-                    _compat.replace_class_attribute(cls, method, self._refusal(f"{cls.__name__}.{method}"))
-
-    def _refusal(self, method: str) -> Callable[..., Any]:
-        def refuse(*_args: Any, **_kwargs: Any) -> Any:
-            error = BotStartedOnImport(method, user_frame(traceback.extract_stack(), self.root))
-            self.refused = self.refused or error
-            raise error
-
-        return refuse
-
-
-class _PatchAfterLoading:
-    """A module loader that runs *after(module)* once the module has loaded."""
-
-    def __init__(self, loader: importlib.abc.Loader, after: Callable[[ModuleType], None]) -> None:
-        self._loader = loader
-        self._after = after
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        module.__loader__ = self._loader  # the module keeps its real loader, not this wrapper
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        self._after(module)
-
-
 def _all_models() -> Iterator[type[ormar.Model]]:
     """Every concrete ormar model class created in this process (through models included)."""
     seen: set[int] = set()
@@ -333,19 +240,16 @@ def _all_models() -> Iterator[type[ormar.Model]]:
         stack.extend(cls.__subclasses__())
         config = getattr(cls, "ormar_config", None)
         table = getattr(config, "table", None)
-        if config is None or config.abstract or not isinstance(table, sa.Table):
-            continue
-        if id(table) in seen:
-            continue  # ormar copies through models for subclasses; the table is what counts
+        if config is None or config.abstract or not isinstance(table, sa.Table) or id(table) in seen:
+            continue  # seen: ormar copies through models for subclasses; the table is what counts
         seen.add(id(table))
         yield cls
 
 
 def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str | None:
-    """The innermost loaded extension that contains *module_name*.
+    """The innermost loaded extension that is or contains *module_name*.
 
-    The module itself, else its enclosing packages from the innermost out: one lookup per
-    dotted part, not one comparison per extension (a bot may load hundreds).
+    One lookup per dotted part, not one comparison per extension (a bot may load hundreds).
     """
     if module_name in extensions:
         return module_name
@@ -360,9 +264,7 @@ def _extension_of(module_name: str, extensions: Mapping[str, ModuleType]) -> str
 def _inside_unloaded_extension(module_name: str) -> bool:
     """Whether *module_name* is, or is inside, a module with a ``setup()`` function.
 
-    A library loads an extension by calling its module's ``setup(bot)``; a model defined in
-    such a module (or package) that is not in ``bot.extensions`` belongs to a cog that is not
-    loaded right now, so it must not fall into the pseudo-cog.
+    Its models belong to an extension that is not loaded right now, not to the pseudo-cog.
     """
     parts = module_name.split(".")
     for end in range(len(parts), 0, -1):
@@ -470,10 +372,9 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             tables=tuple(m.ormar_config.table for m in models),
         )
 
-    without_models = [ext for ext in sorted(extensions) if not by_extension[ext]]
-    for ext in sorted(set(extensions) - set(without_models)):
-        module = extensions[ext]
-        add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
+    for ext, module in sorted(extensions.items()):
+        if by_extension[ext]:
+            add(_cog_name(ext, module), f"extension {ext}", ext, _module_dir(module), by_extension[ext])
     if core_models:
         add(settings.core_cog, "models outside every extension", None, _module_dir(bot_module), core_models)
 
@@ -492,15 +393,12 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
         raise NXAlembicError(no_extensions(settings, given))
     _refuse_version_table_names(settings, cogs)
 
-    metadata = {
-        id(m.ormar_config.metadata): m.ormar_config.metadata for cog in cogs.values() for m in cog.models
-    }
-
+    metadata = {id(m.ormar_config.metadata): m.ormar_config.metadata for c in cogs.values() for m in c.models}
     return BotSchema(
         settings=settings,
         bot=bot,
         cogs=dict(sorted(cogs.items())),
-        extensions_without_models=tuple(without_models),
+        extensions_without_models=tuple(ext for ext in sorted(extensions) if not by_extension[ext]),
         metadata=tuple(metadata.values()),
         no_extensions_hint="" if extensions else no_extensions(settings, given),
     )

@@ -1,4 +1,8 @@
-"""Internal: loading the extensions a bot does not load when its module is imported.
+"""Internal: loading the bot the library's way, without letting it start.
+
+Importing the bot module for migrations must build the bot, never connect it: while it runs,
+:class:`StartGuard` makes the Discord clients' start methods fail (:data:`CLIENT_LIBRARIES`,
+:data:`START_METHODS`), through :mod:`._compat`'s patch functions.
 
 Many bots load their extensions only when they start: under ``if __name__ == "__main__":``,
 in ``async def main()``, or (discord.py 2.x, where ``load_extension`` is a coroutine) in
@@ -24,24 +28,30 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import importlib.abc
 import importlib.util
 import inspect
 import pkgutil
 import re
+import sys
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
 
+from . import _compat
 from .errors import NXAlembicError, file_line
 from .settings import Settings
 
 __all__ = [
+    "CLIENT_LIBRARIES",
     "BotStartedOnImport",
+    "StartGuard",
     "bot_attribute",
     "check_is_bot",
     "ensure_event_loop",
@@ -51,7 +61,6 @@ __all__ = [
     "load_missing_async",
     "no_extensions",
     "resolve",
-    "user_frame",
 ]
 
 
@@ -166,12 +175,8 @@ async def load_missing_async(settings: Settings, bot: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# What a bot module that fails to import, build or load an extension is told.
+# Keeping the bot from starting (connecting to Discord) while its module is imported.
 # ------------------------------------------------------------------------------------------------
-
-#: A source line that starts a client: ``bot.run(...)``, ``client.start(...)``, ``asyncio.run(main())``.
-STARTS_BOT = re.compile(r"\.(?:run|start|login|connect)\s*\(")
-IF_MAIN = 'if __name__ == "__main__":'
 
 
 class BotStartedOnImport(BaseException):
@@ -184,6 +189,100 @@ class BotStartedOnImport(BaseException):
         super().__init__(method)
         self.method = method
         self.where = where
+
+
+#: Methods of a Discord client that connect to Discord; a bot module must not call them on import.
+START_METHODS = ("run", "start", "login", "connect")
+#: Libraries whose clients are guarded: nextcord (and its ``discord`` shim), discord.py, py-cord, disnake.
+CLIENT_LIBRARIES = frozenset({"nextcord", "discord", "disnake"})
+
+
+class StartGuard(importlib.abc.MetaPathFinder):
+    """Make the Discord clients' start methods fail at once, until the import is over.
+
+    A library already imported is patched at once; one the bot module imports later is
+    patched right after it loads (this finder wraps its loader), so that no Discord library
+    is imported just to guard it (``import nextcord`` alone takes most of a second).
+    Everything is put back on exit: the methods, ``sys.meta_path``, the modules' loaders.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.refused: BotStartedOnImport | None = None
+        self._originals: dict[tuple[type, str], Any] = {}
+        self._finding = False
+
+    def __enter__(self) -> StartGuard:
+        for name in CLIENT_LIBRARIES & set(sys.modules):
+            self._patch(sys.modules[name])
+        _compat.add_import_hook(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _compat.remove_import_hook(self)
+        for (cls, name), original in self._originals.items():
+            _compat.replace_class_attribute(cls, name, original)
+        self._originals.clear()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname not in CLIENT_LIBRARIES or self._finding:
+            return None
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(fullname)  # the other finders' answer
+        finally:
+            self._finding = False
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchAfterLoading(spec.loader, self._patch)  # type: ignore[assignment]
+        return spec
+
+    def _patch(self, library: ModuleType) -> None:
+        for class_name in ("Client", "AutoShardedClient"):
+            cls = getattr(library, class_name, None)
+            if not isinstance(cls, type):
+                continue
+            for method in START_METHODS:
+                if method in cls.__dict__ and (cls, method) not in self._originals:
+                    self._originals[(cls, method)] = cls.__dict__[method]
+                    _compat.replace_class_attribute(cls, method, self._refusal(f"{cls.__name__}.{method}"))
+
+    def _refusal(self, method: str) -> Callable[..., Any]:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            error = BotStartedOnImport(method, user_frame(traceback.extract_stack(), self.root))
+            self.refused = self.refused or error
+            raise error
+
+        return refuse
+
+
+class _PatchAfterLoading:
+    """A module loader that runs *after(module)* once the module has loaded."""
+
+    def __init__(self, loader: importlib.abc.Loader, after: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._after = after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self._loader  # the module keeps its real loader, not this wrapper
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        self._after(module)
+
+
+# ------------------------------------------------------------------------------------------------
+# What a bot module that fails to import, build or load an extension is told.
+# ------------------------------------------------------------------------------------------------
+
+#: A source line that starts a client: ``bot.run(...)``, ``client.start(...)``, ``asyncio.run(main())``.
+STARTS_BOT = re.compile(rf"\.(?:{'|'.join(START_METHODS)})\s*\(")
+IF_MAIN = 'if __name__ == "__main__":'
 
 
 def importing(settings: Settings) -> str:

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .discovery import CLIENT_LIBRARIES, BotSchema, discover
+from .discovery import BotSchema, discover
 from .engines import database_url, models_url, refuse_another_sqlite_file
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
-from .extensions import load_missing, load_missing_async
+from .extensions import CLIENT_LIBRARIES, load_missing, load_missing_async
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy, check_timeout
 from .settings import Settings, load_settings, read_alembic_ini, settings_for

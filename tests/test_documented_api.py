@@ -163,7 +163,7 @@ print("upgraded")
 
 
 def test_an_alembic_command_after_asyncio_run_in_the_same_process(make_project) -> None:
-    """discovery._ensure_event_loop: tools that migrate in-process after asyncio.run() (such as
+    """extensions.ensure_event_loop: tools that migrate in-process after asyncio.run() (such as
     pytest-alembic) can still import the bot."""
     project: BotProject = make_project("sqlite+aiosqlite")
     project.cog("core", "revision", "--autogenerate", "-m", "users")
