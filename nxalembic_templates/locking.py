@@ -23,10 +23,10 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -75,6 +75,8 @@ SQLITE_WAIT_SLICE = 200
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
 MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
+_Default = TypeVar("_Default", bound=float | None)
+
 #: The engines :func:`.engines.prepare` was given (their connections close after one command):
 #: whether read-only, and their policy.
 _OWN_ENGINES: weakref.WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]]
@@ -100,13 +102,7 @@ class LockPolicy:
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
 
-    @overload
-    def limit(self, default: float) -> float: ...
-
-    @overload
-    def limit(self, default: float | None) -> float | None: ...
-
-    def limit(self, default: float | None) -> float | None:
+    def limit(self, default: _Default) -> float | _Default:
         """The timeout in seconds: this policy's, else *default* (``None``: no limit)."""
         return self.timeout if self.timeout is not None else default
 
@@ -173,19 +169,14 @@ def make_read_only(engine: sa.Engine) -> None:
         if engine.dialect.name in MYSQL_DIALECTS:
             driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
             return
-        try:
+        with suppress(NotImplementedError):  # a driver SQLAlchemy cannot switch: the code still only reads
             _compat.set_read_only(engine.dialect, dbapi_connection)  # PostgreSQL's dialects only
-        except NotImplementedError:  # a driver SQLAlchemy cannot switch: the code still only reads
-            pass
 
 
 def driver_execute(dbapi_connection: Any, sql: str) -> None:
     """Run *sql* on the driver's connection (sync, or an async driver's adapter)."""
-    cursor = dbapi_connection.cursor()
-    try:
+    with closing(dbapi_connection.cursor()) as cursor:
         cursor.execute(sql)
-    finally:
-        cursor.close()
 
 
 def sqlite_where(engine: sa.Engine) -> str:
@@ -194,13 +185,9 @@ def sqlite_where(engine: sa.Engine) -> str:
     return str(Path(database).resolve()) if database and database != ":memory:" else "the in-memory database"
 
 
-def _is_own(connection: Connection) -> bool:
-    return connection.engine in _OWN_ENGINES
-
-
 def configure_options(connection: Connection) -> dict[str, Any]:
     """Extra ``context.configure()`` options for a connection of an engine :func:`.engines.prepare` made."""
-    if connection.dialect.name == "sqlite" and _is_own(connection):
+    if connection.dialect.name == "sqlite" and connection.engine in _OWN_ENGINES:
         return {"transactional_ddl": True}
     return {}
 
@@ -221,7 +208,7 @@ def acquire(connection: Connection) -> None:
         _acquire_user_lock(connection)
     elif connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE (see engines.prepare) holds the write lock.
-    elif not _is_own(connection):
+    elif connection.engine not in _OWN_ENGINES:
         _advisory_lock(connection, "pg_advisory_xact_lock")
     elif not connection.info.get(_HOLDS_LOCK):
         _advisory_lock(connection, "pg_advisory_lock")
@@ -321,7 +308,7 @@ def mysql_lock_name(database: str | None) -> str:
 def _acquire_user_lock(connection: Connection) -> None:
     """``GET_LOCK``: at once if free, else announce the wait and queue for it; held until
     :func:`release` on our own connections, until the transaction ends on a caller's."""
-    if _is_own(connection) and connection.info.get(_HOLDS_LOCK):
+    if connection.engine in _OWN_ENGINES and connection.info.get(_HOLDS_LOCK):
         return
     name = mysql_lock_name(connection.exec_driver_sql("SELECT DATABASE()").scalar())
     get_lock = sa.text("SELECT GET_LOCK(:name, :timeout)")
@@ -332,7 +319,7 @@ def _acquire_user_lock(connection: Connection) -> None:
             get_lock, {"name": name, "timeout": MYSQL_NO_LIMIT if limit is None else limit}
         ).scalar():
             raise _gave_up(limit, where)
-    if _is_own(connection):
+    if connection.engine in _OWN_ENGINES:
         connection.info[_HOLDS_LOCK] = name
     else:
         _release_when_transaction_ends(connection, name)
@@ -385,17 +372,16 @@ def non_transactional(connection: Connection) -> bool:
 
 
 def short(statement: str, width: int = 120) -> str:
-    """One line of at most *width* characters of an SQL statement."""
     text = " ".join(statement.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+@dataclass
 class StatementLog:
     """The schema statements of the revision now running, as the connection sends them."""
 
-    def __init__(self, version_table: str) -> None:
-        self.version_table = version_table
-        self.done: list[str] = []
+    version_table: str
+    done: list[str] = field(default_factory=list)
 
     def reset(self, **_: Any) -> None:
         """A revision finished (Alembic's ``on_version_apply``): the next one starts empty."""
@@ -407,7 +393,6 @@ class StatementLog:
 
     @contextmanager
     def watching(self, connection: Connection) -> Iterator[StatementLog]:
-        """Note the schema statements *connection* sends while the block runs."""
         event.listen(connection, "after_cursor_execute", self._after)
         try:
             yield self
@@ -415,7 +400,6 @@ class StatementLog:
             event.remove(connection, "after_cursor_execute", self._after)
 
     def applied(self) -> str:
-        """``N schema statement(s)`` that stayed applied."""
         return f"{len(self.done)} schema statement{'' if len(self.done) == 1 else 's'}"
 
 
