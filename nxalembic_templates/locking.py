@@ -20,13 +20,13 @@ import re
 import sys
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -79,8 +79,7 @@ _Default = TypeVar("_Default", bound=float | None)
 
 #: The engines :func:`.engines.prepare` was given (their connections close after one command):
 #: whether read-only, and their policy.
-_OWN_ENGINES: weakref.WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]]
-_OWN_ENGINES = weakref.WeakKeyDictionary()
+_OWN_ENGINES: WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]] = WeakKeyDictionary()
 
 #: ``Connection.info`` key: this connection already holds the session-level lock (its name on MariaDB).
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
@@ -195,9 +194,6 @@ def configure_options(connection: Connection) -> dict[str, Any]:
 def is_read_only(connection: Connection) -> bool:
     """Whether *connection* comes from an engine :func:`.engines.prepare` made read-only."""
     return _OWN_ENGINES.get(connection.engine, (False, None))[0]
-
-
-# -- the migration lock ---------------------------------------------------------------------
 
 
 def acquire(connection: Connection) -> None:
@@ -326,7 +322,7 @@ def _acquire_user_lock(connection: Connection) -> None:
 
 
 #: Callers' connections whose transaction end releases user locks, and the lock names to release.
-_RELEASE_AT_END: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+_RELEASE_AT_END: WeakKeyDictionary[Connection, set[str]] = WeakKeyDictionary()
 
 
 def _release_when_transaction_ends(connection: Connection, name: str) -> None:
@@ -435,12 +431,9 @@ def record_partial(connection: Connection, log: StatementLog, revision: str, exc
 
 def read_partial(connection: Connection, version_table: str) -> str | None:
     """The note :func:`record_partial` left on *version_table* (without its marker), or None."""
-    if not non_transactional(connection):
+    if not non_transactional(connection) or not sa.inspect(connection).has_table(version_table):
         return None
-    inspector = sa.inspect(connection)
-    if not inspector.has_table(version_table):
-        return None
-    text = inspector.get_table_comment(version_table).get("text") or ""
+    text = sa.inspect(connection).get_table_comment(version_table).get("text") or ""
     return text[len(MARKER) :] if text.startswith(MARKER) else None
 
 
