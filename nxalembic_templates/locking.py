@@ -66,6 +66,7 @@ ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
 MYSQL_LOCK_PREFIX = "nxalembic:"
 MYSQL_LOCK_NAME_MAX = 64
 MYSQL_NO_LIMIT = 365 * 24 * 3600
+#: The dialect names of MySQL and MariaDB.
 MYSQL_DIALECTS = ("mysql", "mariadb")
 #: How long a second SQLite process waits for the first one's write lock, in seconds.
 SQLITE_LOCK_TIMEOUT = 300
@@ -73,9 +74,11 @@ SQLITE_LOCK_TIMEOUT = 300
 SQLITE_WAIT_SLICE = 200
 #: The longest lock timeout: PostgreSQL's ``lock_timeout`` and SQLite's busy timeout are C ``int`` ms.
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
+#: The same in seconds.
 MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
-_Default = TypeVar("_Default", bound=float | None)
+#: A default timeout of :meth:`LockPolicy.limit`: seconds, or ``None`` (no limit).
+Default = TypeVar("Default", bound=float | None)
 
 #: The engines :func:`.engines.prepare` was given (their connections close after one command):
 #: whether read-only, and their policy.
@@ -101,7 +104,7 @@ class LockPolicy:
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
 
-    def limit(self, default: _Default) -> float | _Default:
+    def limit(self, default: Default) -> float | Default:
         """The timeout in seconds: this policy's, else *default* (``None``: no limit)."""
         return self.timeout if self.timeout is not None else default
 
