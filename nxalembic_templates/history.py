@@ -61,12 +61,10 @@ def use_cog_history(
 ) -> None:
     """Point the :class:`ScriptDirectory` Alembic built from alembic.ini at one cog's folder.
 
-    The command functions keep the object they built before env.py ran, so it is changed in
-    place (:func:`._compat.retarget`).  The revision files are loaded at once and checked (see
-    :func:`_checked_revisions`), so a broken one is named here; *others* (the other cogs'
-    folders) tell whose a stray id is.  *loaded*, when given, returns the cog's revision map
-    already loaded and checked (the ``nxalembic`` command loads each cog's files once per
-    process, see :func:`cog_script`): the files are then not read again.
+    Changed in place (:func:`._compat.retarget`): the command functions keep the object they built
+    before env.py ran.  The files are loaded and checked at once (:func:`_checked_revisions`);
+    *others* (the other cogs' folders) tell whose a stray id is.  *loaded*: the cog's revision map
+    already loaded and checked (``nxalembic`` loads each cog's files once, :func:`cog_script`).
     """
     if loaded is not None:
         _compat.retarget(script, location, loaded())
@@ -101,12 +99,9 @@ def _load_now(script: ScriptDirectory, location: Path) -> None:
 def _checked_revisions(
     script: ScriptDirectory, cog: str | None, others: Mapping[str, Path]
 ) -> Callable[[], Iterator[Script]]:
-    """The revision loader for :class:`RevisionMap`, refusing what Alembic would not say clearly.
-
-    Alembic only warns about two files with one revision id (and then silently uses one of
-    them), and fails with a bare ``KeyError`` on a ``down_revision`` or ``depends_on`` that is
-    not in the folder, which is what a revision pointing into another cog's history looks like.
-    """
+    """The revision loader for :class:`RevisionMap`, refusing what Alembic would not say clearly:
+    two files with one id (Alembic warns, then uses one), a ``down_revision`` / ``depends_on``
+    not in the folder (a bare ``KeyError``; an id of another cog's history looks like that)."""
 
     def load() -> Iterator[Script]:
         for location in script.version_locations or ():
@@ -216,11 +211,9 @@ def _broken_revision_file(exc: BaseException, location: Path) -> str:
 def write_revisions_safely(script: ScriptDirectory, cog: str) -> None:
     """Make every revision file this command writes importable, whatever its message.
 
-    ``generate_revision`` is the one call through which ``revision`` (with or without
-    ``--autogenerate``), ``merge`` and ``nxalembic migrate`` write a file, so the message is
-    escaped there (see :func:`.rewrite.docstring_text`): that reaches the script.py.mako users
-    copied at ``alembic init`` time, and escapes exactly once.  The cog's name is handed to the
-    template too (its first revision's docstring says so).
+    ``generate_revision`` is the one call through which ``revision``, ``merge`` and ``nxalembic
+    migrate`` write a file: the message is escaped there exactly once (:func:`.rewrite.docstring_text`),
+    whatever script.py.mako users copied, and the template gets the cog's name.
     """
 
     def wrap(generate: Callable[..., Script | None]) -> Callable[..., Script | None]:
@@ -275,13 +268,8 @@ def has_revision(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
-# ------------------------------------------------------------------------------------------------
-# The scratch replay: a cog's own revisions run into a throwaway database.
-#
-# It tells which tables the cog's history created (the tables it *owns*: the only ones a
-# drop or a rename may ever name), and gives ``offline`` autogenerate something to compare
-# with when there is no live database.  The live database is never opened here.
-# ------------------------------------------------------------------------------------------------
+# -- The scratch replay: which tables a cog's history created (the only ones a drop or a rename
+# may name), and what ``offline`` autogenerate compares with.  The live database is never opened.
 
 log = logging.getLogger("nxalembic_templates")
 

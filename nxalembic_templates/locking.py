@@ -1,18 +1,14 @@
 """Internal: one migration at a time, atomic where the database allows, and what a failed one leaves.
 
 Every online run takes one database-wide lock before Alembic reads the version table
-(:func:`acquire`): on PostgreSQL an advisory lock (session-level on our own connections, held
-across every commit and cog until the connection closes; ``pg_advisory_xact_lock`` on a
-caller's), on MariaDB / MySQL ``GET_LOCK()`` on one name per database (held by our own
-session for the command, released with a caller's transaction), on SQLite ``BEGIN IMMEDIATE``
-(:func:`begin_immediate`, on engines :func:`.engines.prepare` made transactional, so a failed
-run's DDL is rolled back; a deferred ``BEGIN`` would fail the second writer with "database is
-locked").  A crashed process's lock goes with its connection.  Read-only runs take none.
+(:func:`acquire`): on PostgreSQL an advisory lock (session-level on our own connections, until
+they close; transaction-level on a caller's), on MariaDB / MySQL ``GET_LOCK()`` on one name per
+database (for the command on our own session, until a caller's transaction ends), on SQLite
+``BEGIN IMMEDIATE`` (:func:`begin_immediate`; a deferred ``BEGIN`` would fail the second writer).
+A crashed process's lock goes with its connection.  Read-only runs take none.
 
 The lock is first tried without waiting; a wait is announced in one line (:class:`LockPolicy`)
-and bounded by its timeout (:class:`~.errors.LockTimeout`): SQLite waits in slices of
-:data:`SQLITE_WAIT_SLICE`, so that Ctrl-C is noticed; PostgreSQL queues with ``lock_timeout``
-set for that one statement; ``GET_LOCK`` takes the timeout itself.  MariaDB / MySQL commit DDL
+and bounded by its timeout (:class:`~.errors.LockTimeout`).  MariaDB / MySQL commit DDL
 statement by statement: a revision failing half-way leaves a note (:func:`record_partial`).
 """
 
@@ -24,13 +20,13 @@ import re
 import sys
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -66,27 +62,27 @@ __all__ = [
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
 ADVISORY_LOCK_KEY = zlib.crc32(b"nxalembic-templates migration lock")
-#: MariaDB / MySQL: the ``GET_LOCK`` name is this prefix and the database's name, at most
-#: :data:`MYSQL_LOCK_NAME_MAX` long; without a timeout it waits :data:`MYSQL_NO_LIMIT` s (no "forever").
+#: MariaDB / MySQL: the ``GET_LOCK`` name (:func:`mysql_lock_name`), and the wait without a timeout.
 MYSQL_LOCK_PREFIX = "nxalembic:"
 MYSQL_LOCK_NAME_MAX = 64
 MYSQL_NO_LIMIT = 365 * 24 * 3600
-#: The dialect names of MySQL and MariaDB (``mysql+...://`` and ``mariadb+...://`` URLs).
+#: The dialect names of MySQL and MariaDB.
 MYSQL_DIALECTS = ("mysql", "mariadb")
 #: How long a second SQLite process waits for the first one's write lock, in seconds.
 SQLITE_LOCK_TIMEOUT = 300
-#: How long one attempt at SQLite's write lock may block, in milliseconds (see module doc).
+#: How long one attempt at SQLite's write lock may block, in milliseconds (so that Ctrl-C is seen).
 SQLITE_WAIT_SLICE = 200
-#: The longest lock timeout, in milliseconds: PostgreSQL's ``lock_timeout`` (and SQLite's busy
-#: timeout) is a C ``int`` of milliseconds.
+#: The longest lock timeout: PostgreSQL's ``lock_timeout`` and SQLite's busy timeout are C ``int`` ms.
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
-#: The longest lock timeout, in seconds (:data:`MAX_LOCK_TIMEOUT_MS`).
+#: The same in seconds.
 MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
-#: The (sync) engines :func:`.engines.prepare` was given (their connections close after one
-#: command): whether read-only, and their policy (engines made elsewhere get the default).
-_OWN_ENGINES: weakref.WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]]
-_OWN_ENGINES = weakref.WeakKeyDictionary()
+#: A default timeout of :meth:`LockPolicy.limit`: seconds, or ``None`` (no limit).
+Default = TypeVar("Default", bound=float | None)
+
+#: The engines :func:`.engines.prepare` was given (their connections close after one command):
+#: whether read-only, and their policy.
+_OWN_ENGINES: WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]] = WeakKeyDictionary()
 
 #: ``Connection.info`` key: this connection already holds the session-level lock (its name on MariaDB).
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
@@ -98,8 +94,7 @@ def _to_stderr(text: str) -> None:
 
 @dataclass(frozen=True)
 class LockPolicy:
-    """How long a migration waits for the lock, and who is told (the command line: stderr; the
-    start-up API: :mod:`logging`, with the timeout it is given)."""
+    """How long a migration waits for the lock, and who is told (stderr, or the start-up API's log)."""
 
     #: Seconds to wait at most; ``None``: :data:`SQLITE_LOCK_TIMEOUT` on SQLite, no limit on PostgreSQL.
     timeout: float | None = None
@@ -109,13 +104,7 @@ class LockPolicy:
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
 
-    @overload
-    def limit(self, default: float) -> float: ...
-
-    @overload
-    def limit(self, default: float | None) -> float | None: ...
-
-    def limit(self, default: float | None) -> float | None:
+    def limit(self, default: Default) -> float | Default:
         """The timeout in seconds: this policy's, else *default* (``None``: no limit)."""
         return self.timeout if self.timeout is not None else default
 
@@ -130,9 +119,7 @@ class LockPolicy:
 
 def check_timeout(timeout: object, name: str = "lock timeout") -> None:
     """Refuse, in one line, a lock timeout that is not ``None`` or 0 to :data:`MAX_LOCK_TIMEOUT` s."""
-    if timeout is None:
-        return
-    if (
+    if timeout is None or (
         isinstance(timeout, (int, float))
         and not isinstance(timeout, bool)
         and 0 <= timeout <= MAX_LOCK_TIMEOUT
@@ -143,19 +130,15 @@ def check_timeout(timeout: object, name: str = "lock timeout") -> None:
     raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_LOCK_TIMEOUT}, not {shown}")
 
 
-#: One migration at a time in this process (:func:`one_in_process`); re-entrant, so that a
-#: command holding it may run others that take it again in the same thread.
+#: One migration at a time in this process; re-entrant: a command holding it may run others.
 _IN_PROCESS = threading.RLock()
 
 
 @contextmanager
 def one_in_process(policy: LockPolicy | None = None) -> Iterator[None]:
-    """Let one migration (anything that runs Alembic's ``env.py``) run in this process at a time.
-
-    Alembic's ``context`` and ``op`` are one per process: two migrations in two threads would
-    swap each other's configuration mid-run.  The second waits here (told by *policy*, bounded
-    by its timeout), from before its connection opens, so it never holds a database lock.
-    """
+    """Let one migration (anything that runs ``env.py``) run in this process at a time: Alembic's
+    ``context`` and ``op`` are one per process.  The second waits (told by *policy*, bounded by its
+    timeout) before its connection opens, so it never holds a database lock meanwhile."""
     if not _IN_PROCESS.acquire(blocking=False):
         policy = policy or LockPolicy()
         limit = policy.limit(None)
@@ -169,9 +152,6 @@ def one_in_process(policy: LockPolicy | None = None) -> Iterator[None]:
         yield
     finally:
         _IN_PROCESS.release()
-
-
-# -- what engines.prepare registers, and the read-only sessions of the servers ---------------
 
 
 def own(engine: sa.Engine, read_only: bool, policy: LockPolicy | None) -> None:
@@ -191,19 +171,14 @@ def make_read_only(engine: sa.Engine) -> None:
         if engine.dialect.name in MYSQL_DIALECTS:
             driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
             return
-        try:
+        with suppress(NotImplementedError):  # a driver SQLAlchemy cannot switch: the code still only reads
             _compat.set_read_only(engine.dialect, dbapi_connection)  # PostgreSQL's dialects only
-        except NotImplementedError:  # a driver SQLAlchemy cannot switch: the code still only reads
-            pass
 
 
 def driver_execute(dbapi_connection: Any, sql: str) -> None:
     """Run *sql* on the driver's connection (sync, or an async driver's adapter)."""
-    cursor = dbapi_connection.cursor()
-    try:
+    with closing(dbapi_connection.cursor()) as cursor:
         cursor.execute(sql)
-    finally:
-        cursor.close()
 
 
 def sqlite_where(engine: sa.Engine) -> str:
@@ -212,13 +187,9 @@ def sqlite_where(engine: sa.Engine) -> str:
     return str(Path(database).resolve()) if database and database != ":memory:" else "the in-memory database"
 
 
-def _is_own(connection: Connection) -> bool:
-    return connection.engine in _OWN_ENGINES
-
-
 def configure_options(connection: Connection) -> dict[str, Any]:
     """Extra ``context.configure()`` options for a connection of an engine :func:`.engines.prepare` made."""
-    if connection.dialect.name == "sqlite" and _is_own(connection):
+    if connection.dialect.name == "sqlite" and connection.engine in _OWN_ENGINES:
         return {"transactional_ddl": True}
     return {}
 
@@ -226,9 +197,6 @@ def configure_options(connection: Connection) -> dict[str, Any]:
 def is_read_only(connection: Connection) -> bool:
     """Whether *connection* comes from an engine :func:`.engines.prepare` made read-only."""
     return _OWN_ENGINES.get(connection.engine, (False, None))[0]
-
-
-# -- the migration lock ---------------------------------------------------------------------
 
 
 def acquire(connection: Connection) -> None:
@@ -239,7 +207,7 @@ def acquire(connection: Connection) -> None:
         _acquire_user_lock(connection)
     elif connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE (see engines.prepare) holds the write lock.
-    elif not _is_own(connection):
+    elif connection.engine not in _OWN_ENGINES:
         _advisory_lock(connection, "pg_advisory_xact_lock")
     elif not connection.info.get(_HOLDS_LOCK):
         _advisory_lock(connection, "pg_advisory_lock")
@@ -247,11 +215,8 @@ def acquire(connection: Connection) -> None:
 
 
 def begin_immediate(connection: Connection) -> None:
-    """``BEGIN IMMEDIATE``; when another process holds the write lock, say so at once, then wait.
-
-    In slices (module doc), on the driver's connection: a failed attempt leaves SQLAlchemy's
-    transaction bookkeeping alone.
-    """
+    """``BEGIN IMMEDIATE``; when another process holds the write lock, say so, then wait in slices
+    (on the driver's connection: a failed attempt leaves SQLAlchemy's bookkeeping alone)."""
     dbapi_connection = connection.connection.dbapi_connection
     policy = _policy(connection)
     limit = policy.limit(SQLITE_LOCK_TIMEOUT)
@@ -304,12 +269,8 @@ def _gave_up(limit: float | None, where: str) -> LockTimeout:
 
 
 def _advisory_lock(connection: Connection, function: str) -> None:
-    """PostgreSQL's advisory lock: at once if free, else announce the wait and queue for it.
-
-    With a timeout, ``lock_timeout`` is set for the one blocking statement (``set_config(...,
-    true)``: ``SET LOCAL``) and put back right after; its expiry (SQLSTATE 55P03) becomes
-    :class:`~.errors.LockTimeout`, and the caller rolls the aborted transaction back.
-    """
+    """PostgreSQL's advisory lock: at once if free, else announce the wait and queue for it, with
+    ``lock_timeout`` set (``SET LOCAL``) for that one statement; the caller rolls back on expiry."""
     try_function = function.replace("pg_advisory", "pg_try_advisory")
     if connection.exec_driver_sql(f"SELECT {try_function}({ADVISORY_LOCK_KEY})").scalar():
         return
@@ -346,7 +307,7 @@ def mysql_lock_name(database: str | None) -> str:
 def _acquire_user_lock(connection: Connection) -> None:
     """``GET_LOCK``: at once if free, else announce the wait and queue for it; held until
     :func:`release` on our own connections, until the transaction ends on a caller's."""
-    if _is_own(connection) and connection.info.get(_HOLDS_LOCK):
+    if connection.engine in _OWN_ENGINES and connection.info.get(_HOLDS_LOCK):
         return
     name = mysql_lock_name(connection.exec_driver_sql("SELECT DATABASE()").scalar())
     get_lock = sa.text("SELECT GET_LOCK(:name, :timeout)")
@@ -357,22 +318,19 @@ def _acquire_user_lock(connection: Connection) -> None:
             get_lock, {"name": name, "timeout": MYSQL_NO_LIMIT if limit is None else limit}
         ).scalar():
             raise _gave_up(limit, where)
-    if _is_own(connection):
+    if connection.engine in _OWN_ENGINES:
         connection.info[_HOLDS_LOCK] = name
     else:
         _release_when_transaction_ends(connection, name)
 
 
 #: Callers' connections whose transaction end releases user locks, and the lock names to release.
-_RELEASE_AT_END: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+_RELEASE_AT_END: WeakKeyDictionary[Connection, set[str]] = WeakKeyDictionary()
 
 
 def _release_when_transaction_ends(connection: Connection, name: str) -> None:
-    """A caller's connection may go back to its pool: free the lock as its transaction ends.
-
-    On the driver's connection (through *connection* it would begin a new transaction); the
-    listeners stay (SQLAlchemy cannot remove a listener while it runs, as pytest-alembic would).
-    """
+    """A caller's connection may go back to its pool: free the lock as its transaction ends, on the
+    driver's connection (not to begin another).  The listeners stay: none can be removed while it runs."""
     pending = _RELEASE_AT_END.get(connection)
     if pending is None:
         pending = _RELEASE_AT_END[connection] = set()
@@ -395,11 +353,9 @@ def release(connection: Connection) -> None:
         connection.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": name})
 
 
-# -- revisions that fail half-way where DDL is not transactional (MariaDB / MySQL) ------------
-# A revision failing at its second statement leaves its first applied while the cog's version
-# table names the revision before.  StatementLog notes the schema statements a revision sends;
-# explain_partial words them in the error; record_partial leaves them as the version table's
-# comment, which ``status`` shows (read_partial) until the cog's version moves (clear_partial).
+# -- Revisions that fail half-way on MariaDB / MySQL (DDL not transactional): StatementLog notes
+# what a revision sends; explain_partial words it in the error; record_partial leaves it as the
+# version table's comment, shown by ``status`` (read_partial) until the version moves (clear_partial).
 
 #: How a note of ours starts in the version table's comment (other comments are left alone).
 MARKER = "nxalembic: "
@@ -415,17 +371,16 @@ def non_transactional(connection: Connection) -> bool:
 
 
 def short(statement: str, width: int = 120) -> str:
-    """One line of at most *width* characters of an SQL statement."""
     text = " ".join(statement.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+@dataclass
 class StatementLog:
     """The schema statements of the revision now running, as the connection sends them."""
 
-    def __init__(self, version_table: str) -> None:
-        self.version_table = version_table
-        self.done: list[str] = []
+    version_table: str
+    done: list[str] = field(default_factory=list)
 
     def reset(self, **_: Any) -> None:
         """A revision finished (Alembic's ``on_version_apply``): the next one starts empty."""
@@ -437,7 +392,6 @@ class StatementLog:
 
     @contextmanager
     def watching(self, connection: Connection) -> Iterator[StatementLog]:
-        """Note the schema statements *connection* sends while the block runs."""
         event.listen(connection, "after_cursor_execute", self._after)
         try:
             yield self
@@ -445,7 +399,6 @@ class StatementLog:
             event.remove(connection, "after_cursor_execute", self._after)
 
     def applied(self) -> str:
-        """``N schema statement(s)`` that stayed applied."""
         return f"{len(self.done)} schema statement{'' if len(self.done) == 1 else 's'}"
 
 
@@ -455,8 +408,8 @@ def _failed(exc: BaseException) -> str | None:
 
 
 def explain_partial(log: StatementLog, exc: BaseException, revision: str, before: list[str]) -> str:
-    """The error message's tail: where the database is left (*before*: the version table's rows
-    when the run started), and what to do; empty when none of the statements was committed."""
+    """The error message's tail: where the database is left (*before*: the version rows at the start)
+    and what to do; empty when no statement was committed."""
     if not log.done:
         return ""
     failed = _failed(exc)
@@ -481,18 +434,15 @@ def record_partial(connection: Connection, log: StatementLog, revision: str, exc
 
 def read_partial(connection: Connection, version_table: str) -> str | None:
     """The note :func:`record_partial` left on *version_table* (without its marker), or None."""
-    if not non_transactional(connection):
+    if not non_transactional(connection) or not sa.inspect(connection).has_table(version_table):
         return None
-    inspector = sa.inspect(connection)
-    if not inspector.has_table(version_table):
-        return None
-    text = inspector.get_table_comment(version_table).get("text") or ""
+    text = sa.inspect(connection).get_table_comment(version_table).get("text") or ""
     return text[len(MARKER) :] if text.startswith(MARKER) else None
 
 
 def clear_partial(connection: Connection, version_table: str) -> None:
-    """The cog's version moved on: the note no longer holds.  The read's implicit transaction
-    ends again (the next cog's Alembic context would take it for the caller's, and never commit)."""
+    """The cog's version moved on: drop the note.  The read's implicit transaction is ended (the next
+    cog's Alembic context would take it for the caller's, and never commit)."""
     began = not connection.in_transaction()
     try:
         if read_partial(connection, version_table) is not None:

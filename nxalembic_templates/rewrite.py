@@ -2,18 +2,13 @@
 
 * **Renames** from hints (or from answers at a prompt) instead of drop + create.
 * **Drops** of owned tables whose model is gone: reported always, written only on opt-in.
-* **Column drops** are refused unless opted in (``--allow-drops``) or explained by a rename
-  hint: a renamed column looks like a dropped one plus an added one, and writing that loses
-  the column's data.  The refusal names the likely rename (:func:`likely_renames`), and
-  ``nxalembic check`` gives the same advice (:func:`drop_advice`).
+* **Column drops** (data lost) refused unless opted in or explained by a rename hint; the
+  refusal and ``nxalembic check`` name the likely renames (:func:`drop_advice`).
 * **Guard** against adding a NOT NULL column without a server default.
-* **A note** at the top of ``upgrade()`` when the revision is for MariaDB / MySQL and has more
-  than one statement: there each statement commits by itself, so such a revision is not
-  all-or-nothing (:func:`note_statement_by_statement`).
+* **A note** in a MariaDB / MySQL revision of several statements: it is not all-or-nothing.
 
-Nothing here widens the safety rule: a table is only ever proposed for a drop or a rename
-when this cog's own revisions created it and no loaded cog models it.  Alembic ships no
-renderer for a table rename (its autogenerate never proposes one), so one is registered here.
+A table is only proposed for a drop or a rename when this cog's own revisions created it and
+no loaded cog models it.  Alembic ships no renderer for a table rename, so one is registered.
 """
 
 from __future__ import annotations
@@ -69,11 +64,8 @@ STATEMENT_BY_STATEMENT_NOTE = (
 
 
 class StatementByStatementNote(ops.MigrateOperation):
-    """Not an operation: a comment rendered into ``upgrade()`` (see :func:`note_statement_by_statement`).
-
-    A placeholder operation is the route Alembic offers for putting text among the rendered
-    commands (its renderers are dispatched by operation class); it renders as comment lines only.
-    """
+    """Not an operation: comment lines rendered into ``upgrade()`` (Alembic's renderers are
+    dispatched by operation class, so a placeholder operation is how text gets among them)."""
 
     def reverse(self) -> StatementByStatementNote:
         return self
@@ -89,14 +81,8 @@ def statement_count(container: ops.OpContainer) -> int:
 
 
 def note_statement_by_statement(upgrade_ops: ops.UpgradeOps) -> None:
-    """Warn in the revision itself when it cannot be all-or-nothing on MariaDB / MySQL.
-
-    There every ``CREATE`` / ``ALTER`` commits by itself, so a revision that fails at its second
-    statement leaves its first applied (:func:`.locking.record_partial` reports that state).
-    The package cannot make such a revision atomic; it can say so where the user reads and
-    edits it, and name the way to keep revisions atomic.  Called for revisions written for
-    MariaDB / MySQL only.
-    """
+    """Warn in a MariaDB / MySQL revision that it cannot be all-or-nothing: there every DDL statement
+    commits by itself (:func:`.locking.record_partial` reports a revision that failed part-way)."""
     if statement_count(upgrade_ops) > 1:
         register_renderers()
         upgrade_ops.ops.insert(0, StatementByStatementNote())
@@ -286,12 +272,8 @@ def _modified_tables(upgrade_ops: ops.UpgradeOps | None) -> list[ops.ModifyTable
 def likely_renames(
     removed: Sequence[tuple[str, sa.Column[Any]]], added: Sequence[tuple[str, sa.Column[Any]]]
 ) -> list[str]:
-    """Rename hints (``table.old:new``) for removed columns that look renamed.
-
-    A removed column looks renamed when its table gains a column of the same kind (type
-    affinity), each added column matched once, in order: the pairs ``nxalembic migrate`` asks
-    about at a terminal.  *removed* / *added*: (table name, column) pairs.
-    """
+    """Rename hints (``table.old:new``) for removed columns whose table gains a column of the same
+    type affinity, each added one matched once, in order.  *removed* / *added*: (table, column)."""
     hints, used = [], set()
     for table, old in removed:
         for position, (other, new) in enumerate(added):
@@ -303,12 +285,8 @@ def likely_renames(
 
 
 def drop_advice(renames: Sequence[str], stock: bool) -> str:
-    """What a revision that drops columns needs to be written: rename hints, or the opt-in.
-
-    One wording for ``nxalembic migrate`` / ``revision --autogenerate`` refusing such a
-    revision and ``nxalembic check`` reporting the change.  *stock*: the options of stock
-    ``alembic`` (``-x``) rather than ``nxalembic migrate``'s.
-    """
+    """What a revision that drops columns needs to be written: rename hints, or the opt-in (the
+    refusal's and ``nxalembic check``'s wording).  *stock*: stock ``alembic``'s ``-x`` options."""
     hints = " ".join(f"-x rename={hint}" if stock else f"--rename {hint}" for hint in renames)
     rename = f"if renamed, pass {hints}; " if renames else ""
     return f"{rename}to drop, pass {'-x allow_drops=true' if stock else '--allow-drops'}"
@@ -394,8 +372,7 @@ def _reverse(op: Any) -> Any:
     return op.reverse()
 
 
-# -- Names and text of revision files: the message of a revision made without -m, its docstring
-# escaping, the check of a revision id. ---------------------------------------------------------
+# -- Names and text of revision files: the message made without -m, docstring escaping, the id. --
 
 #: Alembic's default ``truncate_slug_length`` and its rule for the words of a file name.
 DEFAULT_SLUG_LENGTH = 40
@@ -406,13 +383,11 @@ REVISION_ID = re.compile(r"[A-Za-z0-9_]+")
 
 
 def revision_message(upgrade_ops_list: Iterable[ops.UpgradeOps], limit: int = DEFAULT_SLUG_LENGTH) -> str:
-    """A message derived from the operations, for revisions made without ``-m``:
-    ``create_music_songs``, ``add_music_songs_artist``, ``rename_music_songs_title_to_name``...
+    """A message derived from the operations, for revisions made without ``-m`` (``create_music_songs``).
 
-    Alembic names the file after the message and cuts that name at *limit* characters
-    (``truncate_slug_length``), mid-word and with a trailing ``_``.  So the message is made to
-    fit here: as many whole operation names as fit, and a count of the rest
-    (``create_music_songs_and_2_more``); else the first name alone; else its first words.
+    Alembic cuts the file name at *limit* characters (``truncate_slug_length``) mid-word, so the
+    message fits: whole operation names and a count of the rest (``create_music_songs_and_2_more``),
+    else the first name alone, else its first words.
     """
     names = list(dict.fromkeys(name for ups in upgrade_ops_list for op in ups.ops for name in _op_names(op)))
     if not names:
@@ -440,14 +415,9 @@ def _cut_at_word(text: str, limit: int) -> str:
 
 
 def docstring_text(text: str) -> str:
-    """*text* escaped to sit between the triple quotes of a revision file's docstring.
-
-    script.py.mako writes the message as is between triple quotes, and the message is user text
-    (``-m``) or built from table names (an ormar ``tablename`` can be any string): a backslash
-    (``C:\\Users``), a triple quote or a NUL would make a file that does not import, or one that
-    runs code.  Python reads the escapes back, so ``__doc__`` (what ``alembic history`` shows)
-    is *text* unchanged.
-    """
+    """*text* (``-m``, or table names) escaped to sit between the triple quotes of a revision file's
+    docstring: a backslash, a quote or a NUL must not break the file or run code; ``__doc__`` reads
+    back *text* unchanged."""
     return "".join(
         "\\" + char if char in '\\"' else char if char in "\n\t" or char.isprintable() else repr(char)[1:-1]
         for char in text  # repr: \r, \x00, \u2028, a lone surrogate from argv

@@ -1,13 +1,10 @@
 """Internal: reading the settings: where the bot lives and how cogs map to version tables and folders.
 
-They live in ``nxalembic.ini`` (the predecessor's format: ``[nxalembic]`` with ``module`` and
-``bot``, extended with optional keys) or, with the same keys as TOML strings, in the
-``[tool.nxalembic]`` table of ``pyproject.toml`` (read with :mod:`tomllib`), where many projects
-keep every tool's settings.  They belong to the project of ``alembic.ini``: looked for next to
-it first, and in the current directory only when that folder has none
-(:func:`settings_for`, the one answer of every route); in one folder ``nxalembic.ini`` wins
-over ``[tool.nxalembic]``.  :func:`read_alembic_ini` reads what the start-up fast path needs
-of ``alembic.ini`` without importing Alembic, the way Alembic's ``Config`` reads it.
+They live in ``nxalembic.ini`` (``[nxalembic]``) or, with the same keys as TOML strings, in the
+``[tool.nxalembic]`` table of ``pyproject.toml``; in one folder ``nxalembic.ini`` wins.  They are
+looked for next to ``alembic.ini``, then in the current directory (:func:`settings_for`, the one
+answer of every route).  :func:`read_alembic_ini` reads what the start-up fast path needs of
+``alembic.ini`` without importing Alembic, the way Alembic's ``Config`` reads it.
 """
 
 from __future__ import annotations
@@ -133,20 +130,14 @@ def _version_table_regex(pattern: str) -> re.Pattern[str]:
 
 
 def pyproject_for(alembic_ini: Path | str) -> Path:
-    """The ``pyproject.toml`` whose ``[tool.alembic]`` completes *alembic_ini*: the one beside it.
-
-    Stock ``alembic`` reads the one in the current directory; ``nxalembic`` and the start-up API
-    take the one beside ``alembic.ini``, which is the same file when run from the project folder.
-    """
+    """The ``pyproject.toml`` whose ``[tool.alembic]`` completes *alembic_ini*: the one beside it
+    (stock ``alembic`` reads the current directory's: the same file from the project folder)."""
     return Path(alembic_ini).resolve().parent / PYPROJECT
 
 
 def config_in(folder: Path) -> Path | None:
-    """The settings file of *folder*: ``nxalembic.ini``, else a ``pyproject.toml`` with ``[tool.nxalembic]``.
-
-    When both are there, ``nxalembic.ini`` wins, and one warning says so (once per folder and
-    process): a project moving to pyproject.toml must not wonder which file is in force.
-    """
+    """The settings file of *folder*: ``nxalembic.ini``, else a ``pyproject.toml`` with ``[tool.nxalembic]``
+    (with both, one warning per folder and process says which is in force)."""
     ini, pyproject = folder / CONFIG_FILE, folder / PYPROJECT
     in_pyproject = pyproject.is_file() and _nxalembic_table(pyproject, read_pyproject(pyproject)) is not None
     if ini.is_file():
@@ -165,13 +156,10 @@ _warned: set[Path] = set()
 
 
 def settings_for(alembic_ini: Path | str | None) -> Path:
-    """The settings file of *alembic_ini*'s project: every route (stock ``alembic``, ``nxalembic``,
-    the start-up API) asks this one function.
+    """The settings file of *alembic_ini*'s project, for every route.
 
-    The folder of ``alembic.ini`` first: ``nxalembic -c other/alembic.ini`` run from a project
-    with settings of its own must not apply ``other``'s revisions to this project's database.
-    The current directory only when that folder has none (an ``alembic.ini`` kept in a
-    subfolder, or a ``Config`` built without a file).
+    The folder of ``alembic.ini`` first (``-c other/alembic.ini`` must not take this folder's
+    settings), the current directory only when that folder has none.
     """
     folder = Path(alembic_ini).resolve().parent if alembic_ini else None
     return find_config_file(folder)
@@ -192,10 +180,6 @@ def find_config_file(*folders: Path | str | None) -> Path:
     )
 
 
-#: The section of ``alembic.ini`` that Alembic's ``Config`` calls the main options.
-ALEMBIC_SECTION = "alembic"
-
-
 @dataclass(frozen=True)
 class AlembicIni:
     """What the start-up fast path needs of ``alembic.ini`` (and ``[tool.alembic]`` beside it)."""
@@ -209,19 +193,16 @@ class AlembicIni:
 def read_alembic_ini(alembic_ini: Path) -> AlembicIni | None:
     """alembic.ini read as Alembic's ``Config`` reads it, without importing Alembic; ``None``: can't tell.
 
-    alembic.ini with the ``here`` default and interpolation first, then ``[tool.alembic]`` of
-    the ``pyproject.toml`` beside it (its own ``%(here)s``) for ``script_location`` and
-    ``sourceless``.  ``sqlalchemy.url`` is read from alembic.ini only, as
-    ``Config.get_main_option`` does.  A scripts folder given as a package resource
-    (``pkg:folder``) and ``sourceless`` revisions are left to Alembic (``None``), and so is a
-    file that cannot be read: Alembic's route then says why.
+    ``script_location`` / ``sourceless`` from alembic.ini, else ``[tool.alembic]`` beside it;
+    ``sqlalchemy.url`` from alembic.ini only.  A ``pkg:folder`` location, ``sourceless`` revisions
+    and an unreadable file are left to Alembic (``None``), whose route then says why.
     """
     parser = configparser.ConfigParser({"here": alembic_ini.absolute().parent.as_posix()})
     try:
         parser.read(alembic_ini, encoding="utf-8")
-        location: object = parser.get(ALEMBIC_SECTION, "script_location", fallback=None)
-        sourceless: object = parser.get(ALEMBIC_SECTION, "sourceless", fallback=None)
-        url = parser.get(ALEMBIC_SECTION, "sqlalchemy.url", fallback=None)
+        location: object = parser.get("alembic", "script_location", fallback=None)
+        sourceless: object = parser.get("alembic", "sourceless", fallback=None)
+        url = parser.get("alembic", "sqlalchemy.url", fallback=None)
     except (OSError, UnicodeDecodeError, configparser.Error):
         return None
     if location is None or sourceless is None:
@@ -238,10 +219,7 @@ def read_alembic_ini(alembic_ini: Path) -> AlembicIni | None:
 
 
 def _toml_alembic(alembic_ini: Path) -> dict[str, object] | None:
-    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in.
-
-    ``{}`` when there is none, ``None`` when it cannot be read (Alembic's route then says why).
-    """
+    """``[tool.alembic]`` beside *alembic_ini*, ``%(here)s`` filled in; ``{}``: none, ``None``: unreadable."""
     path = pyproject_for(alembic_ini)
     if not path.is_file():
         return {}
@@ -300,11 +278,8 @@ def _fields(path: Path, key: str, pattern: str) -> set[str]:
 
 
 def _check_no_control_characters(path: Path, values: Mapping[str, str], toml: bool) -> None:
-    """Refuse line breaks (continuation lines) and other control characters in any value.
-
-    An indented line after ``key = value`` continues the value in ini syntax, so a stray
-    indent silently glues the next line into a table name or a URL.
-    """
+    """Refuse control characters in any value: in ini syntax a stray indented line after ``key = value``
+    would silently continue it (a table name, a URL)."""
     for key, value in values.items():
         allowed = "\n" if key in LIST_KEYS else ""  # a list: one name a line
         bad = next(
@@ -397,11 +372,8 @@ def _toml_values(path: Path) -> dict[str, str]:
 
 
 def load_settings(path: Path | str) -> Settings:
-    """Parse and validate ``nxalembic.ini`` or ``[tool.nxalembic]`` of a ``pyproject.toml``.
-
-    Both give the same keys and the same checks; every problem is one :class:`NXAlembicError`
-    line naming the file and the key.
-    """
+    """Parse and validate ``nxalembic.ini`` or ``[tool.nxalembic]`` of a ``pyproject.toml``: the same keys
+    and checks; every problem is one :class:`NXAlembicError` line naming the file and the key."""
     path = Path(path).resolve()
     toml = path.name == PYPROJECT
     section = _toml_values(path) if toml else _ini_values(path)
