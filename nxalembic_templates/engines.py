@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -351,24 +352,32 @@ def _prepare_reads(engine: sa.Engine, policy: locking.LockPolicy) -> None:
 
     A writer can hold a read off (SQLite's exclusive lock; PostgreSQL's ``ACCESS EXCLUSIVE`` on a
     version table): SQLite's busy timeout (default :data:`.locking.SQLITE_LOCK_TIMEOUT`) and,
-    when a timeout is given, PostgreSQL's session ``lock_timeout`` bound the start-up fast
-    path's read, ``verify`` and ``status``.  Its expiry is one line naming the database.
+    when a timeout is given, PostgreSQL's session ``lock_timeout`` and MariaDB / MySQL's
+    ``lock_wait_timeout`` (whole seconds, rounded up) bound the start-up fast path's read,
+    ``verify`` and ``status``.  Its expiry is one line naming the database.
     """
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite or (engine.dialect.name == "postgresql" and policy.timeout is not None):
-        setting = "PRAGMA busy_timeout = {}" if sqlite else "SET lock_timeout = {}"
-        milliseconds = policy.milliseconds(locking.SQLITE_LOCK_TIMEOUT)
+    mysql = engine.dialect.name in locking.MYSQL_DIALECTS
+    limit = policy.limit(locking.SQLITE_LOCK_TIMEOUT if sqlite else None)
+    if mysql and limit is not None:
+        limit = max(1, math.ceil(limit))  # lock_wait_timeout counts whole seconds
+    if sqlite or (limit is not None and (mysql or engine.dialect.name == "postgresql")):
+        if sqlite:
+            setting = f"PRAGMA busy_timeout = {policy.milliseconds(locking.SQLITE_LOCK_TIMEOUT)}"
+        elif mysql:
+            setting = f"SET SESSION lock_wait_timeout = {limit}"
+        else:
+            setting = f"SET lock_timeout = {policy.milliseconds(locking.SQLITE_LOCK_TIMEOUT)}"
 
         @sa.event.listens_for(engine, "connect")
         def _wait_no_longer(dbapi_connection: Any, _record: Any) -> None:
-            locking.driver_execute(dbapi_connection, setting.format(milliseconds))
+            locking.driver_execute(dbapi_connection, setting)
 
     @sa.event.listens_for(engine, "handle_error")
     def _lock_wait_expired(context: sa.engine.ExceptionContext) -> None:
         error = context.original_exception
         if not (("database is locked" in str(error)) if sqlite else locking.is_lock_timeout(error)):
             return
-        limit = policy.limit(locking.SQLITE_LOCK_TIMEOUT if sqlite else None)
         where = locking.sqlite_where(engine) if sqlite else hide_password(engine.url)
         raise LockTimeout(
             f"gave up {'' if limit is None else f'after {limit:g} s '}waiting to read {where}: another "

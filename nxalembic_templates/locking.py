@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from . import _compat
-from .errors import LockTimeout, hide_password
+from .errors import LockTimeout, NXAlembicError, hide_password
 
 __all__ = [
     "MAX_LOCK_TIMEOUT",
@@ -291,9 +291,11 @@ def _advisory_lock(connection: Connection, function: str) -> None:
 
 
 def is_lock_timeout(orig: BaseException | None) -> bool:
-    """A driver's exception is SQLSTATE 55P03 (lock_not_available), as psycopg and asyncpg expose it."""
+    """A driver's exception is a lock wait that timed out: PostgreSQL's SQLSTATE 55P03
+    (lock_not_available, as psycopg and asyncpg expose it), MariaDB / MySQL's error 1205."""
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code == "55P03" or "lock timeout" in str(orig)
+    mysql_code = getattr(orig, "args", None) or (None,)
+    return code == "55P03" or mysql_code[0] == 1205 or "lock timeout" in str(orig)
 
 
 def mysql_lock_name(database: str | None) -> str:
@@ -314,9 +316,15 @@ def _acquire_user_lock(connection: Connection) -> None:
     if not connection.execute(get_lock, {"name": name, "timeout": 0}).scalar():
         policy, where = _announce_wait(connection)
         limit = policy.limit(None)
-        if not connection.execute(
+        got = connection.execute(
             get_lock, {"name": name, "timeout": MYSQL_NO_LIMIT if limit is None else limit}
-        ).scalar():
+        ).scalar()
+        if got is None:  # GET_LOCK's NULL: the wait was killed, or the server failed
+            raise NXAlembicError(
+                f"could not take the migration lock on {where}: the server ended the wait (the session "
+                "was killed, or the server is out of memory); try again"
+            )
+        if not got:
             raise _gave_up(limit, where)
     if connection.engine in _OWN_ENGINES:
         connection.info[_HOLDS_LOCK] = name

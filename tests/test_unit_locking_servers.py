@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 import servers
 from nxalembic_templates import engines, locking
-from nxalembic_templates.errors import LockTimeout
+from nxalembic_templates.errors import LockTimeout, NXAlembicError
 
 KEY = locking.ADVISORY_LOCK_KEY
 
@@ -485,3 +485,72 @@ def test_maria_partial_note_is_recorded_read_and_cleared(maria: str) -> None:
         assert long_note.startswith("revision r3 failed part-way: 100 schema statements of it applied (ALTER")
         connection.rollback()
     own.dispose()
+
+
+def test_maria_a_read_gives_up_after_the_timeout(maria: str) -> None:
+    """A table another session holds (LOCK TABLES ... WRITE: a metadata lock, as an ALTER takes) keeps a
+    read waiting no longer than the lock timeout, rounded up to MariaDB's whole seconds."""
+    writer = sa.create_engine(maria, poolclass=sa.pool.NullPool)
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE read_m (id INTEGER)")
+    reader = engine(maria, read_only=True, timeout=0.2)
+    locker = writer.connect()
+    locker.exec_driver_sql("LOCK TABLES read_m WRITE")
+    try:
+        with reader.connect() as connection:
+            assert connection.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar() == 1
+            with pytest.raises(LockTimeout) as error:
+                connection.exec_driver_sql("SELECT count(*) FROM read_m")
+            connection.rollback()
+            with pytest.raises(sa.exc.ProgrammingError):  # other errors pass
+                connection.exec_driver_sql("SELECT * FROM nowhere")
+    finally:
+        locker.exec_driver_sql("UNLOCK TABLES")
+        locker.close()
+        writer.dispose()
+        reader.dispose()
+    assert str(error.value) == (
+        f"gave up after 1 s waiting to read {shown(maria)}: another process holds a lock on it (a migration, "
+        "or a long transaction); let it finish, raise the lock timeout, or try again later"
+    )
+
+
+def test_maria_a_killed_wait_for_the_lock_is_one_clear_error(maria: str) -> None:
+    """GET_LOCK answers NULL (not 0) when its wait is killed: an error, not "gave up after None s"."""
+    said: list[str] = []
+    own = engine(maria, report=said.append)  # no timeout: the wait is ended by the kill only
+    holder, held = hold_maria_lock(maria)
+    found: dict[str, BaseException] = {}
+
+    def migrate() -> None:
+        with own.connect() as connection:
+            try:
+                with connection.begin():
+                    locking.acquire(connection)
+            except BaseException as exc:  # reported by the test's thread
+                found["error"] = exc
+
+    waiter = threading.Thread(target=migrate)
+    waiter.start()
+    waiting = sa.text(
+        "SELECT id FROM information_schema.PROCESSLIST"
+        " WHERE state = 'User lock' AND info LIKE 'SELECT GET_LOCK%'"
+    )
+    try:
+        session = None
+        while session is None and waiter.is_alive():  # the waiter's GET_LOCK, seen waiting by the server
+            session = held.execute(waiting).scalar()
+        assert session is not None, found
+        held.exec_driver_sql(f"KILL QUERY {int(session)}")
+        waiter.join()
+    finally:
+        held.close()
+        holder.dispose()
+        own.dispose()
+    assert said and said[0].startswith("waiting for the migration lock on ")
+    error = found.get("error")
+    assert isinstance(error, NXAlembicError) and not isinstance(error, LockTimeout), repr(error)
+    assert str(error) == (
+        f"could not take the migration lock on {shown(maria)}: the server ended the wait (the session was "
+        "killed, or the server is out of memory); try again"
+    )
