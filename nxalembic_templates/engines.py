@@ -271,17 +271,12 @@ def with_connection(
 
     Async URLs (``sqlite+aiosqlite``, ``postgresql+asyncpg``) get an async engine and *work*
     runs through ``run_sync``, so Alembic itself always sees a plain sync connection.
-    A *read_only* connection can only compare (see :mod:`.locking`); to a SQLite file that does
-    not exist it reads an empty in-memory database instead (``status`` and ``verify`` refuse
-    such a file first: :func:`require_database`).
+    A *read_only* connection can only compare (see :mod:`.locking`).
 
     The async route runs its own event loop (``asyncio.run``), so it must not be called from
     a thread whose loop is running: the start-up API (:mod:`.startup`) calls it from a worker
     thread, which has none.
     """
-    if read_only and missing_sqlite_file(url) is not None:
-        # Connecting would create the file: an empty database gives the same answers, creating nothing.
-        url = URL.create(make_url(url).drivername).render_as_string(hide_password=False)
     engine = create_engine(url, read_only=read_only, lock=lock)
     if isinstance(engine, AsyncEngine):
         return asyncio.run(_with_async_connection(engine, url, work))

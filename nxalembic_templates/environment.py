@@ -67,11 +67,6 @@ from .settings import load_settings, settings_for
 
 __all__ = ["run_migrations", "setup_logging"]
 
-#: Stock commands that only read the database (``revision --autogenerate`` and ``check`` are
-#: :func:`.request.is_autogenerate`): a read-only connection, and no lock.  Not ``history -i``:
-#: Alembic creates the version table there.
-READ_ONLY_COMMANDS = ("current",)
-
 log = logging.getLogger("nxalembic_templates")
 
 #: What Ctrl-C prints: the transaction in progress is rolled back when the connection closes.
@@ -317,7 +312,7 @@ def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: di
     with_connection(
         url,
         lambda connection: _run_on_connection(context, scope, connection, options),
-        read_only=is_autogenerate(scope.request) or scope.request.command in READ_ONLY_COMMANDS,
+        read_only=is_autogenerate(scope.request),
     )
 
 

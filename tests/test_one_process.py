@@ -364,29 +364,3 @@ def test_a_sqlite_file_that_does_not_exist_is_reported_not_created(
     project.nxalembic("upgrade")  # creates it
     assert database.exists()
     assert project.nxalembic("status", "--exit-code").returncode == 0
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "sqlite+aiosqlite"])
-def test_commands_that_only_read_do_not_create_a_missing_sqlite_file(
-    make_project: Callable[..., BotProject], backend: str
-) -> None:
-    """``nxalembic migrate`` (autogenerate), stock ``current`` and ``check`` only read the
-    database: on a SQLite file that does not exist they answer as for an empty database and create
-    nothing (status refuses it, above); ``upgrade`` creates it."""
-    project = make_project(backend)
-    database = Path(project.db.engine.url.database)  # type: ignore[arg-type]
-    assert not database.exists()
-
-    project.nxalembic("migrate")
-    assert all(project.revisions(cog) for cog in ("core", "economy", "music"))
-    assert not database.exists()
-
-    current = project.cog("music", "current")
-    assert current.stdout.strip() == "" and not database.exists()  # nothing applied, as on an empty database
-    check = project.cog("music", "check", check=False)
-    assert check.returncode != 0 and "FAILED: Target database is not up to date." in check.output, check.output
-    assert not database.exists()
-
-    project.nxalembic("upgrade")
-    assert database.exists()
-    assert project.cog("music", "current").stdout.split()[0] == project.head("music")
