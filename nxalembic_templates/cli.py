@@ -195,11 +195,6 @@ def _seconds(text: str) -> float:
 parser = build_parser()
 
 
-def _output(quiet: bool) -> Callable[..., None]:
-    """Progress lines on stdout unless ``-q``."""
-    return (lambda text="": None) if quiet else (lambda text="": print(text, flush=True))
-
-
 def _progress(out: Callable[..., None], verb: str) -> Callable[[MigrationResult], None]:
     def report(result: MigrationResult) -> None:
         done = f"{count(len(result.steps), 'revision')} {verb}, now" if result.steps else "nothing to do,"
@@ -224,10 +219,7 @@ def _confirm_second_environment(args: argparse.Namespace) -> None:
 
 
 def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
-    """``alembic init -t nxcog``, then the settings skeleton (``nxalembic.ini`` or ``[tool.nxalembic]``).
-
-    An existing one is kept; with ``--pyproject`` broken TOML stops ``init`` before anything is created.
-    """
+    """``alembic init -t nxcog``, then the settings skeleton unless it exists; bad TOML stops it first."""
     _confirm_second_environment(args)
     pyproject = pyproject_for(args.config)
     if args.pyproject and pyproject.exists():
@@ -355,16 +347,13 @@ COMMANDS = {
 
 
 def apply_x_arguments(args: argparse.Namespace) -> str | None:
-    """Honour or refuse every ``-x``; return the cog of ``-x cog=`` (None without one).
-
-    The per-cog keys (``version_table``...) reach env.py, which refuses them with its own advice.
-    """
+    """Honour or refuse every ``-x``; return the cog of ``-x cog=`` (None without one)."""
     accepted = X_KEYS[args.command]
     cogs: list[str] = []
     for pair in args.x:
         key, sep, value = pair.partition("=")
         if key in PER_COG_KEYS and args.command != "init":
-            continue
+            continue  # version_table...: env.py refuses them with its own advice
         if key not in accepted:
             takes = f"it accepts {', '.join(f'-x {k}=' for k in accepted)}" if accepted else "it takes no -x"
             why = " (it covers every cog)" if key == "cog" else ""
@@ -392,7 +381,9 @@ def apply_x_arguments(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace, freeze: bool = False) -> int:
     """Run the parsed command; *freeze*: :func:`script`'s ``gc.freeze()`` once the bot is imported."""
-    out = _output(args.quiet)
+    out: Callable[..., None] = (
+        (lambda text="": None) if args.quiet else (lambda text="": print(text, flush=True))
+    )
     x_cog = apply_x_arguments(args)
     if args.command == "init":
         return cmd_init(args, out)

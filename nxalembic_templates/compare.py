@@ -1,12 +1,8 @@
 """Internal: what differs between the models and the database, for all cogs at once: ``status`` and ``check``.
 
-The functions here take the opened project (:class:`Opened`: :class:`.runner.Project`) and its
-read-only connection.  :func:`status` reads every version table once
-(:func:`.headcheck.version_rows`), compares the cogs at their head with the database together
-in one autogenerate pass (:func:`screened`, through env.py with :class:`.scope.Screen`'s hooks)
-and every other cog on its own (:func:`differences`: ``alembic.command.check``, against a
-scratch replay of its history when it has pending revisions), and words one row per cog
-(:class:`CogStatus`), printed by :meth:`Status.print` and judged by :meth:`Status.check`.
+:func:`status` reads every version table once, compares the cogs at their head together in one
+autogenerate pass (:func:`screened`) and every other cog on its own (:func:`differences`), and
+words one row per cog (:class:`CogStatus`), printed by :meth:`Status.print`, judged by :meth:`Status.check`.
 """
 
 from __future__ import annotations
@@ -52,6 +48,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("nxalembic_templates")
+_NO_REVISIONS = (
+    "has models but no revisions, so its tables would never be created; "
+    "run 'nxalembic migrate --cog {cog}', then 'nxalembic upgrade'"
+)
 
 
 class Opened(Protocol):
@@ -152,9 +152,7 @@ class Status:
 
     def behind_exit_code(self) -> int:
         """``status --exit-code``: 1 when any cog is behind its head, has no revisions, has
-        several heads (``upgrade`` refuses it), or cannot tell.
-
-        One line per kind saying which cogs; a forked cog's line is ``upgrade``'s error.
+        several heads (``upgrade``'s error is printed), or cannot tell; one line per kind.
         """
         forked = [c.forked for c in self.cogs if c.forked]
         cogs = [c for c in self.cogs if not c.forked]
@@ -207,11 +205,8 @@ class Status:
 def status(project: Opened, connection: Connection) -> Status:
     """Where each cog is, and whether its models differ from its migrations.
 
-    It always reports: a cog whose models cannot be compared gets the reason in its row
-    (``not_compared``) instead of failing the whole command, and so does a cog whose version
-    table cannot be read.  The cogs at their head are compared with the database together
-    first (:func:`screened`); only those that pass finds a difference in are compared again on
-    their own.
+    It always reports: a cog that cannot be compared, or whose version table cannot be read,
+    gets the reason in its row (``not_compared``) instead of failing the whole command.
     """
     cogs = list(project.schema.cogs)
     current = version_rows(connection, {cog: project.scope(cog).version_table for cog in cogs})
@@ -237,9 +232,8 @@ def current(project: Opened, connection: Connection, cogs: Sequence[str]) -> dic
 def behind(project: Opened, connection: Connection, cogs: Sequence[str]) -> list[CogBehind]:
     """How far each of *cogs* is behind its head (verify mode; :meth:`.runner.Project.behind`).
 
-    One read of every version table (as the upgrade fast path); revisions are counted only
-    for the cogs that are not at their head.  A cog that is ahead of, or off, its history
-    (a revision id the files do not know) is an error, as it is for ``upgrade``.
+    A cog that is ahead of, or off, its history (a revision id the files do not know) is an
+    error, as it is for ``upgrade``.
     """
     found = current(project, connection, cogs)
     rows = []
@@ -282,23 +276,18 @@ def screened(
 ) -> set[str]:
     """The cogs among *cogs* (each at its head) whose models match the database.
 
-    One autogenerate pass over all their tables, through env.py (:class:`.scope.Screen`), with
-    env.py's own filters combined as in each cog's run.  Nothing is concluded when the pass
-    fails, whatever the exception (an env.py ``compare_type`` hook raising on one table
-    included): every cog is then compared on its own, which reports the failure in its own
-    row and every other cog as usual.  *unowned*: the database's tables that no loaded cog
-    owns.  Each may be one a cog's revisions created and its model no longer defines (a
-    cog's own comparison reports its drop), so a cog whose history creates one of them
-    (a scratch replay, as its own comparison makes) is compared on its own too.
+    One autogenerate pass over all their tables, through env.py (:class:`.scope.Screen`).
+    When the pass fails, whatever the exception, nothing is concluded: every cog is then
+    compared on its own.  *unowned*: tables no loaded cog owns; a cog whose history creates
+    one of them (its model dropped it) is compared on its own too.
     """
     if project.request.offline or len(cogs) < 2:
         return set()
     found: list[Any] = []
 
     def compare(_heads: Any, context: MigrationContext) -> list[Any]:
-        # only what environment.run_migrations configured for the pass counts (env.py's own
-        # filters are combined into the Screen's hooks there): an env.py that configures
-        # Alembic itself gets every cog compared on its own
+        # only a pass configured by environment.run_migrations (the Screen's hooks) counts:
+        # an env.py that configures Alembic itself gets every cog compared on its own
         options = _compat.configured_options(context)
         hooks = (options.get("include_name"), options.get("include_object"))
         if all(isinstance(getattr(hook, "__self__", None), Screen) for hook in hooks):
@@ -366,7 +355,9 @@ def _cog_status(
         row.pending = project.unapplied(cog, row.current)
         row.failed_part_way = locking.read_partial(connection, row.version_table)
         live = row.pending == 0 and row.current == row.head
-        row.note = _adoption_note(project, connection, cog, row) if row.head else _no_revisions(cog)
+        row.note = (
+            _adoption_note(project, connection, cog, row) if row.head else _NO_REVISIONS.format(cog=cog)
+        )
         connection.rollback()  # env.py begins its own (read-only) transaction
         diffs = [] if unchanged else differences(project, cog, live=live)
         row.model_changes = [describe_diff(d) for d in diffs]
@@ -394,14 +385,6 @@ def _adoption_note(project: Opened, connection: Connection, cog: str, row: CogSt
     return (
         f"tables {', '.join(found)} exist but {row.version_table} is empty: if the tables match the "
         f"cog's revisions, record that with 'alembic -x cog={cog} stamp head' instead of upgrading"
-    )
-
-
-def _no_revisions(cog: str) -> str:
-    """The ``status`` note of a cog with models and no revisions (see :class:`.CogsWithoutRevisions`)."""
-    return (
-        "has models but no revisions, so its tables would never be created; "
-        f"run 'nxalembic migrate --cog {cog}', then 'nxalembic upgrade'"
     )
 
 
@@ -433,10 +416,8 @@ def short(revisions: Sequence[str]) -> str:
 def migrate_advice(diffs: Sequence[Any]) -> str | None:
     """What ``nxalembic migrate`` needs to write *diffs* (autogenerate's) when they drop something.
 
-    A removed column is refused and a removed table is not written without ``--allow-drops``,
-    unless a rename hint explains it; the hints named are the likely renames
-    (:func:`.rewrite.likely_renames`: an added column of the same kind in the same table, or
-    the one added table when one table is removed), as ``migrate`` itself names them.
+    ``--allow-drops``, or the likely rename hints (:func:`.rewrite.likely_renames`, and the one
+    added table when one table is removed), as ``migrate`` itself names them.
     """
     flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
     removed = [(d[2], d[3]) for d in flat if d[0] == "remove_column"]

@@ -197,9 +197,8 @@ def _run_screen(
 ) -> None:
     """Compare several cogs at their head in one pass (``scope.Screen``), on the caller's connection.
 
-    The options are those of a cog's own ``check`` (env.py's *configure_options* included),
-    with the cogs' tables together in place of one cog's; env.py's own filters are combined
-    with the pass's hooks exactly as with a cog's own (``scope.UserHooks``).
+    The options are those of a cog's own ``check``, env.py's filters combined the same way,
+    with the cogs' tables together in place of one cog's.
     """
     request = request_for(context.config)
     if user_hooks.process_revision_directives is not None:
@@ -281,8 +280,7 @@ def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: di
     config = context.config
     connection = borrowed_connection(config, scope.request)
     if isinstance(connection, Engine):
-        # pytest-alembic hands over its engine here; the engine is the caller's, so it is
-        # neither wrapped nor disposed, only borrowed for one connection.
+        # pytest-alembic hands over its engine: the caller's, borrowed for one connection, never disposed
         with connection.connect() as borrowed:
             _run_on_connection(context, scope, borrowed, options)
         return
@@ -386,13 +384,10 @@ def _down_revisions(script: ScriptDirectory, revision: str) -> list[str]:
 def _already_exists_hint(
     exc: BaseException, script: ScriptDirectory, revision: str | None, scope: CogScope, connection: Connection
 ) -> str:
-    """The fix when the cog's first revision finds its tables already there.
+    """The fix (``stamp``) when the cog's first revision finds its tables already there.
 
-    The first revision (no ``down_revision``) only runs when the version table is empty, so
-    "already exists" there may mean the tables were made without migrations (``create_all``,
-    another tool): recording the revision with ``stamp`` adopts them.  Only advised when the
-    database, read again, shows just that (:func:`_made_without_migrations`): following the
-    advice otherwise would mark as migrated a database that is not.
+    Only advised when the database, read again, shows tables made without migrations
+    (:func:`_made_without_migrations`): otherwise ``stamp`` would mark as migrated what is not.
     """
     if revision is None or "already exists" not in str(exc):
         return ""
@@ -413,9 +408,8 @@ def _already_exists_hint(
 def _made_without_migrations(connection: Connection, scope: CogScope) -> bool:
     """Whether every table of the cog's models exists while its version table is empty, as read now.
 
-    Read after the failed migration's transaction ended: the error alone does not tell (the
-    table may be one the cog's models do not define, or another migration may have just made
-    them and recorded it).  When the database cannot be read, nothing is advised.
+    Read after the failed migration's transaction ended (the error alone does not tell).
+    When the database cannot be read, nothing is advised.
     """
     if connection.in_transaction():
         return False  # a caller's transaction, maybe aborted: not ours to read in or end

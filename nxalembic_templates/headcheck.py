@@ -3,11 +3,9 @@
 :class:`CogLayout` is asked by every route (stock ``alembic -x cog=``, ``nxalembic``, the start-up
 fast path), so they never disagree; :func:`version_rows` is the one reader of version tables.
 :func:`heads_if_all_at_head`, asked on every start by :mod:`.startup`, answers from the revision
-files, *parsed* with :mod:`ast` (not run), and one ``UNION ALL`` on a read-only connection:
-importing Alembic costs about a fifth of a 50-cog bot's import.  Whatever it cannot decide for
-certain is "don't know" (``None``), and the caller takes the full route (Alembic, under the lock),
-which words every error: the fast path changes nothing, takes no lock and raises nothing of its
-own but a database that cannot be reached, or read within the lock timeout.
+files, *parsed* with :mod:`ast` (not run), and one ``UNION ALL`` on a read-only connection.
+Whatever it cannot decide for certain is "don't know" (``None``): the caller takes the full route
+(Alembic, under the lock), which words every error.  The fast path changes nothing, takes no lock.
 """
 
 from __future__ import annotations
@@ -130,7 +128,6 @@ def nested_revisions(folder: Path, sourceless: bool = False) -> tuple[Path, list
     """The first subfolder of a cog's revisions *folder* holding revision files, and their names.
 
     With ``recursive_version_locations`` Alembic lists them as heads, yet no route applies them.
-    Walked as Alembic walks it (``__pycache__`` is no revisions folder).
     """
     pattern = SOURCELESS_REVISION_FILE if sourceless else REVISION_FILE
     for root, dirs, files in os.walk(folder):

@@ -5,18 +5,10 @@ env.py (and so the same discovery and per-cog scope) as ``alembic -x cog=NAME ..
 each step asks of env.py (the cog, the discovered bot, the shared connection, the autogenerate
 flags) is one :class:`~.request.CogRequest`, attached to the Alembic config before each call.
 
-Which steps are :mod:`alembic.command` and which are not:
-
-* ``upgrade``, ``downgrade``, ``--sql``, ``migrate`` (``command.revision``) and a cog's own
-  comparison (``command.check``, :func:`.compare.differences`) call :mod:`alembic.command`,
-  one call per cog;
-* a cog already at its head is not upgraded at all: one read of every version table
-  (:func:`.headcheck.version_rows`) tells, and no Alembic command (nor env.py) runs for it;
-* the shared comparison of ``status`` / ``check`` / ``migrate`` (:func:`.compare.screened`)
-  runs env.py once for several cogs through ``EnvironmentContext`` and ``run_env`` (as
-  :mod:`alembic.command` itself does) and ``produce_migrations``: no Alembic command compares
-  several cogs at once;
-* the count of pending revisions walks the cog's ``ScriptDirectory`` (:meth:`Project.unapplied`).
+``upgrade``, ``downgrade``, ``--sql``, ``migrate`` and a cog's own comparison call
+:mod:`alembic.command`, one call per cog.  Not through it: a cog already at its head (one read of
+every version table tells; nothing runs for it), the shared comparison of several cogs
+(:func:`.compare.screened`: env.py through ``run_env``), and the count of pending revisions.
 
 ``status``, ``check`` and ``migrate`` never change the database, not even inside a rolled-back
 transaction (a revision may commit on its own, e.g. in ``autocommit_block()``): they open a
@@ -148,8 +140,7 @@ class Project:
         """The cog's own history, loaded and checked once per process.
 
         Its revision map is handed to env.py for every Alembic command on the cog
-        (:attr:`.CogRequest.revisions`), so each revision file is read and executed once; a
-        revision a command writes is added to that same map by Alembic.
+        (:attr:`.CogRequest.revisions`), so each revision file is read and executed once.
         """
         script = self._scripts.get(cog)
         if script is None:
@@ -207,17 +198,8 @@ class Project:
         """Run *work* on one shared connection that every cog's env.py uses.
 
         A *read_only* connection takes no migration lock and cannot write (see :mod:`.locking`).
-        Another command of this process running Alembic (another thread) is waited for first,
-        before the connection opens (:func:`.locking.one_in_process`); a command of this
-        thread holding it already goes on.
+        Another thread's command running Alembic is waited for first (:func:`.locking.one_in_process`).
         """
-        with one_in_process(self.lock):
-            return self._connected(work, read_only)
-
-    def _connected(self, work: Callable[[Connection], T], read_only: bool) -> T:
-        url = self.url
-        if self.announce is not None:
-            self.announce(parse_url(url))  # parsed first: a URL that cannot be masked is never shown
 
         def run(connection: Connection) -> T:
             self.check_dialect(connection.dialect)
@@ -227,7 +209,11 @@ class Project:
             finally:
                 self._connection = None
 
-        return with_connection(url, run, read_only=read_only, lock=self.lock)
+        with one_in_process(self.lock):
+            url = self.url
+            if self.announce is not None:
+                self.announce(parse_url(url))  # parsed first: a URL that cannot be masked is never shown
+            return with_connection(url, run, read_only=read_only, lock=self.lock)
 
     def check_dialect(self, dialect: Any) -> None:
         """Every cog's version table must fit the database, checked before any cog is touched."""
@@ -237,10 +223,8 @@ class Project:
     def unapplied(self, cog: str, current: Sequence[str]) -> int:
         """How many revisions Alembic's ``upgrade heads`` would apply, *current* being the cog's version rows.
 
-        The one count of "pending" (``status``, ``migrate``, verify mode).  ``implicit_base`` is
-        what ``upgrade`` itself walks with: every revision not in the ancestry of *current*, so
-        the other branch of a fork, a second root, or a revision that only ``depends_on`` the
-        current one counts too (without it, those count 0 while ``upgrade`` applies them).
+        ``implicit_base``, as ``upgrade`` walks: every revision not in the ancestry of *current*
+        counts (another branch, a second root, a revision that only ``depends_on`` it).
         """
         return len(list(self.script(cog).iterate_revisions("heads", tuple(current), implicit_base=True)))
 
@@ -266,9 +250,8 @@ class Project:
 
         def work(connection: Connection) -> list[MigrationResult]:
             results = []
-            # Every deploy and restart runs this with nothing to do: one read of every version
-            # table tells which cogs are at their head already, and those need no Alembic command
-            # (nor env.py run).  A cog behind is upgraded by Alembic under the migration lock.
+            # every deploy runs this with nothing to do: one read of every version table tells
+            # which cogs are at their head already, and those need no Alembic command (nor env.py)
             current = compare.current(self, connection, order) if revision == "head" else {}
             for position, cog in enumerate(order):
                 if cog in unborn:
@@ -372,12 +355,9 @@ class Project:
     ) -> list[tuple[str, Any]]:
         """Write the next revision of each cog.
 
-        Autogenerate compares the models with the database *as the cog's migrations leave it*.
-        A cog at its head is compared with the database, on a read-only connection.  A cog
-        with pending revisions is compared with a scratch replay of its own revisions (*note*
-        says so): applying them to the live database, even in a transaction rolled back
-        afterwards, is not safe (``autocommit_block()`` commits for real).  With *offline*,
-        every cog is compared with its replay and no database is opened at all.
+        A cog at its head is compared with the database (read-only); a cog with pending
+        revisions with a scratch replay of them (*note* says so), never by applying them to the
+        live database.  With *offline*, every cog is compared with its replay, no database opened.
         """
         order = self.order(only)
         note = note or _to_stderr
@@ -430,11 +410,7 @@ class Project:
         return generate(set()) if offline else self.connected(work, read_only=True)
 
     def status(self) -> Status:
-        """Where each cog is, and whether its models differ from its migrations (:func:`.compare.status`).
-
-        Read-only, and it always reports: a cog whose models cannot be compared gets the
-        reason in its row instead of failing the whole command.
-        """
+        """Where each cog is, and whether its models differ from its migrations (:func:`.compare.status`)."""
         require_database(self.url)
         return self.connected(lambda connection: compare.status(self, connection), read_only=True)
 
