@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .discovery import BotSchema
 
 __all__ = [
+    "anchor_sqlite_path",
     "database_url",
     "missing_sqlite_file",
     "models_url",

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import _compat, locking
 from .discovery import BotSchema, discover
-from .engines import parse_url, with_connection
+from .engines import anchor_sqlite_path, parse_url, with_connection
 from .errors import (
     NXAlembicError,
     failing_revision,
@@ -258,6 +258,7 @@ def created_tables(scope: CogScope, script: ScriptDirectory, scratch_url: str) -
 
 
 def _scratch(scope: CogScope, script: ScriptDirectory, url: str) -> AbstractContextManager[Connection]:
+    url = anchor_sqlite_path(url, scope.schema.settings.root)  # a relative path: as -x url='s
     return scratch_database(
         script, scope.version_table, scope.cog.name, url, referenced=scope.referenced_tables()
     )

@@ -376,3 +376,33 @@ def test_two_cogs_whose_names_differ_only_in_case_are_refused_at_discovery(
         assert "demobot.cogs.economy" in line and "demobot.cogs.music" in line, line
         assert "__nxalembic_cog__" in line and "Traceback" not in result.output
     assert not project.db.tables()
+
+
+def test_a_relative_scratch_url_is_anchored_like_the_database_url(
+    make_project: Callable[..., BotProject], elsewhere: Path
+) -> None:
+    """``-x scratch_url=sqlite:///scratch.db`` names a file beside nxalembic.ini, as ``-x url=`` does,
+    whatever the working folder (run here from another folder with ``-c``)."""
+    project = make_project("sqlite")
+    offline = ("-x", "cog=core", "-x", "offline=true")
+    project.alembic(*offline, "revision", "--autogenerate", "-m", "users", "--rev-id", "users")
+    run(
+        [
+            ALEMBIC,
+            "-c",
+            str(project.path / "alembic.ini"),
+            *offline,
+            "-x",
+            "scratch_url=sqlite:///scratch.db",
+            "revision",
+            "--autogenerate",
+            "-m",
+            "again",
+            "--rev-id",
+            "again",
+        ],
+        cwd=elsewhere,
+        env=project.env,
+    )
+    assert (project.path / "scratch.db").exists()
+    assert not (elsewhere / "scratch.db").exists()
