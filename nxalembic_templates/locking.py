@@ -58,6 +58,7 @@ __all__ = [
     "record_partial",
     "release",
     "sqlite_where",
+    "to_stderr",
 ]
 
 #: One advisory-lock key for every nxalembic migration in a PostgreSQL database.
@@ -88,7 +89,8 @@ _OWN_ENGINES: WeakKeyDictionary[sa.Engine, tuple[bool, LockPolicy | None]] = Wea
 _HOLDS_LOCK = "nxalembic.holds_migration_lock"
 
 
-def _to_stderr(text: str) -> None:
+def to_stderr(text: str) -> None:
+    """Print *text* as one line of the command's progress on stderr."""
     print(text, file=sys.stderr, flush=True)  # sys.stderr when called: pytest's capture sees it
 
 
@@ -99,7 +101,7 @@ class LockPolicy:
     #: Seconds to wait at most; ``None``: :data:`SQLITE_LOCK_TIMEOUT` on SQLite, no limit on PostgreSQL.
     timeout: float | None = None
     #: Called with one line when the lock is held by another process and the wait begins.
-    report: Callable[[str], None] = _to_stderr
+    report: Callable[[str], None] = to_stderr
 
     def __post_init__(self) -> None:
         check_timeout(self.timeout)

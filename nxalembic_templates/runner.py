@@ -41,7 +41,7 @@ from .engines import parse_url, require_database, with_connection
 from .environment import load_schema
 from .errors import CogsWithoutRevisions, LockTimeout, NXAlembicError, unwrapped
 from .history import cog_script, forked_history
-from .locking import LockPolicy, one_in_process
+from .locking import LockPolicy, one_in_process, to_stderr
 from .request import CogRequest, attach, database_url, parse_renames
 from .scope import CogScope
 from .settings import pyproject_for
@@ -360,7 +360,7 @@ class Project:
         live database.  With *offline*, every cog is compared with its replay, no database opened.
         """
         order = self.order(only)
-        note = note or _to_stderr
+        note = note or to_stderr
         offline = offline or self.request.offline
         autogenerate = {
             "autogenerate": not empty,
@@ -431,10 +431,6 @@ def _sys_path_kept() -> Iterator[None]:
         if added > 0 and sys.path[added:] == before:
             present = set(before)
             sys.path[:added] = [entry for entry in dict.fromkeys(sys.path[:added]) if entry not in present]
-
-
-def _to_stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _collect(into: list[str]) -> Callable[..., None]:
