@@ -389,7 +389,8 @@ def test_register_renderer_registers_once_and_is_idempotent() -> None:
     _compat.register_renderer(Note, render)
     _compat.register_renderer(Note, render)  # no "key already exists"
     assert "# a note" in render_python_code(ops.UpgradeOps(ops=[Note()]))
-    with pytest.raises(ValueError, match="already exists"):  # Alembic still refuses a second one
+    # Alembic itself still refuses a second one (1.16: a bare AssertionError; later: ValueError)
+    with pytest.raises((ValueError, AssertionError)):
         renderers.dispatch_for(Note)(render)
 
 
