@@ -8,7 +8,6 @@ question asked of a :class:`BotSchema` by :func:`heads_if_all_at_head`.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from nxalembic_templates.discovery import BotSchema, Cog
 from nxalembic_templates.errors import LockTimeout
 from nxalembic_templates.locking import LockPolicy
 from nxalembic_templates.settings import Settings
+from unit_fixtures import fixture_connection  # noqa: F401  (the connection fixture)
 
 
 def revision(folder: Path, rev: str, down: object = None, name: str | None = None, **extra: object) -> Path:
@@ -361,14 +361,6 @@ def test_id_list() -> None:
 
 
 # -- version_rows ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def connection(tmp_path: Path) -> Iterator[sa.Connection]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
 
 
 def version_table(connection: sa.Connection, name: str, *versions: str) -> None:

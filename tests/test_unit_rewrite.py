@@ -7,8 +7,6 @@ a SQLite file where the rewrite reads the database.  No subprocess, no bot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from alembic.operations import ops
 from nxalembic_templates import rewrite
 from nxalembic_templates.errors import NXAlembicError
 from nxalembic_templates.request import CogRequest, RenameHint
+from unit_fixtures import fixture_connection  # noqa: F401  (the connection fixture)
 
 
 def column(name: str, type_: Any = sa.String, **kw: Any) -> sa.Column[Any]:
@@ -220,14 +219,6 @@ def test_table_rename_renders() -> None:
 
 
 # -- rewrite: the Rewriter ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def connection(tmp_path: Path) -> Iterator[sa.Connection]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
 
 
 def rewriter(

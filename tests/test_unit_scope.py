@@ -8,7 +8,6 @@ Alembic's own operation objects and migration context on a SQLite file.  No subp
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from nxalembic_templates.errors import NXAlembicError
 from nxalembic_templates.request import CogRequest, RenameHint
 from nxalembic_templates.rewrite import StatementByStatementNote
 from nxalembic_templates.settings import Settings
+from unit_fixtures import fixture_connection  # noqa: F401  (the connection fixture)
 
 
 def make_metadata() -> sa.MetaData:
@@ -428,14 +428,6 @@ def test_metadata_views_one_per_metadata(bot: BotSchema) -> None:
 
 
 # -- scope: process_revision_directives ------------------------------------------------------------
-
-
-@pytest.fixture
-def connection(tmp_path: Path) -> Iterator[sa.Connection]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
 
 
 def migration_context(
