@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import locking
+from . import _compat, locking
 from .errors import LockTimeout, NXAlembicError, first_line, hide_password, remember_url
 from .settings import Settings
 
@@ -337,7 +338,7 @@ def prepare(engine: sa.Engine, read_only: bool, policy: locking.LockPolicy | Non
     if engine.dialect.name == "sqlite":
         _prepare_sqlite(engine, read_only)
     elif read_only:
-        locking.make_read_only(engine)
+        _make_read_only(engine)
     locking.own(engine, read_only, policy)
     if read_only:
         _prepare_reads(engine, policy or locking.LockPolicy())
@@ -380,6 +381,18 @@ def _prepare_reads(engine: sa.Engine, policy: locking.LockPolicy) -> None:
             "process holds a lock on it (a migration, or a long transaction); let it finish, raise the "
             "lock timeout, or try again later"
         )
+
+
+def _make_read_only(engine: sa.Engine) -> None:
+    """PostgreSQL, MariaDB / MySQL: every transaction of this engine's connections is READ ONLY."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+        if engine.dialect.name in locking.MYSQL_DIALECTS:
+            locking.driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
+            return
+        with suppress(NotImplementedError):  # a driver SQLAlchemy cannot switch: the code still only reads
+            _compat.set_read_only(engine.dialect, dbapi_connection)  # PostgreSQL's dialects only
 
 
 def _prepare_sqlite(engine: sa.Engine, read_only: bool) -> None:

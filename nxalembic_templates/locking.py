@@ -1,15 +1,13 @@
 """Internal: one migration at a time, atomic where the database allows, and what a failed one leaves.
 
 Every online run takes one database-wide lock before Alembic reads the version table
-(:func:`acquire`): on PostgreSQL an advisory lock (session-level on our own connections, until
-they close; transaction-level on a caller's), on MariaDB / MySQL ``GET_LOCK()`` on one name per
-database (for the command on our own session, until a caller's transaction ends), on SQLite
-``BEGIN IMMEDIATE`` (:func:`begin_immediate`; a deferred ``BEGIN`` would fail the second writer).
-A crashed process's lock goes with its connection.  Read-only runs take none.
-
-The lock is first tried without waiting; a wait is announced in one line (:class:`LockPolicy`)
-and bounded by its timeout (:class:`~.errors.LockTimeout`).  MariaDB / MySQL commit DDL
-statement by statement: a revision failing half-way leaves a note (:func:`record_partial`).
+(:func:`acquire`): PostgreSQL's advisory lock (session-level on our own connections,
+transaction-level on a caller's), MariaDB / MySQL's ``GET_LOCK()`` on one name per database, and
+SQLite's ``BEGIN IMMEDIATE`` (:func:`begin_immediate`).  A crashed process's lock goes with its
+connection; read-only runs take none.  The lock is first tried without waiting; a wait is
+announced in one line (:class:`LockPolicy`) and bounded by its timeout (:class:`~.errors.LockTimeout`).
+MariaDB / MySQL commit DDL statement by statement: a revision failing half-way leaves a note
+(:func:`record_partial`).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +30,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from . import _compat
 from .errors import LockTimeout, NXAlembicError, hide_password
 
 __all__ = [
@@ -50,7 +47,6 @@ __all__ = [
     "explain_partial",
     "is_lock_timeout",
     "is_read_only",
-    "make_read_only",
     "non_transactional",
     "one_in_process",
     "own",
@@ -75,8 +71,7 @@ SQLITE_LOCK_TIMEOUT = 300
 SQLITE_WAIT_SLICE = 200
 #: The longest lock timeout: PostgreSQL's ``lock_timeout`` and SQLite's busy timeout are C ``int`` ms.
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
-#: The same in seconds.
-MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
+MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000  # the same in seconds
 
 #: A default timeout of :meth:`LockPolicy.limit`: seconds, or ``None`` (no limit).
 Default = TypeVar("Default", bound=float | None)
@@ -163,18 +158,6 @@ def own(engine: sa.Engine, read_only: bool, policy: LockPolicy | None) -> None:
 
 def _policy(connection: Connection) -> LockPolicy:
     return _OWN_ENGINES.get(connection.engine, (False, None))[1] or LockPolicy()
-
-
-def make_read_only(engine: sa.Engine) -> None:
-    """PostgreSQL, MariaDB / MySQL: every transaction of this engine's connections is READ ONLY."""
-
-    @event.listens_for(engine, "connect")
-    def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
-        if engine.dialect.name in MYSQL_DIALECTS:
-            driver_execute(dbapi_connection, "SET SESSION TRANSACTION READ ONLY")
-            return
-        with suppress(NotImplementedError):  # a driver SQLAlchemy cannot switch: the code still only reads
-            _compat.set_read_only(engine.dialect, dbapi_connection)  # PostgreSQL's dialects only
 
 
 def driver_execute(dbapi_connection: Any, sql: str) -> None:
@@ -363,9 +346,8 @@ def release(connection: Connection) -> None:
         connection.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": name})
 
 
-# -- Revisions that fail half-way on MariaDB / MySQL (DDL not transactional): StatementLog notes
-# what a revision sends; explain_partial words it in the error; record_partial leaves it as the
-# version table's comment, shown by ``status`` (read_partial) until the version moves (clear_partial).
+# -- A revision failing half-way on MariaDB / MySQL: what it sent (StatementLog), in the error and
+# on the version table's comment, shown by ``status`` until the version moves (clear_partial).
 
 #: How a note of ours starts in the version table's comment (other comments are left alone).
 MARKER = "nxalembic: "
