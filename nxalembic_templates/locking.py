@@ -5,9 +5,8 @@ Every online run takes one database-wide lock before Alembic reads the version t
 transaction-level on a caller's), MariaDB / MySQL's ``GET_LOCK()`` on one name per database, and
 SQLite's ``BEGIN IMMEDIATE`` (:func:`begin_immediate`).  A crashed process's lock goes with its
 connection; read-only runs take none.  The lock is first tried without waiting; a wait is
-announced in one line (:class:`LockPolicy`) and bounded by its timeout (:class:`~.errors.LockTimeout`).
-MariaDB / MySQL commit DDL statement by statement: a revision failing half-way leaves a note
-(:func:`record_partial`).
+announced in one line (:class:`LockPolicy`) and bounded by its timeout.  A revision failing half-way
+on MariaDB / MySQL (DDL commits statement by statement) leaves a note (:func:`record_partial`).
 """
 
 from __future__ import annotations
@@ -71,7 +70,8 @@ SQLITE_LOCK_TIMEOUT = 300
 SQLITE_WAIT_SLICE = 200
 #: The longest lock timeout: PostgreSQL's ``lock_timeout`` and SQLite's busy timeout are C ``int`` ms.
 MAX_LOCK_TIMEOUT_MS = 2**31 - 1
-MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000  # the same in seconds
+#: The same in seconds.
+MAX_LOCK_TIMEOUT = MAX_LOCK_TIMEOUT_MS / 1000
 
 #: A default timeout of :meth:`LockPolicy.limit`: seconds, or ``None`` (no limit).
 Default = TypeVar("Default", bound=float | None)
