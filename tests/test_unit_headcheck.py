@@ -401,14 +401,15 @@ def test_version_rows_one_unreadable_table(connection: sa.Connection) -> None:
     assert not connection.in_transaction()
 
 
-def test_version_rows_in_batches(connection: sa.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    tables = {f"cog{i}": f"alembic_version_cog{i}" for i in range(7)}
+def test_version_rows_in_batches(connection: sa.Connection) -> None:
+    """More cogs than one UNION ALL reads (two batches and one more cog); one table missing."""
+    count = 2 * headcheck.UNION_BATCH + 1
+    tables = {f"cog{i}": f"alembic_version_cog{i}" for i in range(count)}
     for i, table in enumerate(tables.values()):
         if i != 3:
             version_table(connection, table, f"r{i}")
-    monkeypatch.setattr(headcheck, "UNION_BATCH", 2)
     found = headcheck.version_rows(connection, tables)
-    assert found == {f"cog{i}": ([f"r{i}"] if i != 3 else []) for i in range(7)}
+    assert found == {f"cog{i}": ([f"r{i}"] if i != 3 else []) for i in range(count)}
 
 
 def test_union_of_no_tables(connection: sa.Connection) -> None:
