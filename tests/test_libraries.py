@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import BIN, REPO, BotProject, Database, Result, run
+from conftest import BIN, REPO, BotProject, Database, Result, run, run_demo
 from test_deploying_doc import documented_commands, documented_files
 
 PAGE = REPO / "docs" / "libraries.rst"
@@ -334,3 +334,36 @@ def test_discordpy_pyproject_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert fresh.versions("alembic_version_tags") == [heads["tags"]]
     finally:
         fresh.dispose()
+
+
+@pytest.mark.skipif(
+    LIBRARY != "discord.py", reason="the demo's bot is a discord.py bot (make test-discordpy)"
+)
+def test_make_demo_lib_discordpy(tmp_path: Path) -> None:
+    """``make demo LIB=discordpy``: the discord.py bot with pyproject.toml, migrating in setup_hook."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^ifeq \(\$\(LIB\),discordpy\)\ndemo:\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe and recipe.group(1).endswith("\t$(DEMO_VENV)/bin/python examples/demo.py discordpy\n")
+    out = run_demo(tmp_path, "discordpy")
+    assert 'extensions = "dpybot.cogs"' in out  # the pyproject.toml it starts from, printed
+    written = dict(re.findall(r"^  (\w+): wrote migrations/versions/\w+/(\w+?)_\w+\.py$", out, re.M))
+    assert set(written) == {"notes", "reminders"}, out
+    assert "upgraded 2 cogs: 2 revisions applied" in out and "all cogs: models match their migrations" in out
+    for cog, head in written.items():
+        assert re.search(rf"^  {cog}\s+alembic_version_{cog}\s+{head}\s+{head}\s+0\s+in sync$", out, re.M), (
+            out
+        )
+    # reminders down again, then the bot's own start-up: setup_hook applies it; a restart finds both at head
+    first_start, restart = out.split("$ python -m dpybot.main")[1:]
+    assert f"cog reminders: 1 revision applied, now at {written['reminders']}" in first_start, out
+    for cog, head in written.items():
+        assert f"cog {cog}: at head {head}, nothing to do" in restart, out
+    assert "setup_hook ran, the database is ready; not connecting to Discord" in restart
+    final = out.split("Tables in dpybot.db:")[-1].split("\n\n")[0]
+    tables = dict(re.findall(r"^  (\w+) +(.*)$", final, re.M))
+    assert tables == {
+        "alembic_version_notes": f"version table -> {written['notes']}",
+        "alembic_version_reminders": f"version table -> {written['reminders']}",
+        "notes_notes": "(id, author_id, text)",
+        "reminders_reminders": "(id, note, due)",
+    }, out
