@@ -28,8 +28,26 @@ install-wheel: $(BIN)/python
 
 test matrix-leg library-leg: export NXALEMBIC_TEST_WHEEL := 1
 
+# `make demo LIB=discordpy`: the discord.py bot with its settings in pyproject.toml
+# (examples/discordpy_demo), migrating in its setup_hook; in a venv of its own,
+# .venv-demo-discordpy, with the wheel and discord.py and no nextcord, as such a bot has it.
+DEMO_VENV := .venv-demo-discordpy
+
+ifeq ($(LIB),discordpy)
+demo:
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	rm -rf build/wheel-demo
+	$(DEMO_VENV)/bin/python -m pip wheel -q --no-deps -w build/wheel-demo .
+	$(DEMO_VENV)/bin/python -m pip install -q "$$(ls build/wheel-demo/*.whl)[sqlite,discordpy]"
+	$(DEMO_VENV)/bin/python -m pip install -q --no-deps --force-reinstall build/wheel-demo/*.whl
+	$(DEMO_VENV)/bin/python examples/demo.py discordpy
+else ifneq ($(filter-out nextcord,$(LIB)),)
+demo:
+	@echo "make demo: no demo for LIB=$(LIB); there are make demo (nextcord) and make demo LIB=discordpy" >&2; exit 2
+else
 demo: install-wheel
 	$(BIN)/python examples/demo.py
+endif
 
 # The suite runs on TEST_WORKERS pytest-xdist workers (one per CPU by default): nearly every
 # test waits on real processes and databases, and each worker starts its own throwaway
@@ -221,4 +239,4 @@ dist: install
 
 clean:
 	rm -rf $(VENV) .venv-py312 .venv-py313 .venv-oldest dist build docs/_build .pytest_cache
-	rm -rf $(LIBRARY_LEGS:%=.venv-%)
+	rm -rf $(LIBRARY_LEGS:%=.venv-%) $(DEMO_VENV)

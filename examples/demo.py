@@ -1,10 +1,14 @@
-"""End-to-end demo on SQLite: ``make demo`` runs this.
+"""End-to-end demo on SQLite: ``make demo`` runs this (``make demo LIB=discordpy``: ``demo.py discordpy``).
 
 It copies the example bot into a temporary folder and runs the documented workflow with the
 real ``alembic`` and ``nxalembic`` executables, printing every step and the resulting tables
 and version tables.  Last, the bot migrates itself: ``python -m demobot.main`` is the bot's
 real start-up path (``prepare()``, then connect), and without ``DISCORD_TOKEN`` it stops
 before connecting to Discord, so the demo needs no token and no network.
+
+``discordpy``: the same for the discord.py bot of ``examples/discordpy_demo`` (``dpybot``),
+whose settings are in ``pyproject.toml`` and which loads its extensions and migrates in
+``setup_hook`` (docs/discordpy-pyproject.rst); the venv has discord.py and no nextcord.
 """
 
 from __future__ import annotations
@@ -51,6 +55,18 @@ def show_database(db: Path) -> None:
                 print(f"  {name:28} ({', '.join(cols)})")
 
 
+def start_twice(folder: Path, bot: str, start_up: str) -> None:
+    """The bot's own start-up (``python -m BOT.main``, no token), a restart, then the database and files."""
+    print(f"\n# no DISCORD_TOKEN: the bot runs {start_up}, then stops")
+    step(folder, "python", "-m", f"{bot}.main")
+    print("\n# a restart: every cog is at its head, one read of the version tables and nothing else")
+    step(folder, "python", "-m", f"{bot}.main")
+    show_database(folder / f"{bot}.db")
+    print("\nRevision folders:")
+    for path in sorted((folder / "migrations" / "versions").rglob("*.py")):
+        print(f"  {path.relative_to(folder)}")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nxalembic-demo-") as tmp:
         folder = Path(tmp)
@@ -81,15 +97,34 @@ def main() -> None:
         show_database(folder / "demobot.db")
         print("\n--- the bot migrates itself at start-up (a release with economy's revision) ---")
         step(folder, "alembic", "-x", "cog=economy", "downgrade", "base")
-        print("\n# no DISCORD_TOKEN: the bot runs its start-up (prepare: migrate every cog), then stops")
-        step(folder, "python", "-m", "demobot.main")
-        print("\n# a restart: every cog is at its head, one read of the version tables and nothing else")
-        step(folder, "python", "-m", "demobot.main")
-        show_database(folder / "demobot.db")
-        print("\nRevision folders:")
-        for path in sorted((folder / "migrations" / "versions").rglob("*.py")):
-            print(f"  {path.relative_to(folder)}")
+        start_twice(folder, "demobot", "its start-up (prepare: migrate every cog)")
+
+
+def discordpy() -> None:
+    with tempfile.TemporaryDirectory(prefix="nxalembic-demo-discordpy-") as tmp:
+        folder = Path(tmp)
+        source = HERE / "discordpy_demo"
+        shutil.copytree(source / "dpybot", folder / "dpybot", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(source / "pyproject.toml", folder / "pyproject.toml")
+        print(f"Example discord.py bot copied to {folder} (cogs: notes, reminders, fun); pyproject.toml:")
+        for line in (folder / "pyproject.toml").read_text().splitlines():
+            print(f"  {line}")
+
+        print("\n--- [tool.alembic] and migrations/ next to the [tool.nxalembic] the project has ---")
+        step(folder, "nxalembic", "init", "--pyproject")
+        print("\n--- every cog at once; the extensions setting loads what setup_hook would ---")
+        step(folder, "nxalembic", "migrate")
+        step(folder, "nxalembic", "upgrade")
+        step(folder, "nxalembic", "status")
+        step(folder, "nxalembic", "check")
+        show_database(folder / "dpybot.db")
+        print("\n--- the bot migrates itself in setup_hook (a release with reminders' revision) ---")
+        step(folder, "nxalembic", "downgrade", "reminders", "base")
+        start_twice(folder, "dpybot", "setup_hook (load the extensions, migrate)")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["discordpy"]:
+        discordpy()
+    else:
+        main()

@@ -460,6 +460,32 @@ def copy_example_bot(path: Path, initialised_template: Path) -> BotProject:
     return BotProject(path, Database(f"sqlite+aiosqlite:///{path / 'bot.db'}"))
 
 
+def run_demo(tmp_path: Path, *args: str) -> str:
+    """``examples/demo.py ARGS`` (what ``make demo`` runs) in a copy of examples/; its output.
+
+    It must succeed without a traceback or a ``FAILED`` line and remove its temporary folder.
+    """
+    copy = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, copy / "examples", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("BOT_DATABASE_URL")}
+    proc = subprocess.run(
+        [sys.executable, "examples/demo.py", *args],
+        cwd=copy,
+        env={**env, "TMPDIR": str(temp)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "Traceback" not in out + proc.stderr and "FAILED" not in out
+    assert list(temp.iterdir()) == [], "the demo must remove its temporary folder"
+    return out
+
+
 @dataclass
 class Spawned:
     """A process a test started; its output goes to a file, so that it can never block on a pipe."""

@@ -13,16 +13,14 @@ import json
 import os
 import pty
 import re
-import shutil
 import sqlite3
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ALEMBIC, EXAMPLES, NXALEMBIC, REPO, BotProject, Database, at_head, run
+from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, at_head, run, run_demo
 from test_bad_input import assert_one_clear_line
 from test_cli import close_a_cycle
 
@@ -390,23 +388,7 @@ def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
     and last the bot's own start-up migrates the database (deploying.rst)."""
     recipe = re.search(r"^demo: install-wheel\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
     assert recipe and recipe.group(1) == "\t$(BIN)/python examples/demo.py\n", "the demo target changed"
-    copy = tmp_path / "repo"
-    shutil.copytree(EXAMPLES, copy / "examples", ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "DEMOBOT_DATABASE_URL"}
-    proc = subprocess.run(
-        [sys.executable, "examples/demo.py"],
-        cwd=copy,
-        env={**env, "TMPDIR": str(temp)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
-    assert "Traceback" not in out + proc.stderr and "FAILED" not in out
+    out = run_demo(tmp_path)
 
     written = dict(re.findall(r"Generating \S+/migrations/versions/(\w+)/(\w+?)_\w+\.py", out))
     written.update(re.findall(r"^  (\w+): wrote migrations/versions/\w+/(\w+?)_\w+\.py$", out, re.M))
@@ -437,4 +419,3 @@ def test_make_demo_runs_the_documented_workflow(tmp_path: Path) -> None:
     assert f"cog economy: at head {written['economy']}, nothing to do" in restart
     files = re.findall(r"^  (migrations/versions/\S+\.py)$", out, re.M)
     assert sorted(f.split("/")[2] for f in files) == ["core", "economy", "music"]
-    assert list(temp.iterdir()) == [], "the demo must remove its temporary folder"

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import BIN, REPO, BotProject, Database, Result
-from test_deploying_doc import documented_files
+from conftest import BIN, REPO, BotProject, Database, Result, run, run_demo
+from test_deploying_doc import documented_commands, documented_files
 
 PAGE = REPO / "docs" / "libraries.rst"
 
@@ -233,3 +233,137 @@ def test_core_workflow(library_bot: LibraryBot) -> None:
         assert fresh.versions("alembic_version_notes") == [bot.head("notes")]
     finally:
         fresh.dispose()
+
+
+# -- docs/discordpy-pyproject.rst: the discord.py + pyproject.toml user's path, as the page writes it --
+
+WALK_PAGE = REPO / "docs" / "discordpy-pyproject.rst"
+WALK_EDIT = "pyproject.toml, [tool.nxalembic] after the edit"
+
+#: The stand-in login of the walk: setup_hook (as discord.py's login runs it), then what the bot has.
+WALK_SITECUSTOMIZE = """
+import json
+
+import discord
+import nxalembic_templates
+
+
+async def _setup_hook_then_report(self, token, *args, **kwargs):
+    await self.setup_hook()
+    at = {r.cog: r.now for r in await nxalembic_templates.upgrade(self, mode="verify")}
+    print("STARTED " + json.dumps({"token": token, "extensions": sorted(self.extensions), "at": at}))
+
+
+discord.Client.start = _setup_hook_then_report
+"""
+
+
+def walk_shell(path: Path, command: str, **env: str) -> Result:
+    """*command* as the page writes it, through the shell, with this environment's executables first."""
+    stand_in = path.parent / "stand_in"
+    variables = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(stand_in), **env}
+    return run(["sh", "-c", command], cwd=path, env=variables)
+
+
+def revision_of(path: Path, cog: str) -> str:
+    [file] = (path / "migrations" / "versions" / cog).glob("*.py")
+    return file.name.split("_", 1)[0]
+
+
+@pytest.mark.skipif(
+    LIBRARY != "discord.py", reason="the page's bot is a discord.py bot (make test-discordpy)"
+)
+def test_discordpy_pyproject_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """init, the page's edit, migrate, upgrade, status, check and the start-up in setup_hook, as written."""
+    monkeypatch.delenv("MYBOT_DATABASE_URL", raising=False)
+    files = documented_files(WALK_PAGE)
+    commands = documented_commands(WALK_PAGE)
+    assert commands[0] == 'pip install "nxalembic-templates[discordpy,sqlite]"'  # this venv has it
+    assert [c.split()[:2] for c in commands[1:6]] == [["nxalembic", "init"]] + [
+        ["nxalembic", name] for name in ("migrate", "upgrade", "status", "check")
+    ]
+    [start] = commands[6:]
+    assert "--pyproject" in commands[1] and start.endswith("python -m mybot.main"), commands
+    (tmp_path / "stand_in").mkdir()
+    (tmp_path / "stand_in" / "sitecustomize.py").write_text(WALK_SITECUSTOMIZE)
+    path = tmp_path / "project"
+    edit = files.pop(WALK_EDIT)
+    write_files(path, files)
+
+    walk_shell(path, commands[1])  # nxalembic init --pyproject: [tool.alembic] and the skeleton
+    pyproject = (path / "pyproject.toml").read_text()
+    assert pyproject.startswith(files["pyproject.toml"]) and "\n[tool.alembic]\n" in pyproject, pyproject
+    table = re.compile(r"^\[tool\.nxalembic\]\n(?:[^\[\n].*\n|\n)*", re.M)
+    assert 'module = "mybot.main"' in table.search(pyproject).group(0), pyproject  # type: ignore[union-attr]
+    (path / "pyproject.toml").write_text(table.sub(lambda _: edit + "\n", pyproject))
+
+    migrate = walk_shell(path, commands[2]).output
+    assert "notes: wrote" in migrate and "tags: wrote" in migrate and "fun:" not in migrate, migrate
+    heads = {cog: revision_of(path, cog) for cog in ("notes", "tags")}
+    walk_shell(path, commands[3])
+    db = Database(f"sqlite:///{path / 'mybot.db'}")
+    try:
+        assert db.tables() == {"notes", "tags", "alembic_version_notes", "alembic_version_tags"}
+        assert foreign_keys(db, "tags") == [(("note",), "notes")]
+        assert {cog: db.versions(f"alembic_version_{cog}") for cog in heads} == {
+            cog: [head] for cog, head in heads.items()
+        }
+    finally:
+        db.dispose()
+    status = walk_shell(path, commands[4]).stdout
+    for cog, head in heads.items():
+        assert re.search(rf"^{cog}\s+alembic_version_{cog}\s+{head}\s+{head}\s+0\s+in sync$", status, re.M), (
+            status
+        )
+    assert "all cogs: models match their migrations" in walk_shell(path, commands[5]).output
+
+    # the start-up: at head on mybot.db, then a new server (an empty database) the bot migrates itself
+    bot_extensions = ["mybot.cogs.fun", "mybot.cogs.notes", "mybot.cogs.tags"]
+    restart = started(walk_shell(path, start).output)
+    assert restart == {
+        "token": "your-bot-token",
+        "extensions": bot_extensions,
+        "at": {c: [h] for c, h in heads.items()},
+    }
+    fresh = Database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        first = started(walk_shell(path, start, MYBOT_DATABASE_URL=fresh.url).output)
+        assert first == restart
+        assert fresh.tables() == {"notes", "tags", "alembic_version_notes", "alembic_version_tags"}
+        assert foreign_keys(fresh, "tags") == [(("note",), "notes")]
+        assert fresh.versions("alembic_version_tags") == [heads["tags"]]
+    finally:
+        fresh.dispose()
+
+
+@pytest.mark.skipif(
+    LIBRARY != "discord.py", reason="the demo's bot is a discord.py bot (make test-discordpy)"
+)
+def test_make_demo_lib_discordpy(tmp_path: Path) -> None:
+    """``make demo LIB=discordpy``: the discord.py bot with pyproject.toml, migrating in setup_hook."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^ifeq \(\$\(LIB\),discordpy\)\ndemo:\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe and recipe.group(1).endswith("\t$(DEMO_VENV)/bin/python examples/demo.py discordpy\n")
+    out = run_demo(tmp_path, "discordpy")
+    assert 'extensions = "dpybot.cogs"' in out  # the pyproject.toml it starts from, printed
+    written = dict(re.findall(r"^  (\w+): wrote migrations/versions/\w+/(\w+?)_\w+\.py$", out, re.M))
+    assert set(written) == {"notes", "reminders"}, out
+    assert "upgraded 2 cogs: 2 revisions applied" in out and "all cogs: models match their migrations" in out
+    for cog, head in written.items():
+        assert re.search(rf"^  {cog}\s+alembic_version_{cog}\s+{head}\s+{head}\s+0\s+in sync$", out, re.M), (
+            out
+        )
+    # reminders down again, then the bot's own start-up: setup_hook applies it; a restart finds both at head
+    first_start, restart = out.split("$ python -m dpybot.main")[1:]
+    assert f"cog reminders: 1 revision applied, now at {written['reminders']}" in first_start, out
+    for cog, head in written.items():
+        assert f"cog {cog}: at head {head}, nothing to do" in restart, out
+    assert "setup_hook ran, the database is ready; not connecting to Discord" in restart
+    final = out.split("Tables in dpybot.db:")[-1].split("\n\n")[0]
+    tables = dict(re.findall(r"^  (\w+) +(.*)$", final, re.M))
+    assert tables == {
+        "alembic_version_notes": f"version table -> {written['notes']}",
+        "alembic_version_reminders": f"version table -> {written['reminders']}",
+        "notes_notes": "(id, author_id, text)",
+        "reminders_reminders": "(id, note, due)",
+    }, out

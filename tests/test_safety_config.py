@@ -12,13 +12,14 @@ Everything runs through the real ``alembic`` and ``nxalembic`` executables on re
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import ALEMBIC, NXALEMBIC, REPO, BotProject, Database, Result, at_head, run
+from conftest import ALEMBIC, BIN, NXALEMBIC, REPO, BotProject, Database, Result, at_head, run
 from test_bad_input import (  # noqa: F401  (base_project and project are fixtures used below)
     Case,
     assert_one_clear_line,
@@ -265,25 +266,37 @@ def test_database_line_masks_the_password(make_project, pg_server) -> None:
     assert pg_server.password not in result.output
 
 
-# -- 13. inline comments, exactly as the README writes them -----------------------------------------
+# -- 13. inline comments, exactly as the README writes them: the README's first steps, run as written ---
 
 
-def readme_nxalembic_ini() -> str:
-    """The nxalembic.ini the README shows after ``$ cat nxalembic.ini``, with the example bot's module."""
-    lines = (REPO / "README.md").read_text().splitlines()
-    start = lines.index("$ cat nxalembic.ini") + 1
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("$ "))
-    text = "\n".join(lines[start:end]) + "\n"
-    assert re.search(r"^module = mybot\.main +# ", text, re.M), text  # the form the issue reports
-    return text.replace("mybot.main", "demobot.main")
+def readme_first_steps() -> str:
+    """The README's first console block after ``alembic init``, as a script for the example bot.
+
+    The lines after ``$ `` are the commands, the others the body of the heredoc that writes
+    ``nxalembic.ini`` (with inline comments, the form an earlier issue reported).
+    """
+    block = re.search(r"^```console\n(.*?)^```", (REPO / "README.md").read_text(), re.M | re.S)
+    lines = block.group(1).splitlines()  # type: ignore[union-attr]
+    [start] = [i for i, line in enumerate(lines) if line.startswith("$ alembic init ")]
+    assert lines[start].split("#")[0].split() == ["$", "alembic", "init", "-t", "nxcog", "migrations"]
+    script = "\n".join(line.removeprefix("$ ") for line in lines[start + 1 :]) + "\n"
+    assert re.search(r"^module = mybot\.main +# ", script, re.M), script
+    return script.replace("mybot.main", "demobot.main")
 
 
-def test_readme_nxalembic_ini_with_inline_comments_works(make_project) -> None:
+def test_readme_first_steps_run_as_written(make_project) -> None:
+    """Each command of the README's first block does what it says (after ``alembic init``: the fixture)."""
     p = make_project("sqlite+aiosqlite")
-    (p.path / "nxalembic.ini").write_text(readme_nxalembic_ini())
-    p.cog("core", "revision", "--autogenerate", "-m", "users")
-    p.nxalembic("upgrade", "--cog", "core")
-    assert "core_users" in p.db.tables()
+    (p.path / "nxalembic.ini").unlink()
+    script = readme_first_steps()
+    result = p.run("sh", "-e", "-c", script, env={"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+    assert (p.path / "nxalembic.ini").read_text().startswith("[nxalembic]\nmodule = demobot.main   ")
+    assert "music: no changes" in result.output and "core: wrote" in result.output, result.output
+    assert {cog: p.versions(cog) for cog in ("core", "music", "economy")} == {
+        cog: [p.head(cog)] for cog in ("core", "music", "economy")
+    }
+    assert re.search(r"^music\s+alembic_version_music\s+(\w+)\s+\1\s+0\s+in sync$", result.stdout, re.M)
+    assert result.stdout.rstrip().endswith("all cogs: models match their migrations"), result.output
 
 
 def test_semicolon_comments_and_hashes_inside_values(make_project) -> None:
