@@ -28,33 +28,29 @@ from .errors import NXAlembicError, described, file_line, first_line, hide_passw
 from .locking import MAX_LOCK_TIMEOUT, LockPolicy
 from .request import FALSE, PER_COG_KEYS, TRUE
 from .runner import MigrationResult, Project
-from .settings import CONFIG_FILE, TOML_TABLE, pyproject_for, read_pyproject
+from .settings import CONFIG_FILE, PYPROJECT, TOML_TABLE, pyproject_for, read_pyproject, setting_line
 
 __all__ = ["main", "script"]
 
-#: The optional settings of the skeleton ``nxalembic init`` writes, with their defaults.
-SKELETON_DEFAULTS = {
-    "url": "the URL of your ormar database",
-    "version_table": "alembic_version_{cog}",
-    "version_location": "{script_location}/versions/{cog}",
-    "core_cog": "core",
-}
-
 
 def settings_skeleton(module: str, bot: str, toml: bool) -> str:
-    """The settings ``nxalembic init`` writes: ``nxalembic.ini``, or (*toml*) ``[tool.nxalembic]``."""
-    value = json.dumps if toml else str  # TOML strings are quoted
-    return "\n".join(
-        [
-            "[tool.nxalembic]" if toml else "[nxalembic]",
-            f"# the module that creates your bot, and the variable that holds it: from {module} import {bot}",
-            f"module = {value(module)}",
-            f"bot = {value(bot)}",
-            "# Optional (defaults shown):",
-            *(f"# {key} = {value(default)}" for key, default in SKELETON_DEFAULTS.items()),
-            "",
-        ]
-    )
+    """The settings ``nxalembic init`` writes: ``nxalembic.ini``, or (*toml*) ``[tool.nxalembic]``; the
+    optional ones commented out, with their defaults (``extensions``: its package form and its list form)."""
+    file, package = PYPROJECT if toml else CONFIG_FILE, ".".join([*module.split(".")[:-1], "cogs"])
+    optional = [("url", "the URL of your ormar database"), ("version_table", "alembic_version_{cog}")]
+    optional += [("version_location", "{script_location}/versions/{cog}"), ("core_cog", "core")]
+    lines = [
+        f"[{TOML_TABLE if toml else 'nxalembic'}]",
+        f"# the module that creates your bot, and the variable that holds it: from {module} import {bot}",
+        setting_line(file, "module", module),
+        setting_line(file, "bot", bot),
+        "# Optional (defaults shown):",
+        *(f"# {setting_line(file, *setting)}" for setting in optional),
+        "# The extensions a bot loads only when it starts (setup_hook, main()): their package, or a list",
+        f"# {setting_line(file, 'extensions', package)}",
+        f"# {setting_line(file, 'extensions', f'{package}.music', f'{package}.games')}",
+    ]
+    return "\n".join([*lines, ""])
 
 
 #: The ``-x`` keys each command uses; any other key is refused, never silently ignored.
@@ -219,24 +215,26 @@ def _confirm_second_environment(args: argparse.Namespace) -> None:
 
 
 def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
-    """``alembic init -t nxcog``, then the settings skeleton unless it exists; bad TOML stops it first."""
+    """``alembic init -t nxcog``, then the settings skeleton unless it exists; bad TOML stops it first.
+    A scripts folder with an ``env.py`` (``alembic init`` run before) is kept: only the missing settings
+    are written, to pyproject.toml when Alembic's are in its ``[tool.alembic]``."""
     _confirm_second_environment(args)
-    pyproject = pyproject_for(args.config)
-    if args.pyproject and pyproject.exists():
-        read_pyproject(pyproject)
-    toml_file = str(pyproject) if args.pyproject else None
-    config = Config(args.config, toml_file=toml_file, cmd_opts=argparse.Namespace(quiet=args.quiet))
-    command.init(
-        config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR if args.pyproject else TEMPLATE_DIR)
-    )
+    pyproject, kept = pyproject_for(args.config), (Path(args.directory) / "env.py").is_file()
+    data = read_pyproject(pyproject) if pyproject.exists() and (args.pyproject or kept) else {}
+    toml = args.pyproject or (kept and "alembic" in data.get("tool", {}))
+    if kept:
+        out(f"{Path(args.directory).resolve()} has an Alembic environment already, left as it is")
+    else:
+        config = Config(args.config, toml_file=str(pyproject) if toml else None, cmd_opts=args)
+        command.init(config, args.directory, template=str(PYPROJECT_TEMPLATE_DIR if toml else TEMPLATE_DIR))
     ini = pyproject.parent / CONFIG_FILE
     if ini.exists():
-        left = f"and wins over [{TOML_TABLE}]: {pyproject} left without it" if args.pyproject else None
+        left = f"and wins over [{TOML_TABLE}]: {pyproject} left without it" if toml else None
         out(f"{ini} exists {left}" if left else f"{ini} exists, left as it is")
-    elif not args.pyproject:
+    elif not toml:
         ini.write_text(settings_skeleton(args.module, args.bot, toml=False), encoding="utf-8")
         out(f"wrote {ini}: check 'module' and 'bot'")
-    elif read_pyproject(pyproject).get("tool", {}).get("nxalembic") is not None:
+    elif data.get("tool", {}).get("nxalembic") is not None:
         out(f"[{TOML_TABLE}] exists in {pyproject}, left as it is")
     else:
         text = pyproject.read_text(encoding="utf-8")

@@ -39,7 +39,7 @@ from .extensions import (
     no_extensions,
     resolve,
 )
-from .settings import NAME_RE, Settings
+from .settings import NAME_RE, Settings, setting_hint
 
 __all__ = [
     "COG_NAME_ATTRIBUTE",
@@ -352,7 +352,7 @@ def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
             raise NXAlembicError(
                 f"cog name {name!r} is claimed by both {claimed[name]} and {origin}; give one of "
                 f"them another name with {COG_NAME_ATTRIBUTE} = '...' in its module"
-                + (" or set core_cog in nxalembic.ini" if core else "")
+                + (f" or set {setting_hint(settings.path, ('core_cog', 'shared'))}" if core else "")
             )
         folded = next((other for other in claimed if other.casefold() == name.casefold()), None)
         if folded is not None:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from . import _compat, locking
 from .errors import LockTimeout, NXAlembicError, first_line, hide_password, remember_url
-from .settings import Settings
+from .settings import Settings, setting_hint
 
 if TYPE_CHECKING:
     from .discovery import BotSchema
@@ -167,7 +167,7 @@ def database_url(
     if given is not None and not given.strip():
         raise NXAlembicError(
             "-x url= is empty; give a database URL (-x url=sqlite+aiosqlite:///bot.db) or leave -x url= "
-            "out to use url in nxalembic.ini, sqlalchemy.url in alembic.ini or your ormar database"
+            f"out to use url in {settings.path.name}, sqlalchemy.url in alembic.ini or your ormar database"
         )
     sources: tuple[Callable[[], str | None], ...] = (lambda: given, lambda: settings.url, ini_url, models_url)
     for source in sources:
@@ -175,8 +175,8 @@ def database_url(
         if url and url != PLACEHOLDER_URL:
             return anchor_sqlite_path(url, settings.root)
     raise NXAlembicError(
-        "no database URL: set url = ... in nxalembic.ini, sqlalchemy.url in alembic.ini, "
-        "pass -x url=..., or give your ormar models a database"
+        f"no database URL: set {setting_hint(settings.path, ('url', 'sqlite+aiosqlite:///bot.db'))}, "
+        "sqlalchemy.url in alembic.ini, pass -x url=..., or give your ormar models a database"
     )
 
 

@@ -46,7 +46,7 @@ import sqlalchemy as sa
 
 from . import _compat
 from .errors import NXAlembicError, file_line
-from .settings import Settings
+from .settings import Settings, extensions_hint, setting_hint
 
 __all__ = [
     "CLIENT_LIBRARIES",
@@ -306,8 +306,9 @@ def bot_attribute(settings: Settings, module: ModuleType) -> Any:
         ]
         found = f" (it has {', '.join(repr(b) for b in bots)})" if bots else ""
         raise NXAlembicError(
-            f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set 'bot = NAME' in "
-            f"{settings.path.name} to the variable that holds your bot, or to a function that builds it"
+            f"module {settings.module!r} has no attribute {settings.bot!r}{found}; set "
+            f"{setting_hint(settings.path, ('bot', 'NAME'))} to the variable that holds your bot, or to a "
+            "function or class that builds it"
         ) from None
 
 
@@ -318,23 +319,22 @@ def check_is_bot(settings: Settings, bot: Any, what: str = "") -> None:
         raise NXAlembicError(
             f"{what} {type(bot).__name__}, not a discord bot "
             f"(it has no 'extensions' mapping); point 'bot =' in {settings.path.name} at your "
-            "commands.Bot instance or at a function that returns it"
+            "commands.Bot instance or at a function or class that builds it"
         )
 
 
 def no_extensions(settings: Settings, given: bool) -> str:
-    """Why a bot has no extensions, and the two settings that fix it."""
+    """Why a bot has no extensions, and the two settings that fix it (in the syntax of their file)."""
+    package = ".".join([*settings.module.split(".")[:-1], "cogs"])  # mybot.main: mybot.cogs
+    listed = f"list them, or their package, as {extensions_hint(settings.path, package)}"
     if given:
-        return (
-            "the bot passed to nxalembic_templates.upgrade() has no extensions loaded; load them "
-            f"before the call, or list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...'"
-        )
+        what = "the bot passed to nxalembic_templates.upgrade() has no extensions loaded"
+        return f"{what}; load them before the call, or {listed}"
     return (
         f"bot {settings.module}.{settings.bot} has no extensions loaded: importing {settings.module} "
         f"loads none (extensions loaded under {IF_MAIN}, in main() or in setup_hook only load when the bot "
-        f"starts); list them in {settings.path.name} as 'extensions = mybot.cogs.music, ...' (or their "
-        "package, 'extensions = mybot.cogs'), or set 'bot = create_bot' to a function that builds the "
-        "bot and loads them"
+        f"starts); {listed}, or point bot at a function or class that builds the bot and loads them "
+        f"({setting_hint(settings.path, ('bot', 'create_bot'))})"
     )
 
 

@@ -178,7 +178,7 @@ class CogScope(OwnTables):
         if sharing:
             raise NXAlembicError(
                 f"cogs {cog.name!r} and {sharing[0]!r} would share the revisions folder {location}; "
-                "put {cog} into version_location in nxalembic.ini"
+                f"put {{cog}} into version_location in {schema.settings.path.name}"
             )
         return cls(
             schema=schema,

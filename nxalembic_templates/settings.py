@@ -1,7 +1,8 @@
 """Internal: reading the settings: where the bot lives and how cogs map to version tables and folders.
 
 They live in ``nxalembic.ini`` (``[nxalembic]``) or, with the same keys as TOML strings, in the
-``[tool.nxalembic]`` table of ``pyproject.toml``; in one folder ``nxalembic.ini`` wins.  They are
+``[tool.nxalembic]`` table of ``pyproject.toml``; in one folder ``nxalembic.ini`` wins (hints spell
+a setting in the syntax of its file: :func:`setting_hint`).  They are
 looked for next to ``alembic.ini``, then in the current directory (:func:`settings_for`, the one
 answer of every route).  :func:`read_alembic_ini` reads what the start-up fast path needs of
 ``alembic.ini`` without importing Alembic, the way Alembic's ``Config`` reads it.
@@ -10,6 +11,7 @@ answer of every route).  :func:`read_alembic_ini` reads what the start-up fast p
 from __future__ import annotations
 
 import configparser
+import json
 import logging
 import re
 import string
@@ -25,12 +27,16 @@ from .errors import NXAlembicError, first_line
 __all__ = [
     "CONFIG_FILE",
     "NAME_RE",
+    "PYPROJECT",
     "TOML_TABLE",
     "Settings",
+    "extensions_hint",
     "load_settings",
     "pyproject_for",
     "read_alembic_ini",
     "read_pyproject",
+    "setting_hint",
+    "setting_line",
     "settings_for",
 ]
 
@@ -69,6 +75,7 @@ CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 #: Keys whose value may span several lines (one item a line, or commas).
 LIST_KEYS = frozenset({"extensions"})
+STARTER = (("module", "yourbot.main"), ("bot", "bot"))  # the settings every project needs
 
 #: Names that are version tables whatever ``version_table`` says: stock Alembic's single table,
 #: and this package's default pattern (a database may have been migrated with the default).
@@ -166,17 +173,18 @@ def settings_for(alembic_ini: Path | str | None) -> Path:
 
 
 def find_config_file(*folders: Path | str | None) -> Path:
-    """The settings in the first of *folders* that has some, else in the current directory."""
+    """The settings in the first of *folders* that has some, else in the current folder (or what to add)."""
     candidates = [*(Path(d) for d in folders if d), Path.cwd()]
-    for folder in candidates:
-        found = config_in(folder)
-        if found is not None:
-            return found
+    if (found := next((file for file in map(config_in, candidates) if file), None)) is not None:
+        return found
     looked = ", ".join(dict.fromkeys(str(c.resolve()) for c in candidates))
+    first = candidates[0] / PYPROJECT
+    toml = first.is_file() and "alembic" in read_pyproject(first).get("tool", {})
     raise NXAlembicError(
-        f"no {CONFIG_FILE} and no [{TOML_TABLE}] in {PYPROJECT} found (looked in {looked}); create "
-        f"{CONFIG_FILE} with '[{SECTION}]', 'module = yourbot.main' and 'bot = bot', or run 'nxalembic init' "
-        "(or 'nxalembic init --pyproject')"
+        f"no {CONFIG_FILE} and no [{TOML_TABLE}] in {PYPROJECT} found (looked in {looked}); add "
+        f"{setting_hint(PYPROJECT if toml else CONFIG_FILE, *STARTER)} "
+        f"of {candidates[0].resolve()}, or run 'nxalembic init --module yourbot.main', which writes them "
+        "(yourbot.main: the module that creates your bot)"
     )
 
 
@@ -255,15 +263,25 @@ def _nxalembic_table(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
 
 def _toml_type(value: Any) -> str:
     """How TOML names the type of *value*, for messages."""
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a float",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    names |= {list: "an array", dict: "a table"}
     return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
+
+
+def setting_line(path: Path | str, key: str, *values: str) -> str:
+    """``key = value`` as the settings file *path* spells it (every hint and skeleton line): TOML strings in
+    pyproject.toml, an array for several values; plain text in nxalembic.ini, commas between values."""
+    if Path(path).name != PYPROJECT:
+        return f"{key} = {', '.join(values)}"
+    strings = [json.dumps(item, ensure_ascii=False) for item in values]
+    return f"{key} = {strings[0] if len(strings) == 1 else '[' + ', '.join(strings) + ']'}"
+
+
+def setting_hint(path: Path | str, *settings: tuple[str, ...], sep: str = " and ") -> str:
+    """``'bot = "bot"' under [tool.nxalembic] in pyproject.toml``: how to write *settings* (``(key, value,
+    ...)`` each, joined by *sep*) in the settings file *path*; each quoted line pastes as it is."""
+    lines = sep.join(f"'{setting_line(path, *setting)}'" for setting in settings)
+    return f"{lines} under [{TOML_TABLE if Path(path).name == PYPROJECT else SECTION}] in {Path(path).name}"
 
 
 def _fields(path: Path, key: str, pattern: str) -> set[str]:
@@ -281,7 +299,7 @@ def _check_no_control_characters(path: Path, values: Mapping[str, str], toml: bo
     """Refuse control characters in any value: in ini syntax a stray indented line after ``key = value``
     would silently continue it (a table name, a URL)."""
     for key, value in values.items():
-        allowed = "\n" if key in LIST_KEYS else ""  # a list: one name a line
+        allowed = "\n\t" if key in LIST_KEYS else ""  # a list: one name a line, indented at will
         bad = next(
             (ch for ch in value if ch not in allowed and unicodedata.category(ch) in CONTROL_CATEGORIES), None
         )
@@ -343,9 +361,7 @@ def _ini_values(path: Path) -> dict[str, str]:
     except (OSError, configparser.Error) as exc:
         raise NXAlembicError(f"cannot read {path}: {first_line(str(exc))}") from exc
     if not parser.has_section(SECTION):
-        raise NXAlembicError(
-            f"{path} has no [{SECTION}] section; add one with 'module = yourbot.main' and 'bot = bot'"
-        )
+        raise NXAlembicError(f"{path} has no [{SECTION}] section; add {setting_hint(path, *STARTER)}")
     values = dict(parser[SECTION])
     _check_no_control_characters(path, values, toml=False)
     return values
@@ -355,16 +371,15 @@ def _toml_values(path: Path) -> dict[str, str]:
     """The ``[tool.nxalembic]`` table of a ``pyproject.toml``: every value must be a TOML string."""
     table = _nxalembic_table(path, read_pyproject(path))
     if table is None:
-        raise NXAlembicError(
-            f'{path} has no [{TOML_TABLE}] table; add one with module = "yourbot.main" and bot = "bot"'
-        )
+        raise NXAlembicError(f"{path} has no [{TOML_TABLE}] table; add {setting_hint(path, *STARTER)}")
     table = dict(table)
     for key, value in table.items():
         if key in LIST_KEYS and isinstance(value, list) and all(isinstance(item, str) for item in value):
             table[key] = "\n".join(value)  # extensions = ["a", "b"]: the ini file's one-a-line list
         elif not isinstance(value, str):
+            array = f' or an array of strings ({key} = ["...", "..."])' if key in LIST_KEYS else ""
             raise NXAlembicError(
-                f'{path}: [{TOML_TABLE}] {key} must be a string in quotes ({key} = "..."), '
+                f'{path}: [{TOML_TABLE}] {key} must be a string in quotes ({key} = "..."){array}, '
                 f"not {_toml_type(value)}"
             )
     _check_no_control_characters(path, table, toml=True)
@@ -377,34 +392,27 @@ def load_settings(path: Path | str) -> Settings:
     path = Path(path).resolve()
     toml = path.name == PYPROJECT
     section = _toml_values(path) if toml else _ini_values(path)
-    label = f"[{TOML_TABLE}]" if toml else f"[{SECTION}]"
     unknown = sorted(set(section) - set(KNOWN_KEYS))
     if unknown:
         raise NXAlembicError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in {label}; "
+            f"{path}: unknown key(s) {', '.join(unknown)} in [{TOML_TABLE if toml else SECTION}]; "
             f"known keys are {', '.join(sorted(KNOWN_KEYS))}"
         )
     module = section.get("module", "").strip()
     if not module:
         raise NXAlembicError(
-            f"{path}: {label} needs 'module = yourbot.main' (the module that creates your bot)"
+            f"{path}: needs {setting_hint(path, STARTER[0])} (the module that creates your bot)"
         )
     if not DOTTED_RE.fullmatch(module):
         dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
-        hint = (
-            f"; write module = {dotted} (the import path, not the file)"
-            if DOTTED_RE.fullmatch(dotted)
-            else ""
-        )
+        hint = f"; write {setting_hint(path, ('module', dotted))} (the import path, not the file)"
+        hint = hint if DOTTED_RE.fullmatch(dotted) else ""
         raise NXAlembicError(f"{path}: module = {module!r} is not a dotted Python module path{hint}")
     bot = section.get("bot", "bot").strip() or "bot"
     if not NAME_RE.fullmatch(bot):
         called = bot.removesuffix("()")
-        hint = (
-            f"; write bot = {called} (a function there is called to build the bot)"
-            if NAME_RE.fullmatch(called)
-            else ""
-        )
+        hint = f"; write {setting_hint(path, ('bot', called))} (a function or class there builds the bot)"
+        hint = hint if NAME_RE.fullmatch(called) else ""
         raise NXAlembicError(f"{path}: bot = {bot!r} is not a Python attribute name{hint}")
 
     version_table = section.get("version_table", DEFAULT_VERSION_TABLE).strip()
@@ -420,29 +428,23 @@ def load_settings(path: Path | str) -> Settings:
     if not NAME_RE.fullmatch(core_cog):
         raise NXAlembicError(f"{path}: core_cog = {core_cog!r} must match {NAME_RE.pattern}")
     extensions = parse_extensions(path, section.get("extensions", ""))
-    return Settings(
-        path=path,
-        module=module,
-        bot=bot,
-        url=section.get("url", "").strip() or None,
-        version_table=version_table,
-        version_location=version_location,
-        core_cog=core_cog,
-        extensions=extensions,
-    )
+    url = section.get("url", "").strip() or None
+    return Settings(path, module, bot, url, version_table, version_location, core_cog, extensions)
 
 
 def parse_extensions(path: Path, value: str) -> tuple[str, ...]:
-    """The ``extensions`` value: dotted module names, one a line or separated by commas.
-
-    Both spellings are common in ini files (``extensions = a, b`` and an indented list), so
-    both are read; duplicates are dropped, the order is kept (it is the load order).
-    """
+    """The ``extensions`` value: dotted module names, one a line or separated by commas (a TOML array
+    arrives one a line); duplicates are dropped, the order is kept (it is the load order)."""
     names = [name for name in map(str.strip, value.replace("\n", ",").split(",")) if name]
     for name in names:
         if not DOTTED_RE.fullmatch(name):
             raise NXAlembicError(
-                f"{path}: extensions: {name!r} is not a dotted module name; list extensions as "
-                "mybot.cogs.music (one a line or separated by commas), or a package such as mybot.cogs"
+                f"{path}: extensions: {name!r} is not a dotted module name; write " + extensions_hint(path)
             )
     return tuple(dict.fromkeys(names))
+
+
+def extensions_hint(path: Path | str, package: str = "mybot.cogs") -> str:
+    """The two spellings of ``extensions`` in *path*'s syntax: the extensions, or their package."""
+    listed = ("extensions", f"{package}.music", f"{package}.games")
+    return setting_hint(path, listed, ("extensions", package), sep=" or ")

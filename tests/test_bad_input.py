@@ -176,7 +176,7 @@ CASES = [
         "missing [nxalembic] section",
         no_section,
         UPGRADE_MUSIC,
-        ("has no [nxalembic] section", "add one", "module = "),
+        ("has no [nxalembic] section", "add 'module = yourbot.main'", "under [nxalembic] in nxalembic.ini"),
     ),
     Case(
         "missing module key",
@@ -205,7 +205,7 @@ CASES = [
         "module given as a file path",
         module_as_path,
         UPGRADE_MUSIC,
-        ("module = 'demobot/main.py' is not a dotted Python module path", "write module = demobot.main"),
+        ("module = 'demobot/main.py' is not a dotted Python module path", "write 'module = demobot.main'"),
     ),
     Case(
         "object is not a bot",

@@ -23,7 +23,8 @@ from test_libraries import FILES, LibraryBot, foreign_keys, make_library_bot
 NO_EXTENSIONS = (
     "bot mybot.main.bot has no extensions loaded: importing mybot.main loads none",
     'under if __name__ == "__main__":, in main() or in setup_hook',
-    "'extensions = mybot.cogs.music, ...'",
+    "'extensions = mybot.cogs.music, mybot.cogs.games' or 'extensions = mybot.cogs' under [nxalembic] in "
+    "nxalembic.ini",
     "'bot = create_bot'",
 )
 

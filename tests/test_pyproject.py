@@ -22,8 +22,9 @@ import alembic
 import pytest
 import sqlalchemy as sa
 
-from conftest import ALEMBIC, BIN, EXAMPLES, REPO, BotProject, Database, run
+from conftest import ALEMBIC, BIN, EXAMPLES, REPO, BotProject, Database, run, wheel_installed
 from test_deploying_doc import documented_commands, documented_files
+from test_libraries import LIBRARIES
 
 #: A project's own pyproject.toml before init: comments, other tools, odd spacing all kept.
 EXISTING = """\
@@ -240,3 +241,164 @@ def test_stock_alembic_init_nxcog_pyproject(tmp_path: Path) -> None:
         assert (tmp_path / "migrations" / shared).read_bytes() == (nxcog / shared).read_bytes()
     ini = (tmp_path / "alembic.ini").read_text()
     assert "script_location" not in ini and "[handler_console]" in ini
+
+
+def stock_init_nxcog_pyproject(path: Path) -> None:
+    """``alembic init -t nxcog_pyproject migrations`` in *path*, with the real executable.
+
+    An editable install registers no template with stock Alembic: there ``nxalembic init
+    --pyproject`` writes the same files from the same template, and the ``[tool.nxalembic]`` it
+    appends is cut off again, leaving what stock Alembic leaves (as ``initialised_template`` does).
+    """
+    if wheel_installed():
+        run([ALEMBIC, "init", "-t", "nxcog_pyproject", "migrations"], cwd=path)
+        return
+    before = (path / "pyproject.toml").read_text(encoding="utf-8")
+    run([str(BIN / "nxalembic"), "init", "--pyproject", "migrations"], cwd=path)
+    text = (path / "pyproject.toml").read_text(encoding="utf-8")
+    (path / "pyproject.toml").write_text(before + text[len(before) :].split("\n[tool.nxalembic]")[0])
+
+
+def test_the_stock_alembic_route_ends_in_a_working_project(tmp_path: Path) -> None:
+    """docs/pyproject.rst's stock route: ``alembic init -t nxcog_pyproject``, then ``nxalembic init``
+    writes the missing [tool.nxalembic] (in TOML, nothing else touched) and every command works."""
+    project = pyproject_project(tmp_path / "bot")
+    commands = documented_files(PAGE)["the stock Alembic route"].replace("$ ", "").splitlines()
+    assert commands[:2] == [
+        "alembic init -t nxcog_pyproject migrations",
+        "nxalembic init --module demobot.main",
+    ]
+    stock_init_nxcog_pyproject(project.path)
+    files = {p: p.read_bytes() for p in project.path.rglob("*") if p.is_file() and "demobot" not in p.parts}
+    assert "nxalembic" not in tomllib.loads((project.path / "pyproject.toml").read_text())["tool"]
+
+    # before: every command says what to add to pyproject.toml, in TOML that parses
+    failed = project.nxalembic("status", check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.output, failed.output
+    assert "under [tool.nxalembic] in pyproject.toml of" in failed.output, failed.output
+    lines = re.findall(r"'((?:module|bot) = [^']*)'", failed.output)
+    assert tomllib.loads("\n".join(lines)) == {"module": "yourbot.main", "bot": "bot"}
+    assert "'nxalembic init --module yourbot.main'" in failed.output
+
+    for command in commands[1:]:
+        program, *args = shlex.split(command)
+        result = run([str(BIN / program), *args], cwd=project.path, env=project.env)
+    assert re.search(r"^music .* 0 +in sync$", result.stdout, re.M), result.stdout  # status, last
+    text = (project.path / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject = files.pop(project.path / "pyproject.toml").decode()
+    assert text.startswith(pyproject), "init must only append [tool.nxalembic]"
+    assert tomllib.loads(text)["tool"]["nxalembic"] == {"module": "demobot.main", "bot": "bot"}
+    assert not (project.path / "nxalembic.ini").exists()
+    assert all(path.read_bytes() == data for path, data in files.items()), "init changed a file"
+    for cog in COGS:
+        [revision] = project.revisions(cog)
+        assert project.db.versions(f"alembic_version_{cog}") == [revision.name.split("_")[0]]
+
+    again = project.nxalembic("init", "--module", "demobot.main")
+    assert "left as it is" in again.stdout and (project.path / "pyproject.toml").read_text() == text
+
+
+#: A bot built by its class, as discord.py bots often are, loading its extensions only when it
+#: starts (in ``main()`` here, in ``setup_hook`` on discord.py): importing the module loads none.
+KITBOT = {
+    "kitbot/__init__.py": "",
+    "kitbot/main.py": """\
+        import nextcord
+        from nextcord.ext import commands
+
+
+        class KitBot(commands.Bot):
+            def __init__(self) -> None:
+                super().__init__(command_prefix="!", intents=nextcord.Intents.default())
+
+
+        async def main() -> None:
+            bot = KitBot()
+            for name in ("kitbot.cogs.music", "kitbot.cogs.games"):
+                bot.load_extension(name)
+        """,
+    "kitbot/db.py": """\
+        import os
+
+        import ormar
+        import sqlalchemy
+
+        database = ormar.DatabaseConnection(os.environ["DEMOBOT_DATABASE_URL"])
+        base_config = ormar.OrmarConfig(database=database, metadata=sqlalchemy.MetaData())
+        """,
+    "kitbot/cogs/__init__.py": "",
+    **{
+        f"kitbot/cogs/{cog}.py": f"""\
+        import ormar
+
+        from ..db import base_config
+
+
+        class {cog.title()}(ormar.Model):
+            ormar_config = base_config.copy(tablename="{cog}_items")
+
+            id: int = ormar.Integer(primary_key=True)
+
+
+        def setup(bot) -> None:
+            pass
+        """
+        for cog in ("music", "games")
+    },
+}
+
+
+def test_a_class_built_bot_takes_each_pasted_extensions_line(tmp_path: Path) -> None:
+    """``bot = "KitBot"`` (a class); the ``extensions`` lines of the init skeleton and of the hint,
+    pasted into pyproject.toml as they are, parse and make the cogs found (TOML, not ini)."""
+    project = pyproject_project(tmp_path / "bot")
+    for name, text in KITBOT.items():
+        (project.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (project.path / name).write_text(textwrap.dedent(text))
+    project.nxalembic("init", "--pyproject", "--module", "kitbot.main", "--bot", "KitBot")
+    pyproject = project.path / "pyproject.toml"
+    written = pyproject.read_text(encoding="utf-8")
+    skeleton = re.findall(r"^# (extensions = .*)$", written.split("\n[tool.nxalembic]")[1], re.M)
+    assert skeleton == [
+        'extensions = "kitbot.cogs"',
+        'extensions = ["kitbot.cogs.music", "kitbot.cogs.games"]',
+    ]
+
+    failed = project.nxalembic("status", check=False)
+    assert failed.returncode == 1 and "bot kitbot.main.KitBot has no extensions loaded" in failed.output
+    assert "under [tool.nxalembic] in pyproject.toml" in failed.output, failed.output
+    hinted = re.findall(r"'(extensions = [^']*)'", failed.output)
+    assert hinted == ['extensions = ["kitbot.cogs.music", "kitbot.cogs.games"]', 'extensions = "kitbot.cogs"']
+    assert "'bot = \"create_bot\"'" in failed.output
+
+    # [tool.nxalembic] is the file's last table: a pasted line lands in it
+    pyproject.write_text(f"{written}{hinted[0]}\n", encoding="utf-8")
+    project.nxalembic("migrate")
+    assert [len(project.revisions(cog)) for cog in ("music", "games")] == [1, 1]
+    for line in (hinted[1], skeleton[1], skeleton[0]):
+        pyproject.write_text(f"{written}{line}\n", encoding="utf-8")
+        assert tomllib.loads(pyproject.read_text())["tool"]["nxalembic"]["extensions"]
+    project.nxalembic("upgrade")  # with the uncommented skeleton line
+    assert {"music_items", "games_items"} <= project.db.tables()
+    assert "all cogs: models match" in project.nxalembic("check").stdout
+
+
+def test_both_templates_describe_the_same_bots() -> None:
+    """``alembic list_templates`` shows each README's first line: nxcog_pyproject's says what nxcog's
+    says, every supported library included, but for where the settings live; so does the rest."""
+    nxcog, pyproject = (
+        (REPO / "nxalembic_templates" / folder / "README").read_text(encoding="utf-8")
+        for folder in ("percog", "percog_pyproject")
+    )
+    libraries = ", ".join(LIBRARIES)  # nextcord, discord.py, disnake, py-cord
+    common = f"Per-cog migrations for a discord bot ({libraries}) with ormar models"
+    assert nxcog.splitlines()[0] == f"{common} (needs nxalembic.ini; use -x cog=NAME)."
+    assert pyproject.splitlines()[0] == f"{common} (settings in pyproject.toml; use -x cog=NAME)."
+    for readme in (nxcog, pyproject):
+        assert (
+            "`nxalembic init --module yourbot.main`, which writes it and leaves this folder as it is"
+            in readme
+        )
+    assert (
+        nxcog[nxcog.index("Every cog of the bot") :] == pyproject[pyproject.index("Every cog of the bot") :]
+    )

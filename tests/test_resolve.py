@@ -61,7 +61,9 @@ def test_the_first_source_set_wins_and_each_is_asked_only_if_needed(tmp_path: Pa
     assert database_url(bare, None, source("ini", "  "), models) == "postgresql://h/models"
     with pytest.raises(NXAlembicError, match=r"^-x url= is empty"):
         database_url(configured, " ", ini, models)
-    with pytest.raises(NXAlembicError, match=r"^no database URL: set url = \.\.\. in nxalembic.ini"):
+    with pytest.raises(
+        NXAlembicError, match=r"^no database URL: set 'url = .*' under \[nxalembic\] in nxalembic.ini"
+    ):
         database_url(bare, None, none, none)
 
 

@@ -114,7 +114,8 @@ def test_file_errors(folder: Path) -> None:
     with pytest.raises(NXAlembicError) as error:
         settings.load_settings(path)
     assert str(error.value) == (
-        f"{path} has no [nxalembic] section; add one with 'module = yourbot.main' and 'bot = bot'"
+        f"{path} has no [nxalembic] section; add 'module = yourbot.main' and 'bot = bot' under [nxalembic] "
+        "in nxalembic.ini"
     )
     path.write_bytes(b"[nxalembic]\nmodule = caf\xe9\n")
     with pytest.raises(NXAlembicError) as error:
@@ -139,22 +140,23 @@ def test_unknown_keys(folder: Path) -> None:
 def test_module_is_required_and_dotted(folder: Path) -> None:
     path = folder / "nxalembic.ini"
     assert refused(folder, "bot = bot") == (
-        f"{path}: [nxalembic] needs 'module = yourbot.main' (the module that creates your bot)"
+        f"{path}: needs 'module = yourbot.main' under [nxalembic] in nxalembic.ini (the module that creates "
+        "your bot)"
     )
     assert refused(folder, "module =  ") == refused(folder, "bot = bot")
     assert refused(folder, "module = mybot/main.py") == (
-        f"{path}: module = 'mybot/main.py' is not a dotted Python module path; write module = mybot.main "
-        "(the import path, not the file)"
+        f"{path}: module = 'mybot/main.py' is not a dotted Python module path; write 'module = mybot.main' "
+        "under [nxalembic] in nxalembic.ini (the import path, not the file)"
     )
     assert refused(folder, "module = mybot\\main.py").endswith(
-        "write module = mybot.main (the import path, not the file)"
+        "write 'module = mybot.main' under [nxalembic] in nxalembic.ini (the import path, not the file)"
     )
     assert refused(folder, "module = my-bot/main.py") == (
         f"{path}: module = 'my-bot/main.py' is not a dotted Python module path"
     )
     assert refused(folder, "module = a..b").endswith("is not a dotted Python module path")
     assert refused(folder, "module = /mybot/main.py").endswith(
-        "write module = mybot.main (the import path, not the file)"
+        "write 'module = mybot.main' under [nxalembic] in nxalembic.ini (the import path, not the file)"
     )
     assert load(folder, "module = _a.b2.C").module == "_a.b2.C"
 
@@ -162,8 +164,8 @@ def test_module_is_required_and_dotted(folder: Path) -> None:
 def test_bot_is_an_attribute_name(folder: Path) -> None:
     path = folder / "nxalembic.ini"
     assert refused(folder, "module = m", "bot = make_bot()") == (
-        f"{path}: bot = 'make_bot()' is not a Python attribute name; write bot = make_bot (a function "
-        "there is called to build the bot)"
+        f"{path}: bot = 'make_bot()' is not a Python attribute name; write 'bot = make_bot' under "
+        "[nxalembic] in nxalembic.ini (a function or class there builds the bot)"
     )
     assert refused(folder, "module = m", "bot = a.b") == f"{path}: bot = 'a.b' is not a Python attribute name"
     assert refused(folder, "module = m", "bot = 1bot()") == (
@@ -250,11 +252,12 @@ def test_extensions_one_a_line_or_with_commas(folder: Path) -> None:
     assert found.extensions == ("a.b", "c", "d")
     assert settings.parse_extensions(folder, "") == ()
     assert settings.parse_extensions(folder, " x ,, y\n\n z") == ("x", "y", "z")
+    path = folder / "nxalembic.ini"
     with pytest.raises(NXAlembicError) as error:
-        settings.parse_extensions(folder, "a.b\nmy-cogs/music.py")
+        settings.parse_extensions(path, "a.b\nmy-cogs/music.py")
     assert str(error.value) == (
-        f"{folder}: extensions: 'my-cogs/music.py' is not a dotted module name; list extensions as "
-        "mybot.cogs.music (one a line or separated by commas), or a package such as mybot.cogs"
+        f"{path}: extensions: 'my-cogs/music.py' is not a dotted module name; write 'extensions = "
+        "mybot.cogs.music, mybot.cogs.games' or 'extensions = mybot.cogs' under [nxalembic] in nxalembic.ini"
     )
 
 
@@ -277,9 +280,10 @@ def test_line_breaks_and_control_characters_refused(folder: Path) -> None:
     assert "control character '\\x07'" in refused(folder, "module = m", "bot = b\x07")
     assert "control character '\\u2028'" in refused(folder, "module = m", "bot = a\u2028b")
     assert "control character '\\u2029'" in refused(folder, "module = m", "bot = a\u2029b")
-    # a list may span lines; its other control characters are still refused
-    assert "control character '\\t'" in refused(folder, "module = m", "extensions = a\tb")
-    assert load(folder, "module = m", "extensions = a", "  b").extensions == ("a", "b")
+    # a list may span lines, indented with tabs too; its other control characters are still refused
+    assert "control character '\\x0b'" in refused(folder, "module = m", "extensions = a\x0bb")
+    assert "'a\\tb' is not a dotted module name" in refused(folder, "module = m", "extensions = a\tb")
+    assert load(folder, "module = m", "extensions = a", "  b", "\tc").extensions == ("a", "b", "c")
     # printable non-ASCII is fine
     assert load(folder, "module = m", "url = sqlite:///bücher.db").url == "sqlite:///bücher.db"
 
@@ -328,8 +332,66 @@ def test_pyproject_values_are_strings(folder: Path, value: str, kind: str) -> No
 
 def test_pyproject_extension_list_of_strings_only(folder: Path) -> None:
     path = toml(folder, '[tool.nxalembic]\nmodule = "m"\nextensions = ["a", 1]\n')
-    with pytest.raises(NXAlembicError, match=r"extensions must be a string in quotes .* not an array"):
+    with pytest.raises(NXAlembicError) as error:
         settings.load_settings(path)
+    assert str(error.value) == (
+        f'{path}: [tool.nxalembic] extensions must be a string in quotes (extensions = "...") or an array '
+        'of strings (extensions = ["...", "..."]), not an array'
+    )
+    path = toml(folder, '[tool.nxalembic]\nmodule = "m"\nextensions = """\n\ta.b,\n\n\tc\n"""\n')
+    assert settings.load_settings(path).extensions == ("a.b", "c")  # a multi-line string, tab-indented
+
+
+#: docs/pyproject.rst: every form ``extensions`` takes in pyproject.toml, as the page writes it.
+DOCUMENTED_EXTENSIONS = [
+    ('extensions = "demobot.cogs"', ("demobot.cogs",)),
+    (
+        'extensions = "demobot.cogs.music, demobot.cogs.economy"',
+        ("demobot.cogs.music", "demobot.cogs.economy"),
+    ),
+    (
+        'extensions = ["demobot.cogs.music", "demobot.cogs.economy"]',
+        ("demobot.cogs.music", "demobot.cogs.economy"),
+    ),
+    (
+        'extensions = """\n    demobot.cogs.music\n    demobot.cogs.economy\n"""',
+        ("demobot.cogs.music", "demobot.cogs.economy"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "names"), DOCUMENTED_EXTENSIONS)
+def test_documented_extension_forms(folder: Path, line: str, names: tuple[str, ...]) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "pyproject.rst").read_text(encoding="utf-8")
+    assert " ".join(line.split()) in " ".join(page.split()), "not on the page"  # as written, wrapped or not
+    path = toml(folder, f'[tool.nxalembic]\nmodule = "m"\n{line}\n')
+    assert settings.load_settings(path).extensions == names
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("yourbot.main",),
+        ("KitBot",),
+        ("postgresql://u:p%40#;ss@h/db?x=1",),
+        ("a.b", "c", "d.e.f"),
+        ('q"uote\\',),
+    ],
+)
+def test_a_suggested_line_pastes_into_either_file(folder: Path, values: tuple[str, ...]) -> None:
+    """Every hint spells its settings with setting_line: the line reads back as the value, in TOML and ini."""
+    key = "extensions" if len(values) > 1 else "url"
+    pyproject = toml(folder, f"[tool.nxalembic]\n{settings.setting_line('pyproject.toml', key, *values)}\n")
+    assert settings._toml_values(pyproject)[key].split("\n") == list(values)
+    if '"' not in values[0]:  # a quote is written as it is in ini syntax
+        ini_file = ini(
+            folder, "[nxalembic]", "module = m", settings.setting_line("nxalembic.ini", key, *values)
+        )
+        read = settings.load_settings(ini_file)
+        assert (read.extensions if len(values) > 1 else (read.url,)) == values
+    hint = settings.setting_hint(pyproject, (key, *values), ("bot", "KitBot"))
+    assert hint.endswith(" under [tool.nxalembic] in pyproject.toml")
+    assert hint.startswith(f"'{settings.setting_line(pyproject, key, *values)}' and 'bot = \"KitBot\"'")
 
 
 def test_pyproject_errors(folder: Path) -> None:
@@ -337,7 +399,8 @@ def test_pyproject_errors(folder: Path) -> None:
     with pytest.raises(NXAlembicError) as error:
         settings.load_settings(path)
     assert str(error.value) == (
-        f'{path} has no [tool.nxalembic] table; add one with module = "yourbot.main" and bot = "bot"'
+        f"{path} has no [tool.nxalembic] table; add 'module = \"yourbot.main\"' and 'bot = \"bot\"' under "
+        "[tool.nxalembic] in pyproject.toml"
     )
     path = toml(folder, 'tool = "x"\n')
     with pytest.raises(NXAlembicError, match=r"has no \[tool\.nxalembic\] table"):
@@ -366,7 +429,7 @@ def test_pyproject_errors(folder: Path) -> None:
     with pytest.raises(NXAlembicError, match=r"unknown key\(s\) versions in \[tool.nxalembic\]"):
         settings.load_settings(path)
     path = toml(folder, "[tool.nxalembic]\n")
-    with pytest.raises(NXAlembicError, match=r"\[tool.nxalembic\] needs 'module = yourbot.main'"):
+    with pytest.raises(NXAlembicError, match=r"needs 'module = \"yourbot.main\"' under \[tool.nxalembic\]"):
         settings.load_settings(path)
     with pytest.raises(NXAlembicError, match=r"^cannot read .*missing\.toml: \[Errno 2\] No such file"):
         settings.read_pyproject(folder / "missing.toml")
@@ -431,9 +494,18 @@ def test_no_settings_anywhere(folder: Path) -> None:
         settings.find_config_file(sub, sub, folder)
     assert str(error.value) == (
         f"no nxalembic.ini and no [tool.nxalembic] in pyproject.toml found (looked in {sub}, {folder}); "
-        "create nxalembic.ini with '[nxalembic]', 'module = yourbot.main' and 'bot = bot', or run "
-        "'nxalembic init' (or 'nxalembic init --pyproject')"
+        f"add 'module = yourbot.main' and 'bot = bot' under [nxalembic] in nxalembic.ini of {sub}, or run "
+        "'nxalembic init --module yourbot.main', which writes them (yourbot.main: the module that creates "
+        "your bot)"
     )
+    # Alembic's settings in pyproject.toml (alembic init -t nxcog_pyproject): ours go there too, in TOML
+    toml(sub, '[tool.alembic]\nscript_location = "%(here)s/migrations"\n')
+    with pytest.raises(
+        NXAlembicError,
+        match=r"add 'module = \"yourbot.main\"' and 'bot = \"bot\"' under "
+        r"\[tool.nxalembic\] in pyproject.toml of ",
+    ):
+        settings.find_config_file(sub)
 
 
 def test_pyproject_for_is_beside_alembic_ini(folder: Path) -> None:

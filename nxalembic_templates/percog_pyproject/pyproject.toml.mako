@@ -26,8 +26,8 @@ version_locations = ["${script_location}/versions"]
 # module = "ruff"
 # options = "format REVISION_SCRIPT_FILENAME"
 
-# The bot and the cog options (what nxalembic.ini holds otherwise; `nxalembic init --pyproject`
-# writes this table for you):
+# The bot and the cog options (what nxalembic.ini holds otherwise; `nxalembic init` writes this
+# table for you, here too; `bot` may name a function or class that builds the bot):
 #
 # [tool.nxalembic]
 # module = "yourbot.main"        # from yourbot.main import bot
@@ -36,3 +36,5 @@ version_locations = ["${script_location}/versions"]
 # version_table = "alembic_version_{cog}"     # "alembic.{cog}" reads Nextcord-Ormar databases
 # version_location = "{script_location}/versions/{cog}"   # or "{cog_dir}/migrations"
 # core_cog = "core"                           # cog of models outside every extension
+# extensions = "yourbot.cogs"                 # extensions loaded only when the bot starts (setup_hook):
+# extensions = ["yourbot.cogs.music", "yourbot.cogs.games"]   # their package, or instead each one
