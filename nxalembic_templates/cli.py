@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = subs.add_parser(
         "init",
-        help="alembic init -t nxcog DIR, plus an nxalembic.ini skeleton "
-        "(--pyproject: -t nxcog_pyproject and [tool.nxalembic] in pyproject.toml)",
+        help="alembic init -t nxcog DIR (kept if it has an env.py), plus the settings it lacks: an "
+        "nxalembic.ini skeleton (--pyproject: -t nxcog_pyproject and [tool.nxalembic] in pyproject.toml)",
     )
     sub.add_argument(
         "directory", nargs="?", default="migrations", help="scripts folder (default: migrations)"

@@ -280,13 +280,14 @@ def refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) 
         key = refused[0]
         raise NXAlembicError(
             f"-x {key}= is not accepted: each cog's version table and revisions folder come from "
-            "version_table / version_location in nxalembic.ini (both contain {cog}); change them there"
+            "version_table / version_location of the settings (nxalembic.ini or [tool.nxalembic] in "
+            "pyproject.toml; both contain {cog}); change them there"
         )
     if "version_table" in configure_options:
         raise NXAlembicError(
             f"env.py passes version_table={configure_options['version_table']!r} to run_migrations(), "
             "which would give every cog one version table; remove it and set "
-            "version_table = ..._{cog} in nxalembic.ini instead"
+            "version_table = ..._{cog} in nxalembic.ini (or [tool.nxalembic]) instead"
         )
     if configure_options.get("target_metadata") is not None:
         raise NXAlembicError(
