@@ -237,7 +237,7 @@ def cmd_init(args: argparse.Namespace, out: Callable[..., None]) -> int:
     elif data.get("tool", {}).get("nxalembic") is not None:
         out(f"[{TOML_TABLE}] exists in {pyproject}, left as it is")
     else:
-        text = pyproject.read_text(encoding="utf-8")
+        text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""  # kept: maybe none
         skeleton = "\n" + settings_skeleton(args.module, args.bot, toml=True)
         with pyproject.open("a", encoding="utf-8") as fh:
             fh.write(("" if text.endswith("\n") or not text else "\n") + skeleton)

@@ -402,3 +402,31 @@ def test_both_templates_describe_the_same_bots() -> None:
     assert (
         nxcog[nxcog.index("Every cog of the bot") :] == pyproject[pyproject.index("Every cog of the bot") :]
     )
+
+
+def test_init_pyproject_on_a_stock_nxcog_environment_writes_only_the_settings(
+    initialised_template: Path, tmp_path: Path
+) -> None:
+    """``alembic init -t nxcog`` made the environment, and there is no pyproject.toml yet: ``nxalembic
+    init --pyproject`` keeps every file and writes a pyproject.toml that holds [tool.nxalembic] only."""
+    path = tmp_path / "bot"
+    shutil.copytree(initialised_template, path)
+    files = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    out = run([str(BIN / "nxalembic"), "init", "--pyproject", "--module", "demobot.main"], cwd=path).stdout
+    assert "has an Alembic environment already, left as it is" in out
+    assert all(p.read_bytes() == data for p, data in files.items())
+    assert {p for p in path.rglob("*") if p.is_file()} - set(files) == {path / "pyproject.toml"}
+    data = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))
+    assert data == {"tool": {"nxalembic": {"module": "demobot.main", "bot": "bot"}}}
+
+
+def test_the_pages_hint_is_the_message_itself() -> None:
+    """docs/pyproject.rst quotes the no-extensions hint for a pyproject.toml project as it is said."""
+    from nxalembic_templates.extensions import no_extensions
+    from nxalembic_templates.settings import Settings
+
+    found = re.search(r"^   (FAILED: bot demobot\.main\.bot .*?)\n\n", PAGE.read_text(), re.M | re.S)
+    assert found, "the page quotes the message no more"
+    quoted = found.group(1)
+    said = no_extensions(Settings(Path("/srv/bot/pyproject.toml"), "demobot.main"), given=False)
+    assert " ".join(quoted.split()) == f"FAILED: {said}"
