@@ -191,10 +191,13 @@ matrix-leg:
 	.venv-$(LEG)/bin/python -P -m pytest $(MATRIX_TESTS) -k "$(MATRIX_SELECT)" $(MATRIX_PYTEST_ARGS)
 
 # -- Discord libraries (.ci/run runs them after the matrix) ---------------------------------
-# tests/test_libraries.py, whose bot is the one docs/libraries.rst shows for the library, in a
-# venv of its own with the freshly built wheel and that library's extra: no nextcord there,
+# tests/test_libraries.py, whose bot is the one docs/libraries.rst shows for the library, and
+# tests/test_deploying_doc.py, the start-up recipes of docs/deploying.rst with that library, in
+# a venv of its own with the freshly built wheel and that library's extra: no nextcord there,
 # since the package needs none (and discord.py and py-cord both install `discord`).  SQLite.
 LIBRARY_LEGS := discordpy disnake pycord
+LIBRARY_TESTS := tests/test_libraries.py tests/test_deploying_doc.py
+LIBRARY_SELECT := not postgresql
 LIBRARY_OF_discordpy := discord.py
 LIBRARY_OF_disnake := disnake
 LIBRARY_OF_pycord := py-cord
@@ -209,7 +212,7 @@ library-leg:
 	.venv-$(LIB)/bin/python -m pip install -q "$$(ls build/wheel-$(LIB)/*.whl)[sqlite,$(LIB)]" pytest pytest-xdist
 	.venv-$(LIB)/bin/python -m pip install -q --no-deps --force-reinstall build/wheel-$(LIB)/*.whl
 	@.venv-$(LIB)/bin/python -c 'import sys, importlib.metadata as m; print("library $(LIB): Python", sys.version.split()[0], *(p + " " + m.version(p) for p in ("alembic", "SQLAlchemy", "ormar", "$(LIBRARY_OF_$(LIB))")))'
-	NXALEMBIC_LIBRARY=$(LIBRARY_OF_$(LIB)) .venv-$(LIB)/bin/python -P -m pytest tests/test_libraries.py $(MATRIX_PYTEST_ARGS)
+	NXALEMBIC_LIBRARY=$(LIBRARY_OF_$(LIB)) .venv-$(LIB)/bin/python -P -m pytest $(LIBRARY_TESTS) -k "$(LIBRARY_SELECT)" $(MATRIX_PYTEST_ARGS)
 
 # Every benchmarks/bench_*.py, one after the other (numbers: benchmarks/RESULTS.md); among them
 # bench_startup_check.py, the start-up API at head against the bot's import (issue 13).

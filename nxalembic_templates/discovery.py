@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import io
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,12 +44,16 @@ from .settings import NAME_RE, Settings, setting_hint
 
 __all__ = [
     "COG_NAME_ATTRIBUTE",
+    "SET_ASIDE",
     "BotSchema",
     "Cog",
     "TableKey",
     "dependency_order",
     "discover",
 ]
+
+#: Models defined by extensions imported aside (the start-up API's), not by the live bot's code.
+SET_ASIDE: weakref.WeakSet[type] = weakref.WeakSet()
 
 #: Module-level attribute an extension sets to choose its cog name explicitly.
 COG_NAME_ATTRIBUTE = "__nxalembic_cog__"
@@ -239,7 +244,7 @@ def _all_models() -> Iterator[type[ormar.Model]]:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         config = getattr(cls, "ormar_config", None)
-        table = getattr(config, "table", None)
+        table = None if cls in SET_ASIDE else getattr(config, "table", None)
         if config is None or config.abstract or not isinstance(table, sa.Table) or id(table) in seen:
             continue  # seen: ormar copies through models for subclasses; the table is what counts
         seen.add(id(table))
@@ -310,23 +315,26 @@ def _refuse_version_table_names(settings: Settings, cogs: Mapping[str, Cog]) -> 
             )
 
 
-def discover(settings: Settings, bot: Any | None = None) -> BotSchema:
+def discover(
+    settings: Settings, bot: Any = None, aside: tuple[dict[str, Any], list[Any]] | None = None
+) -> BotSchema:
     """Import the bot (unless given) and group its ormar models into cogs.
 
-    A given bot (the start-up API's) is taken as it is: its ``extensions`` setting was loaded
-    by the caller, on the bot's own event loop (:func:`.extensions.load_missing_async`).
+    A given bot (the start-up API's) is taken as it is; *aside* adds the extensions it has not
+    loaded and their models, imported aside (``startup._import_aside``, :data:`SET_ASIDE`).
     A bot with no extensions and no models is an error that says why (:func:`no_extensions`).
     """
     given = bot is not None
     if bot is None:
         bot = import_bot(settings)
-    extensions: Mapping[str, ModuleType] = dict(bot.extensions)
+    modules, models = aside or ({}, [])
+    extensions: Mapping[str, ModuleType] = {**modules, **bot.extensions}
     bot_module = sys.modules.get(settings.module)
     top_package = settings.module.split(".", 1)[0]
 
     by_extension: dict[str, list[type[ormar.Model]]] = {ext: [] for ext in extensions}
     outside: list[type[ormar.Model]] = []
-    for model in _all_models():
+    for model in [*_all_models(), *(m for m in models if _extension_of(m.__module__, modules))]:
         ext = _extension_of(model.__module__, extensions)
         (by_extension[ext] if ext else outside).append(model)
 

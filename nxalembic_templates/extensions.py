@@ -58,7 +58,7 @@ __all__ = [
     "import_error",
     "importing",
     "load_missing",
-    "load_missing_async",
+    "missing",
     "no_extensions",
     "resolve",
 ]
@@ -149,27 +149,21 @@ def extension_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _missing(settings: Settings, bot: Any) -> list[str]:
+def missing(settings: Settings, bot: Any) -> list[str]:
+    """The extensions the ``extensions`` setting names that *bot* has not loaded, in load order."""
     loaded: Mapping[str, Any] = bot.extensions
     return [name for name in extension_names(settings) if name not in loaded]
 
 
 def load_missing(settings: Settings, bot: Any) -> None:
-    """Load the ``extensions`` the bot has not loaded, awaiting ``load_extension`` if it is a coroutine."""
-    for name in _missing(settings, bot):
+    """Load the ``extensions`` the bot has not loaded, awaiting ``load_extension`` if it is a coroutine.
+
+    For a bot built for migrations only (``discovery.import_bot``); the start-up API loads
+    nothing into the running bot (``startup`` imports what it lacks aside).
+    """
+    for name in missing(settings, bot):
         try:
             resolve(bot.load_extension(name))
-        except Exception as exc:
-            raise import_error(settings, exc, _loading(settings, name)) from exc
-
-
-async def load_missing_async(settings: Settings, bot: Any) -> None:
-    """:func:`load_missing` on the caller's event loop: the running bot's own loop."""
-    for name in _missing(settings, bot):
-        try:
-            result = bot.load_extension(name)
-            if inspect.isawaitable(result):
-                await result
         except Exception as exc:
             raise import_error(settings, exc, _loading(settings, name)) from exc
 

@@ -16,31 +16,37 @@ than calling ``runner.Project``:
 
 Nearly every start finds every cog at its head, and that is told without Alembic, not even
 imported (``headcheck``: the revision files parsed, every version table read at once).
-Otherwise what it does is the ``nxalembic upgrade`` of ``runner`` (or its ``status``
-count in ``verify`` mode).  It
-prints nothing: one INFO line per cog goes to the logger ``nxalembic_templates.startup``
-(:data:`LOGGER_NAME`), and a wait for the lock is a WARNING there.
+Otherwise it is the ``nxalembic upgrade`` of ``runner`` (``status`` in ``verify`` mode).  It
+prints nothing: one INFO line per cog goes to the logger :data:`LOGGER_NAME`, a wait for
+the lock is a WARNING there; Alembic's INFO lines are kept out (:func:`_alembic_quiet`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import importlib
 import logging
 import os
 import sys
 import sysconfig
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .discovery import BotSchema, discover
+import ormar
+import sqlalchemy as sa
+
+from .discovery import SET_ASIDE, BotSchema, discover
 from .engines import database_url, models_url, refuse_another_sqlite_file
 
 # LockTimeout is not raised here, but the package root re-exports it from this module
 from .errors import CogsBehind, CogsWithoutRevisions, LockTimeout, NXAlembicError, hide_password  # noqa: F401
-from .extensions import CLIENT_LIBRARIES, load_missing, load_missing_async
+from .extensions import CLIENT_LIBRARIES, import_error, missing
 from .headcheck import heads_if_all_at_head
 from .locking import LockPolicy, check_timeout
 from .settings import Settings, load_settings, read_alembic_ini, settings_for
@@ -85,9 +91,9 @@ async def upgrade(
     """Bring the database up to the bot's cogs (or, in ``verify`` mode, check that it is), off the loop.
 
     *bot*: the bot object.  Its loaded extensions are its cogs, plus those the ``extensions``
-    setting of ``nxalembic.ini`` names that it has not loaded: they are loaded here, on the
-    caller's event loop, before the migration (so a bot that loads them in ``setup_hook``
-    can call this later in ``setup_hook``, or before, and leave the rest to the setting).
+    setting names that it has not loaded: imported aside, never loaded into the bot
+    (docs/deploying.rst, "Which cogs"), so a bot that loads them in ``setup_hook`` may call
+    this before, in or after ``setup_hook``; its extensions stay the ones it loads itself.
     *mode*: ``"apply"`` (default) or ``"verify"`` (raise :class:`~.errors.CogsBehind` naming
     every cog that is behind and by how many revisions; change nothing, take no lock).
     *config*: the project's ``alembic.ini`` (default: see :func:`find_alembic_ini`).
@@ -106,9 +112,8 @@ async def upgrade(
     """
     ini, policy = _arguments(bot, mode, config, lock_timeout)
     settings = load_settings(settings_for(ini))
-    if settings.extensions:
-        await load_missing_async(settings, bot)
-    return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy)
+    aside = _import_aside(settings, bot)  # on this thread: other threads must not see the swap
+    return await asyncio.to_thread(_run, bot, ini, settings, mode, url, policy, aside)
 
 
 def upgrade_sync(
@@ -132,17 +137,15 @@ def upgrade_sync(
     else:
         raise RuntimeError(
             "nxalembic_templates.upgrade_sync() was called inside a running event loop, which it would "
-            "block; "
-            "use 'await nxalembic_templates.upgrade(bot)' there instead"
+            "block; use 'await nxalembic_templates.upgrade(bot)' there instead"
         )
     ini, policy = _arguments(bot, mode, config, lock_timeout)
     settings = load_settings(settings_for(ini))
-    if settings.extensions:
-        load_missing(settings, bot)
+    aside = _import_aside(settings, bot)
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="nxalembic-startup"
     ) as worker:
-        return worker.submit(_run, bot, ini, settings, mode, url, policy).result()
+        return worker.submit(_run, bot, ini, settings, mode, url, policy, aside).result()
 
 
 def _arguments(
@@ -159,6 +162,86 @@ def _arguments(
     check_timeout(lock_timeout, "lock_timeout")
     policy = LockPolicy(lock_timeout, report=log.warning)
     return find_alembic_ini(bot, config), policy
+
+
+def _import_aside(settings: Settings, bot: Any) -> tuple[dict[str, ModuleType], list[Any]]:
+    """The extensions of the ``extensions`` setting that *bot* has not loaded, and their models.
+
+    Not loaded into the bot (that would change its extensions; one it loads later in
+    ``setup_hook`` would fail): imported as plain modules, ``setup`` not called, while the
+    project's own modules are hidden from ``sys.modules``, so they run on fresh copies of
+    them (MetaData, models); then the live modules are put back.  One imported already (by a
+    loaded cog) is taken as it is.  Call it on the thread that runs the bot.
+    """
+    names = missing(settings, bot) if settings.extensions else []
+    found = {name: sys.modules[name] for name in names if name in sys.modules}
+    if len(found) == len(names):
+        return found, []
+    installed = _installed_folders()
+    hidden = {name: m for name, m in list(sys.modules.items()) if _own(m, settings.root, installed)}
+    before = set(_model_classes())
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        for name in names:
+            try:
+                found[name] = found.get(name) or importlib.import_module(name)
+            except Exception as exc:
+                doing = f"importing extension {name!r} (extensions = in {settings.path.name})"
+                raise import_error(settings, exc, doing) from exc
+    finally:
+        for name, module in list(sys.modules.items()):
+            if _own(module, settings.root, installed):
+                del sys.modules[name]
+        sys.modules.update(hidden)  # their parents were hidden too: no live package got an attribute
+    new = [m for m in _model_classes() if m not in before]
+    SET_ASIDE.update(new)
+    by_table: dict[int, Any] = {}  # the first class of each table, as discovery takes it (not ormar's copies)
+    for m in new:
+        if not m.ormar_config.abstract and isinstance(m.ormar_config.table, sa.Table):
+            by_table.setdefault(id(m.ormar_config.table), m)
+    return found, list(by_table.values())
+
+
+def _model_classes() -> list[Any]:
+    """Every ormar model class in the process, in the order discovery walks them (ormar's copies after)."""
+    found, stack = [], list(ormar.Model.__subclasses__())
+    while stack:
+        found.append(cls := stack.pop())
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def _own(module: Any, root: Path, installed: list[Path]) -> bool:
+    """Whether *module* is the project's own code: a file (or package folder) under *root*, not installed."""
+    if str(getattr(module, "__name__", "")).split(".")[0] in ("__main__", "nxalembic_templates"):
+        return False
+    paths = [getattr(module, "__file__", None) or "", *(getattr(module, "__path__", None) or ())]
+    folders = [Path(os.path.abspath(path)) for path in paths if path]
+    return any(f.is_relative_to(root) and not any(f.is_relative_to(i) for i in installed) for f in folders)
+
+
+#: Start-up calls running Alembic (threads): the first quiets Alembic, the last restores it.
+_quiet = {"calls": 0, "ours": False}
+_quiet_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's INFO lines off meanwhile, unless the ``alembic`` logger has a level of its own."""
+    alembic_log = logging.getLogger("alembic")
+    with _quiet_lock:
+        _quiet["calls"] += 1
+        if _quiet["calls"] == 1:
+            _quiet["ours"] = alembic_log.level == logging.NOTSET
+            alembic_log.setLevel(logging.WARNING if _quiet["ours"] else alembic_log.level)
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["calls"] -= 1
+            if not _quiet["calls"] and _quiet["ours"]:
+                alembic_log.setLevel(logging.NOTSET)
 
 
 def find_alembic_ini(bot: Any, config: str | os.PathLike[str] | None = None) -> Path:
@@ -263,7 +346,7 @@ def _bot_class_folder(bot: Any) -> Path | None:
 
 
 def _run(
-    bot: Any, ini: Path, settings: Settings, mode: str, url: str | None, policy: LockPolicy
+    bot: Any, ini: Path, settings: Settings, mode: str, url: str | None, policy: LockPolicy, aside: Any
 ) -> list[CogResult]:
     """The synchronous work, in a worker thread: discover the running bot's cogs, then migrate or verify.
 
@@ -271,12 +354,13 @@ def _run(
     revision files and one read, without importing Alembic.  Otherwise (or when it cannot
     tell) Alembic's route runs, under the migration lock in ``apply`` mode.
     """
-    schema = discover(settings, bot)
+    schema = discover(settings, bot, aside)
     url = _bot_database(schema, ini, url)
     heads = heads_if_all_at_head(schema, ini, url, policy)
     if heads is not None:
         return _at_head(heads, mode)
-    return _full_route(schema, ini, mode, url, policy)
+    with _alembic_quiet():
+        return _full_route(schema, ini, mode, url, policy)
 
 
 def _bot_database(schema: BotSchema, ini: Path, url: str | None) -> str | None:

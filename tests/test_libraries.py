@@ -59,7 +59,8 @@ async def _start_without_discord(self, token, *args, **kwargs):
     if hasattr(self, "setup_hook"):
         await self.setup_hook()  # what the real login runs before connecting
     results = await nxalembic_templates.upgrade(self, mode="verify")  # raises CogsBehind if not at head
-    print("STARTED " + json.dumps({{"token": token, "at": {{r.cog: r.now for r in results}}}}), flush=True)
+    found = {{"token": token, "at": {{r.cog: r.now for r in results}}, "extensions": sorted(self.extensions)}}
+    print("STARTED " + json.dumps(found), flush=True)
 
 
 {package}.Client.start = _start_without_discord
@@ -228,6 +229,7 @@ def test_core_workflow(library_bot: LibraryBot) -> None:
         assert started(out) == {
             "token": TOKEN,
             "at": {"notes": [bot.head("notes")], "tags": [bot.head("tags")]},
+            "extensions": ["mybot.cogs.notes", "mybot.cogs.tags"],
         }, out
         assert foreign_keys(fresh, "tags") == [(("note",), "notes")]
         assert fresh.versions("alembic_version_notes") == [bot.head("notes")]
@@ -367,3 +369,36 @@ def test_make_demo_lib_discordpy(tmp_path: Path) -> None:
         "notes_notes": "(id, author_id, text)",
         "reminders_reminders": "(id, note, due)",
     }, out
+
+
+def test_the_start_up_api_leaves_the_bots_extensions_as_they_are(library_bot: LibraryBot) -> None:
+    """A third cog, weather, in the ``extensions`` package that the bot does not load (issue 25).
+
+    The page's bot loads notes and tags (discord.py: in ``setup_hook``, then ``await
+    upgrade(self)``; the others: then ``upgrade_sync(bot)``).  The start-up API loads nothing
+    into it: its extensions stay the two, and the third cog, imported aside, is migrated like
+    ``nxalembic upgrade`` would (docs/deploying.rst, "Which cogs").
+    """
+    bot = library_bot
+    notes = (bot.path / "mybot/cogs/notes.py").read_text()
+    imports = re.search(r"^from \S+\.ext import commands$", notes, re.M).group(0)  # type: ignore[union-attr]
+    setup = re.search(r"^(async )?def setup.*", notes, re.M | re.S).group(0)  # type: ignore[union-attr]
+    weather = (
+        f"import ormar\n{imports}\n\nfrom ..db import base_config\nfrom .notes import Note\n\n\n"
+        "class Weather(ormar.Model):\n"
+        '    ormar_config = base_config.copy(tablename="weather")\n\n'
+        "    id: int = ormar.Integer(primary_key=True)\n"
+        "    note: Note | None = ormar.ForeignKey(Note)\n\n\n"
+        f"class WeatherCog(commands.Cog):\n    pass\n\n\n{setup.replace('Notes()', 'WeatherCog()')}"
+    )
+    write_files(bot.path, {"mybot/cogs/weather.py": weather})
+    assert "weather: wrote" in bot.nxalembic("migrate").output
+
+    out = bot.start(bot.db).output
+    assert started(out) == {
+        "token": TOKEN,
+        "at": {cog: [bot.head(cog)] for cog in ("notes", "tags", "weather")},
+        "extensions": ["mybot.cogs.notes", "mybot.cogs.tags"],
+    }, out
+    assert foreign_keys(bot.db, "weather") == [(("note",), "notes")]
+    assert "ExtensionAlreadyLoaded" not in out and "Traceback" not in out
