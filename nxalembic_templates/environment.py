@@ -61,6 +61,7 @@ from .request import (
     refuse_another_projects_pyproject,
     refuse_per_cog_overrides,
     request_for,
+    sql_end_marked,
 )
 from .scope import SCREEN_COMMAND, CogScope, Screen, UserHooks
 from .settings import load_settings, settings_for
@@ -297,15 +298,17 @@ def _run_online_or_sql(context: AlembicEnvironment, scope: CogScope, options: di
     if context.is_offline_mode():
         parsed = parse_url(url)
         scope.check_dialect(parsed.get_dialect())
-        dialect = parsed.get_backend_name()
         context.configure(
             url=url,
             literal_binds=True,
             dialect_opts={"paramstyle": "named"},
-            render_as_batch=dialect == "sqlite",
+            render_as_batch=parsed.get_backend_name() == "sqlite",
             **options,
         )
-        with context.begin_transaction():
+        with (
+            context.begin_transaction(),
+            sql_end_marked(config, context.get_context().impl.static_output),
+        ):
             context.run_migrations()
         return
     with_connection(

@@ -13,7 +13,8 @@ or ``config.cmd_opts``.  :func:`database_url` hands the request's ``-x url=`` an
 from __future__ import annotations
 
 import configparser
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.config import Config
 
 from . import _compat, engines
-from .errors import NXAlembicError
+from .errors import NXAlembicError, first_line, mask
 from .settings import pyproject_for
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ __all__ = [
     "refuse_another_projects_pyproject",
     "refuse_per_cog_overrides",
     "request_for",
+    "sql_end_marked",
 ]
 
 #: The ``config.attributes`` key of the :class:`CogRequest`.
@@ -54,6 +56,12 @@ REQUEST_KEY = "nxalembic.request"
 CONNECTION_KEY = "connection"
 #: Alembic's cookbook key for "env.py, leave logging alone" (read by env.py files of 0.1.0).
 CONFIGURE_LOGGER_KEY = "configure_logger"
+
+#: The last line of the SQL an offline (``--sql``) run printed before it failed: whoever reads
+#: the file sees that it stops part-way, and why.
+SQL_STOPPED = "-- nxalembic: stopped here, the SQL above is incomplete: {}"
+#: The ``config.attributes`` key set once that line is written (by env.py or by the runner).
+SQL_STOPPED_KEY = "nxalembic.sql_stopped"
 
 #: The scratch database offline autogenerate replays a cog's revisions into (in-memory SQLite).
 DEFAULT_SCRATCH_URL = "sqlite://"
@@ -303,3 +311,17 @@ def refuse_per_cog_overrides(config: Config, configure_options: dict[str, Any]) 
             "start-up check) would not see; remove it: each cog's version table lives in the "
             "connection's default schema"
         )
+
+
+@contextlib.contextmanager
+def sql_end_marked(config: Config, write: Callable[[str], None]) -> Iterator[None]:
+    """Run an offline (``--sql``) migration; if it fails, end its SQL with :data:`SQL_STOPPED`
+    through *write*, unless a run inside this one (env.py's) wrote it already, and let it go on."""
+    config.attributes.pop(SQL_STOPPED_KEY, None)
+    try:
+        yield
+    except BaseException as exc:
+        if not config.attributes.pop(SQL_STOPPED_KEY, False):
+            config.attributes[SQL_STOPPED_KEY] = True
+            write(SQL_STOPPED.format(mask(" ".join(first_line(exc).split()))))
+        raise

@@ -42,7 +42,7 @@ from .environment import load_schema
 from .errors import CogsWithoutRevisions, LockTimeout, NXAlembicError, unwrapped
 from .history import cog_script, forked_history
 from .locking import LockPolicy, one_in_process, to_stderr
-from .request import CogRequest, attach, database_url, parse_renames
+from .request import CogRequest, attach, database_url, parse_renames, sql_end_marked
 from .scope import CogScope
 from .settings import pyproject_for
 
@@ -301,8 +301,7 @@ class Project:
             if str(exc).startswith(f"cog {cog!r}: "):
                 raise
             raise NXAlembicError(f"cog {cog!r}: {exc}") from exc
-        forked = self.forked(cog) if single_head else None
-        if forked is not None:
+        if single_head and (forked := self.forked(cog)) is not None:
             raise forked
 
     def forked(self, cog: str) -> NXAlembicError | None:
@@ -334,12 +333,18 @@ class Project:
     def sql(
         self, direction: str, only: str | None, revision: str, out: Callable[[str], None] = print
     ) -> None:
-        """Offline mode: print each cog's SQL (upgrade: referenced cogs first)."""
+        """Offline mode: print each cog's SQL (upgrade: referenced cogs first), a failure noted at its end."""
         self.check_dialect(parse_url(self.url).get_dialect())
-        for cog in self.order(only, reverse=direction == "downgrade"):
+        order = self.order(only, reverse=direction == "downgrade")
+        for position, cog in enumerate(order):
             out(f"-- cog {cog}: {self.scope(cog).version_table}")
-            with self.selected(cog, direction):
-                getattr(command, direction)(self.config, revision, sql=True)
+            try:
+                with sql_end_marked(self.config, out), self.selected(cog, direction):
+                    getattr(command, direction)(self.config, revision, sql=True)
+            except (CommandError, NXAlembicError) as exc:
+                if rest := order[position + 1 :]:
+                    raise NXAlembicError(f"{exc}; not printed: {', '.join(rest)}") from exc
+                raise
 
     def migrate(
         self,

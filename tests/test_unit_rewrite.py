@@ -413,17 +413,27 @@ def songs_change(*operations: Any) -> ops.UpgradeOps:
     return upgrade(ops.ModifyTableOps("music_songs", list(operations)))
 
 
+def renames_in(operations: ops.UpgradeOps | ops.DowngradeOps) -> list[ops.AlterColumnOp]:
+    """The column renames in *operations*: alone (on their own) or with a new type (in the table's)."""
+    flat = [o for op in operations.ops for o in (op.ops if isinstance(op, ops.ModifyTableOps) else [op])]
+    return [op for op in flat if isinstance(op, ops.AlterColumnOp) and op.modify_name]
+
+
 def test_column_rename_from_a_hint() -> None:
+    """A rename alone is an operation of its own, not in the table's changes (a batch on SQLite):
+    ``ALTER TABLE ... RENAME COLUMN``, which ``--sql`` renders without a database."""
     operations = songs_change(
         drop("music_songs", column("title", sa.String(20))), add("music_songs", column("name", sa.String(20)))
     )
     down = rewriter(renames=("music_songs.title:name",)).rewrite(None, operations)
-    (alter,) = operations.ops[0].ops
+    (alter,) = operations.ops
     assert isinstance(alter, ops.AlterColumnOp)
     assert (alter.table_name, alter.column_name, alter.modify_name) == ("music_songs", "title", "name")
     assert alter.modify_type is None and alter.modify_nullable is None
     assert alter.existing_nullable is True
-    (back,) = down.ops[0].ops
+    code = render_python_code(operations, render_as_batch=True)
+    assert "op.alter_column('music_songs', 'title'," in code and "batch" not in code
+    (back,) = down.ops
     assert (back.column_name, back.modify_name) == ("name", "title")
     assert back.modify_type is None and back.modify_nullable is None
     assert back.existing_nullable is True
@@ -441,7 +451,7 @@ def test_column_rename_in_a_schema() -> None:
         )
     )
     rewriter(renames=("music_songs.title:name",)).rewrite(None, operations)
-    (alter,) = operations.ops[0].ops
+    (alter,) = operations.ops
     assert (alter.schema, alter.column_name, alter.modify_name) == ("s", "title", "name")
 
 
@@ -452,7 +462,7 @@ def test_column_rename_type_change_is_judged_on_the_database(connection: sa.Conn
     def renamed(conn: sa.Connection | None) -> ops.AlterColumnOp:
         operations = songs_change(drop("music_songs", before), add("music_songs", after))
         rewriter(renames=("music_songs.key:uid",)).rewrite(conn, operations)
-        (alter,) = operations.ops[0].ops
+        (alter,) = renames_in(operations)
         return alter
 
     assert renamed(connection).modify_type is None
@@ -465,7 +475,7 @@ def test_column_rename_with_a_new_type_and_nullability(connection: sa.Connection
     after = column("name", sa.String(40), nullable=True)
     operations = songs_change(drop("music_songs", before), add("music_songs", after))
     down = rewriter(renames=("music_songs.title:name",)).rewrite(connection, operations)
-    (alter,) = operations.ops[0].ops
+    (alter,) = operations.ops[0].ops  # not alone: SQLite changes a type in a batch, with the table's changes
     assert alter.modify_type is after.type
     assert alter.modify_nullable is True
     assert alter.existing_type is before.type
@@ -476,6 +486,34 @@ def test_column_rename_with_a_new_type_and_nullability(connection: sa.Connection
     assert back.modify_type is before.type and back.existing_type is after.type
     assert back.modify_nullable is False and back.existing_nullable is True
     assert back.existing_server_default is before.server_default
+
+
+def test_column_renames_come_first_both_ways(connection: sa.Connection) -> None:
+    """The table's other changes name a column as it is after the renames (an index made on the
+    new name, and undone, made again on the old one): the renames come first both ways, alone or
+    with a new type."""
+    table = sa.Table(
+        "music_songs", sa.MetaData(), column("title", sa.String(20)), column("name", sa.String(20))
+    )
+    index_changes = [
+        ops.DropIndexOp.from_index(sa.Index("ix_title", table.c.title)),
+        ops.CreateIndexOp.from_index(sa.Index("ix_name", table.c.name)),
+    ]
+    for new_type, alone in ((sa.String(20), True), (sa.String(40), False)):
+        operations = songs_change(  # index changes first, as Alembic compares them on MariaDB
+            *index_changes,
+            add("music_songs", column("name", new_type)),
+            drop("music_songs", column("title", sa.String(20))),
+        )
+        down = rewriter(renames=("music_songs.title:name",)).rewrite(connection, operations)
+        for undone, rename in ((False, ("title", "name")), (True, ("name", "title"))):
+            flat = [o for op in (down if undone else operations).ops for o in getattr(op, "ops", [op])]
+            kinds = [type(op).__name__ for op in flat]
+            assert kinds == ["AlterColumnOp", "DropIndexOp", "CreateIndexOp"], (new_type, undone, kinds)
+            assert (flat[0].column_name, flat[0].modify_name) == rename
+            assert flat[2].index_name == ("ix_title" if undone else "ix_name")
+        assert isinstance(operations.ops[0], ops.AlterColumnOp) is alone
+        assert isinstance(down.ops[0], ops.AlterColumnOp) is alone
 
 
 def test_same_type_on_the_dialect() -> None:
@@ -553,15 +591,11 @@ def test_column_rename_from_answers_at_a_prompt() -> None:
         "Did you rename music_songs.title to label? [y/N] ",
         "Did you rename music_songs.count to total? [y/N] ",
     ]
+    rename, table_ops = operations.ops
+    assert (rename.column_name, rename.modify_name) == ("title", "label")
     assert sorted(
-        (type(op).__name__, getattr(op, "column_name", None) or op.column.name)
-        for op in operations.ops[0].ops
-    ) == [
-        ("AddColumnOp", "name"),
-        ("AddColumnOp", "total"),
-        ("AlterColumnOp", "title"),
-        ("DropColumnOp", "count"),
-    ]
+        (type(op).__name__, getattr(op, "column_name", None) or op.column.name) for op in table_ops.ops
+    ) == [("AddColumnOp", "name"), ("AddColumnOp", "total"), ("DropColumnOp", "count")]
 
 
 def test_a_prompt_does_not_ask_about_hinted_columns() -> None:
@@ -578,7 +612,7 @@ def test_a_prompt_does_not_ask_about_hinted_columns() -> None:
         asked=asked,
     ).rewrite(None, operations)
     assert asked == ["Did you rename music_songs.old to label? [y/N] "]
-    assert [op.modify_name for op in operations.ops[0].ops] == ["name", "label"]
+    assert [op.modify_name for op in operations.ops] == ["name", "label"]
 
 
 def test_dropped_tables_are_only_noted_without_the_opt_in(connection: sa.Connection) -> None:
@@ -720,16 +754,27 @@ def test_not_null_guard() -> None:
     bad = column("n", sa.Integer, nullable=False)
     with pytest.raises(NXAlembicError) as error:
         rewriter().rewrite(None, songs_change(add("music_songs", bad)))
+    # ormar gives a field with a server_default alone nullable=True: the advice names nullable=False too
     assert str(error.value) == (
         "cog 'music': adding NOT NULL column music_songs.n without a server default fails on any non-empty "
-        "table; make it nullable (nullable=True) or give it a server default (server_default=...) in the "
-        "model"
+        "table; in the model, make it nullable (nullable=True) or give it a server default with "
+        "nullable=False (without it, ormar makes a field with a server default nullable): "
+        "ormar.Integer(..., nullable=False, server_default=...)"
     )
-    with pytest.raises(NXAlembicError, match=r"model \(a rename\? pass -x rename=music_songs\.old:n\)$"):
-        rewriter(allow_drops=True).rewrite(
-            None,
-            songs_change(drop("music_songs", column("old")), add("music_songs", column("n", nullable=False))),
+    with pytest.raises(
+        NXAlembicError, match=r"ormar\.Field\(\.\.\., nullable=False, server_default=\.\.\.\)$"
+    ):
+        rewriter().rewrite(
+            None, songs_change(add("music_songs", column("n", sa.Numeric(5, 2), nullable=False)))
         )
+    # a rename? in the spelling of the command that ran
+    renamed = songs_change(
+        drop("music_songs", column("old")), add("music_songs", column("n", nullable=False))
+    )
+    with pytest.raises(NXAlembicError, match=r"\.\.\.\) \(a rename\? pass --rename music_songs\.old:n\)$"):
+        rewriter(allow_drops=True).rewrite(None, renamed)
+    with pytest.raises(NXAlembicError, match=r"\.\.\.\) \(a rename\? pass -x rename=music_songs\.old:n\)$"):
+        rewriter(allow_drops=True, from_command_line=True).rewrite(None, renamed)
     # every table's changes are checked
     with pytest.raises(NXAlembicError, match=r"adding NOT NULL column music_songs\.n"):
         rewriter().rewrite(None, upgrade(create("music_tracks"), *songs_change(add("music_songs", bad)).ops))

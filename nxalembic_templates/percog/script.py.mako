@@ -1,7 +1,13 @@
 <%doc>
     nxalembic_templates escapes the message for this docstring (environment.write_revisions_safely)
     and passes the cog's name as `cog`; values outside the docstring are written with repr().
-</%doc><%
+    Alembic renders upgrade() and downgrade() (between "commands auto generated" comments) for
+    every revision env.py takes part in, even a blank one: a body without commands is `pass` alone.
+</%doc><%!
+    def body(text):
+        commands = [line.strip() for line in (text or "").splitlines() if not line.strip().startswith("#")]
+        return "pass" if commands in ([], ["pass"]) else text
+%><%
     first = "(none: first revision of cog %s)" % context.get("cog", "?")
     parents = comma(down_revision) if down_revision else first
 %>\
@@ -24,8 +30,8 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+    ${body(upgrades)}
 
 
 def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
+    ${body(downgrades)}
