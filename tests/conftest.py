@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
 import shutil
@@ -499,6 +500,65 @@ class Spawned:
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
+
+
+#: ``alembic ARGS`` for each JSON list of ARGS in argv, in turn, each in a child forked from this
+#: process once it has imported the libraries (Alembic, SQLAlchemy, ormar, nextcord: most of what
+#: a start of the executable costs); if argv[1] is "stop", until one fails.  ``["mv", GLOB, PATH]``
+#: moves the one file GLOB matches.  The child does what the ``alembic`` executable does
+#: (``alembic.config.main``): it reads the configuration, imports the package and the bot and runs
+#: env.py, and nothing of one command reaches the next.  Prints each exit code and output as JSON.
+_FORKED_ALEMBIC = """
+import glob, json, os, sys, tempfile, traceback
+
+import alembic.autogenerate, alembic.config, nextcord, ormar, sqlalchemy  # noqa: F401
+
+results = []
+for args in map(json.loads, sys.argv[2:]):
+    if args[0] == "mv":
+        [source] = glob.glob(args[1])
+        os.rename(source, args[2])
+        results.append([0, ""])
+        continue
+    with tempfile.TemporaryFile() as out:
+        sys.stdout.flush(), sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
+            code, sys.argv = 1, ["alembic", *args]
+            try:
+                alembic.config.main(argv=args, prog="alembic")
+                code = 0
+            except SystemExit as exit:
+                code = 0 if exit.code in (None, 0) else 1
+            except BaseException:  # the executable prints the traceback and exits 1
+                traceback.print_exc()
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(code)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        out.seek(0)
+        results.append([status, out.read().decode(errors="replace")])
+        if status and sys.argv[1] == "stop":
+            break
+print(json.dumps(results))
+"""
+
+
+def alembic_forked(project: BotProject, *commands: list[str], check: bool = True) -> list[Result]:
+    """``alembic ARGS`` for each of *commands* in turn, in the project's folder, in one interpreter
+    start (see _FORKED_ALEMBIC): for many stock commands in a row.  With *check*, stops at the first
+    that fails and raises AssertionError, as :func:`run` does; without, runs them all."""
+    how = "stop" if check else "all"
+    driver = project.run(sys.executable, "-c", _FORKED_ALEMBIC, how, *map(json.dumps, commands))
+    results = [
+        Result(["alembic", *args], code, output, "")
+        for args, (code, output) in zip(commands, json.loads(driver.stdout.splitlines()[-1]), strict=False)
+    ]
+    if check and results[-1].returncode != 0:
+        raise AssertionError(
+            f"{' '.join(results[-1].args)} exited {results[-1].returncode}\n{results[-1].output}"
+        )
+    return results
 
 
 def create_table_op(name: str) -> str:

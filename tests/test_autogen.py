@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import BotProject, at_head, stock_at_head
+from conftest import BotProject, alembic_forked, at_head, stock_at_head
 
 SONG_TITLE = "    title: str = ormar.String(max_length=200)\n"
 
@@ -20,26 +20,22 @@ def downgrade_body(path) -> str:
 
 
 def autogenerate_both(project: BotProject, cog: str, step: int, *extra: str) -> tuple[str, str]:
-    """Autogenerate offline (no database) and live (database at head); keep the live file."""
-    project.cog(
-        cog,
-        "-x",
-        "offline=true",
-        *extra,
-        "revision",
-        "--autogenerate",
-        "-m",
-        f"step {step}",
-        "--rev-id",
-        f"off{step}",
+    """Autogenerate offline (no database) and live (database at head), keep the live file and apply it.
+
+    The three stock commands run in a row by conftest's alembic_forked (one interpreter start); the
+    offline file is moved out of the cog's folder before the live autogenerate."""
+    aside = project.path / f"off{step}.txt"
+    message = ("revision", "--autogenerate", "-m", f"step {step}", "--rev-id")
+    alembic_forked(
+        project,
+        ["-x", f"cog={cog}", "-x", "offline=true", *extra, *message, f"off{step}"],
+        ["mv", f"{project.revisions_folder(cog)}/off{step}_*.py", str(aside)],
+        ["-x", f"cog={cog}", *extra, *message, f"live{step}"],
+        ["-x", f"cog={cog}", "upgrade", "head"],
     )
-    [offline] = [p for p in project.revisions(cog) if p.name.startswith(f"off{step}_")]
-    offline_text = offline.read_text()
-    offline.unlink()
-    project.cog(cog, *extra, "revision", "--autogenerate", "-m", f"step {step}", "--rev-id", f"live{step}")
     [live] = [p for p in project.revisions(cog) if p.name.startswith(f"live{step}_")]
     normalise = lambda text, rid: text.replace(rid, "REV")  # noqa: E731
-    return normalise(offline_text, f"off{step}"), normalise(live.read_text(), f"live{step}")
+    return normalise(aside.read_text(), f"off{step}"), normalise(live.read_text(), f"live{step}")
 
 
 MUSIC = "demobot/cogs/music/models.py"
@@ -113,7 +109,6 @@ def test_offline_autogenerate_equals_live_at_every_step(make_project, backend: s
         offline, live = autogenerate_both(project, cog, step, *extra)
         assert upgrade_body_text(offline) == upgrade_body_text(live), f"step {step} ({cog}): upgrade differs"
         assert "pass" not in upgrade_body_text(live).split("###")[1], f"step {step} produced no operation"
-        project.cog(cog, "upgrade", "head")
     tables = project.db.tables()
     assert "music_albums" not in tables and "music_songs" in tables
     columns = {c[0] for c in project.db.snapshot({"music_songs"})["music_songs"]["columns"]}
@@ -126,9 +121,14 @@ def upgrade_body_text(text: str) -> str:
 
 def music_and_core_at_head(project: BotProject) -> None:
     """A set-up (``make_project(..., prepared=music_and_core_at_head)``: built once per database kind)."""
-    for cog in ("core", "music"):
-        project.cog(cog, "revision", "--autogenerate", "-m", f"create {cog}")
-        project.cog(cog, "upgrade", "head")
+    alembic_forked(  # in a row, in one interpreter start
+        project,
+        *(
+            ["-x", f"cog={cog}", *command]
+            for cog in ("core", "music")
+            for command in (["revision", "--autogenerate", "-m", f"create {cog}"], ["upgrade", "head"])
+        ),
+    )
 
 
 def remove_playlists(project: BotProject) -> None:
@@ -150,21 +150,30 @@ def test_removed_model_is_reported_and_dropped_only_on_opt_in(make_project, back
     project.db.execute("CREATE TABLE hand_made (id INTEGER PRIMARY KEY)")
     remove_playlists(project)
     project.unload("demobot.cogs.economy")
-    plain = project.cog("music", "revision", "--autogenerate", "-m", "without opt-in")
+    # in a row, in one interpreter start (conftest's alembic_forked): stock commands all the same
+    plain, check, opted, upgrade = alembic_forked(
+        project,
+        ["-x", "cog=music", "revision", "--autogenerate", "-m", "without opt-in"],
+        ["-x", "cog=music", "check"],
+        ["-x", "cog=music", "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "drop playlists"],
+        ["-x", "cog=music", "upgrade", "head"],
+        check=False,
+    )
+    assert plain.returncode == 0 and opted.returncode == 0 and upgrade.returncode == 0, (
+        plain.output + opted.output + upgrade.output
+    )
     assert (
         "music_playlists, playlists_songs created by this cog's revisions are no longer modelled"
         in plain.output
     )
-    assert "no revision written" in plain.output and len(project.revisions("music")) == 1
-    check = project.cog("music", "check", check=False)
     assert check.returncode != 0 and "music_playlists" in check.output
-    project.cog("music", "-x", "allow_drops=true", "revision", "--autogenerate", "-m", "drop playlists")
+    # the first file and the opted-in one: none without the opt-in
+    assert "no revision written" in plain.output and len(project.revisions("music")) == 2
     [drop] = [p for p in project.revisions("music") if "drop_playlists" in p.name]
     body = upgrade_body(drop)
     assert body.count("op.drop_table(") == 2
     assert body.index("'playlists_songs'") < body.index("'music_playlists'")  # referencing table first
     assert "core_users" not in body and "hand_made" not in body and "economy" not in body
-    project.cog("music", "upgrade", "head")
     assert not ({"music_playlists", "playlists_songs"} & project.db.tables())
     assert {"core_users", "hand_made", "music_songs"} <= project.db.tables()
     project.cog("music", "downgrade", "-1")

@@ -10,7 +10,8 @@ env.py ``compare_type`` hook that raises on one table, on SQLite and PostgreSQL.
 
 The project is built and migrated once per backend; each example starts from a copy of that
 database (a file copy, or ``CREATE DATABASE ... TEMPLATE``), drifts it by hand with Alembic's
-operations, and runs ``nxalembic check`` plus one stock ``check`` per cog.  ``make test``
+operations, and runs ``nxalembic check`` plus stock ``check`` for every cog (a process per
+cog, forked from one interpreter start per example: conftest's alembic_forked).  ``make test``
 runs a few examples; ``make test-long`` more (``NXALEMBIC_DIFFERENTIAL_EXAMPLES``).
 """
 
@@ -33,7 +34,7 @@ from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import BotProject, Database, copy_example_bot
+from conftest import BotProject, Database, alembic_forked, copy_example_bot
 
 #: Generated examples per backend, besides the explicit ones; ``make test-long`` raises it.
 EXAMPLES = int(os.environ.get("NXALEMBIC_DIFFERENTIAL_EXAMPLES", "5"))
@@ -263,11 +264,19 @@ def drift(db: Database, backend: str, changes: list[tuple[Op, Target]]) -> None:
             change(op, target, backend)
 
 
-def stock_verdict(project: BotProject, cog: str) -> str:
-    result = project.cog(cog, "check", check=False)
-    if result.returncode == 0:
-        return "in sync"
-    return "differs" if "New upgrade operations detected" in result.output else "not compared"
+def stock_verdicts(project: BotProject, cogs: tuple[str, ...]) -> dict[str, str]:
+    """Each cog's verdict by stock ``alembic -x cog=NAME check``: each check in a process of its own,
+    forked from one interpreter start per example (conftest's alembic_forked)."""
+    checks = alembic_forked(project, *(["-x", f"cog={cog}", "check"] for cog in cogs), check=False)
+    verdicts = {}
+    for cog, result in zip(cogs, checks, strict=True):
+        if result.returncode == 0:
+            verdicts[cog] = "in sync"
+        else:
+            verdicts[cog] = (
+                "differs" if "New upgrade operations detected" in result.output else "not compared"
+            )
+    return verdicts
 
 
 def nxalembic_verdicts(project: BotProject, cogs: tuple[str, ...]) -> dict[str, str]:
@@ -306,7 +315,7 @@ def test_the_shared_comparison_agrees_with_stock_check_cog_by_cog(built: Built) 
             drift(db, built.backend, changes)
             project = BotProject(built.path, db)
             shared = nxalembic_verdicts(project, built.cogs)
-            stock = {cog: stock_verdict(project, cog) for cog in built.cogs}
+            stock = stock_verdicts(project, built.cogs)
             assert shared == stock, [(change.__name__, target.table) for change, target in changes]
         finally:
             built.forget(db)
