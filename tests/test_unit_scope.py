@@ -682,8 +682,9 @@ def test_rename_hints_reach_the_rewriter(bot: BotSchema, scripts: Path, connecti
         )
     )
     music.process_revision_directives(context, "abc", [script])
-    (alter,) = script.upgrade_ops.ops[0].ops
-    assert (alter.column_name, alter.modify_name) == ("title", "name")
+    (alter,) = script.upgrade_ops.ops  # a plain rename: one op, outside a (SQLite batch) table block
+    assert isinstance(alter, ops.AlterColumnOp)
+    assert (alter.table_name, alter.column_name, alter.modify_name) == ("music_songs", "title", "name")
     assert script.message == "rename_music_songs_title_to_name"
 
 
